@@ -1,0 +1,310 @@
+"""The broker contract.
+
+Every broker (Redis, SQLite, memory) implements this class and passes the same contract suite
+(``tests/contract``). The docstrings below are the specification.
+
+Vocabulary
+----------
+message     the bytes ``celeriac.message.encode`` made; the broker never looks inside them.
+queue       a name. Each queue has ten priority levels; within a queue a higher priority is
+            handed out first, and messages of one priority come out in the order they went in.
+delivery    one hand-out of a message to a consumer (:class:`Delivery`). Until it is acked,
+            requeued or dead-lettered the message is *leased* to that consumer.
+consumer    ``"<worker>/<suffix>"``: one fetching process of a worker. The lease of every
+            delivery held by any consumer of a worker lasts while the worker heartbeats
+            (:meth:`Broker.heartbeat`); there is no per-message visibility timeout, so a task
+            may run for hours without being handed out twice.
+delayed     a message enqueued with ``delay > 0`` waits in the broker (never in a worker) and
+            becomes ready when the broker's clock reaches its due time (:meth:`promote`).
+dead letter a message taken out of circulation with a reason: undecodable, unknown task,
+            rejected, or handed out more than ``max_redeliveries`` times to consumers that died.
+
+Clocks: lease expiry and due times are judged by the broker's clock (:meth:`now`), so workers
+with skewed clocks still agree.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+PRIORITY_LEVELS = 10  # 0..9, higher first, as on RabbitMQ
+
+
+def clamp_priority(priority: int | None) -> int:
+    if priority is None:
+        return 0
+    return 0 if priority < 0 else 9 if priority > 9 else int(priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message handed to one consumer.
+
+    ``tag`` is the broker's handle for this hand-out (opaque to callers). ``redeliveries`` counts
+    earlier hand-outs of the same message whose consumer died before finishing it.
+    """
+
+    queue: str
+    priority: int
+    body: bytes
+    tag: str
+    redeliveries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message out of circulation, with why."""
+
+    queue: str
+    id: str
+    body: bytes
+    reason: str
+    time: float
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """What one queue holds. ``ready`` has one count per priority level (index = priority)."""
+
+    name: str
+    ready: list[int] = field(default_factory=lambda: [0] * PRIORITY_LEVELS)
+    delayed: int = 0
+    unacked: int = 0
+    dead: int = 0
+
+    @property
+    def ready_total(self) -> int:
+        return sum(self.ready)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A delayed message and the broker time at which it becomes ready."""
+
+    queue: str
+    priority: int
+    due: float
+    key: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A worker as the registry sees it: ``info`` is whatever the worker last published."""
+
+    name: str
+    info: bytes
+    alive: bool
+    last_seen: float
+
+
+class Broker(abc.ABC):
+    """A message store with leases. All methods are safe to call from several processes."""
+
+    #: The URL scheme(s) this broker serves.
+    schemes: tuple[str, ...] = ()
+
+    def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0) -> None:
+        self.url = url
+        self.max_redeliveries = max_redeliveries
+        self.lease_seconds = lease_seconds
+
+    # -- producing ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+                key: str = "") -> None:
+        """Store ``body`` in ``queue``. Returns once the message is durable as the broker allows.
+
+        ``delay > 0`` stores it as delayed, ready ``delay`` seconds after the broker's now.
+        ``key`` (the task id) identifies a delayed message for listing and removal.
+        Raises BrokerFull (nothing written) when the broker has no room.
+        """
+
+    def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
+        """Store many ``(queue, body, priority, delay, key)`` at once. Implementations batch."""
+        for queue, body, priority, delay, key in items:
+            self.enqueue(queue, body, priority=priority, delay=delay, key=key)
+
+    # -- consuming ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
+        """Lease up to ``count`` ready messages to ``consumer``.
+
+        Queues are served in the order given; within a queue, higher priority first, then
+        oldest first. Blocks up to ``timeout`` seconds while nothing is ready (``0``: never
+        blocks) and returns an empty list if nothing came. A message is never leased to two
+        consumers at once.
+        """
+
+    @abc.abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Finish these deliveries: their messages are gone for good."""
+
+    @abc.abstractmethod
+    def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        """Give these deliveries back: each message is ready again (after ``delay``) and is no
+        longer leased. Does not count as a redelivery (the caller chose to give it back)."""
+
+    @abc.abstractmethod
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        """Move these deliveries' messages to their queue's dead letters with ``reason``."""
+
+    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
+        """Atomically enough: store ``body`` as delayed in the delivery's queue, then ack it.
+
+        Used for a global rate limit's reserved slot. A crash between the two leaves both
+        (at-least-once), never neither.
+        """
+        self.enqueue(delivery.queue, body, priority=delivery.priority, delay=delay)
+        self.ack([delivery])
+
+    # -- leases and recovery --------------------------------------------------------------
+    @abc.abstractmethod
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+        """Say ``worker`` is alive for another ``lease_seconds``; extends the lease of every
+        delivery held by its consumers and records ``info`` in the worker registry.
+        ``queues`` are the queues its consumers read, so recovery knows where to look."""
+
+    @abc.abstractmethod
+    def deregister(self, worker: str) -> None:
+        """``worker`` stopped cleanly: drop it from the registry (its leases must be empty)."""
+
+    @abc.abstractmethod
+    def recover(self) -> list[Delivery]:
+        """Return to their queues the messages leased by workers whose lease expired.
+
+        Each such message counts one redelivery; one past ``max_redeliveries`` is dead-lettered
+        instead (reason ``"redelivered N times: its worker died each time"``). Safe to run from
+        many workers at once: each lost message is recovered exactly once. Returns the
+        deliveries dead-lettered, so the caller can record why.
+        """
+
+    @abc.abstractmethod
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+        """Give back every delivery ``consumer`` holds in ``queues`` (its process is gone).
+
+        Deliveries whose tag is in ``charged`` were running when the process died: they count
+        one redelivery and are dead-lettered past the cap; the rest (prefetched, never started)
+        go back without a charge. Returns the deliveries dead-lettered.
+        """
+
+    @abc.abstractmethod
+    def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
+        """Every ``(consumer, delivery)`` leased to a consumer of ``worker`` in ``queues``."""
+
+    # -- delayed messages -----------------------------------------------------------------
+    @abc.abstractmethod
+    def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
+        """Make due delayed messages of ``queues`` ready. Returns seconds until the next one is
+        due (``None`` when none wait). Atomic: a message is promoted exactly once even when
+        every worker calls this."""
+
+    @abc.abstractmethod
+    def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
+        """Delayed messages of ``queues``, soonest first."""
+
+    @abc.abstractmethod
+    def remove_scheduled(self, queue: str, key: str) -> bool:
+        """Drop the delayed message ``key`` from ``queue``; True if it was there."""
+
+    # -- inspection and maintenance -------------------------------------------------------
+    @abc.abstractmethod
+    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Depth per queue and priority, delayed, leased and dead-letter counts."""
+
+    @abc.abstractmethod
+    def purge(self, queues: Sequence[str]) -> int:
+        """Drop ready and delayed messages (never leased ones). Returns how many went."""
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters of ``queue``, oldest first."""
+
+    @abc.abstractmethod
+    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        """Put dead letters (all, or those ``ids``) back in their queue with a fresh count."""
+
+    @abc.abstractmethod
+    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        """Delete dead letters (all, or those ``ids``)."""
+
+    @abc.abstractmethod
+    def queues(self) -> list[str]:
+        """Every queue name that has ever held a message, sorted."""
+
+    @abc.abstractmethod
+    def workers(self) -> list[WorkerRecord]:
+        """The worker registry: every worker that heartbeated recently, alive or not."""
+
+    # -- coordination primitives for beat, revokes and remote control -------------------
+    @abc.abstractmethod
+    def now(self) -> float:
+        """The broker's clock, in seconds since the epoch."""
+
+    @abc.abstractmethod
+    def rate_slot(self, key: str, interval: float) -> float:
+        """Reserve the next start slot for ``key`` at most once per ``interval`` seconds across
+        the cluster. Returns seconds from now until the reserved slot (0.0: start now)."""
+
+    @abc.abstractmethod
+    def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` if absent, for ``ttl`` seconds. True for exactly one caller."""
+
+    @abc.abstractmethod
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` (replacing it), optionally expiring."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """The value under ``key``, or None."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Drop ``key``; no error if absent."""
+
+    @abc.abstractmethod
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        """Set ``field`` of the map ``name``."""
+
+    @abc.abstractmethod
+    def map_get(self, name: str) -> dict[str, bytes]:
+        """Every field of the map ``name``."""
+
+    @abc.abstractmethod
+    def map_delete(self, name: str, field: str) -> bool:
+        """Drop ``field`` of the map ``name``; True if it was there."""
+
+    @abc.abstractmethod
+    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+        """Append to the capped log ``name`` (oldest entries drop past ``maxlen``); returns the
+        new entry's id. Ids increase, and compare as strings via :meth:`log_read`."""
+
+    @abc.abstractmethod
+    def log_read(self, name: str, after: str | None, count: int, timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        """Entries of log ``name`` after id ``after`` (``None``: from the oldest kept, ``"$"``:
+        only new ones), up to ``count``, blocking up to ``timeout`` seconds for the first."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Warnings about the broker's set-up for the worker banner. May raise
+        ConfigurationError for set-ups that would lose messages."""
+        return []
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. The broker object is unusable afterwards."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redact_url(self.url)}>"
+
+
+def redact_url(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:***@host`` for logs and banners."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _password = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -1,0 +1,380 @@
+"""Settings, with Celery's names.
+
+One table (``SETTINGS``) says every name celeriac knows, its default and the type it takes.
+Everything that reads configuration goes through :class:`Settings`, so an unknown or ill-typed
+name fails in one place, with one line that names it and suggests the near one.
+
+Celery settings celeriac has no use for (``broker_transport_options`` and friends) are accepted
+and ignored with one debug line, so existing configuration files load unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from .exceptions import ConfigurationError
+
+logger = logging.getLogger("celeriac.config")
+
+_NUMBER = (int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    default: Any
+    types: tuple[type, ...] | None  # None: anything goes
+    nullable: bool = True
+    ignored: bool = False  # a Celery setting with no meaning here
+    doc: str = ""
+
+
+def _s(default: Any, *types: type, nullable: bool = True, doc: str = "") -> Setting:
+    return Setting(default, types or None, nullable, False, doc)
+
+
+def _ignored(doc: str = "") -> Setting:
+    return Setting(None, None, True, True, doc)
+
+
+SETTINGS: dict[str, Setting] = {
+    # Broker and results
+    "broker_url": _s(None, str, doc="redis://..., sqlite:///path.db or memory://"),
+    "broker_connection_retry_on_startup": _s(True, bool),
+    "broker_connection_retry": _s(True, bool),
+    "broker_connection_max_retries": _s(100, int),
+    "broker_connection_timeout": _s(4.0, *_NUMBER),
+    "broker_lease_seconds": _s(
+        6.0, *_NUMBER, nullable=False,
+        doc="how long a worker's claim on its tasks outlives its last heartbeat",
+    ),
+    "broker_allow_evicting_redis": _s(
+        False, bool, nullable=False,
+        doc="start even when Redis may evict keys (maxmemory-policy other than noeviction)",
+    ),
+    "broker_sqlite_durable": _s(False, bool, nullable=False, doc="synchronous=FULL instead of NORMAL"),
+    "result_backend": _s(None, str),
+    "result_expires": _s(86400, *_NUMBER, doc="seconds a result is kept; None keeps it forever"),
+    "result_serializer": _s("json", str, nullable=False),
+    "result_accept_content": _s(None, list, tuple),
+    "result_extended": _s(False, bool, nullable=False),
+    "result_persistent": _ignored("results always persist as the backend does"),
+    "task_serializer": _s("json", str, nullable=False),
+    "accept_content": _s(["json"], list, tuple, set, nullable=False),
+    "task_message_signing_key": _s(None, str, bytes, doc="HMAC key; messages are signed and checked"),
+    "task_redact_args": _s(None, list, tuple, doc="kwarg names shown as '***' in logs and events"),
+    # Time
+    "timezone": _s(None, str),
+    "enable_utc": _s(True, bool, nullable=False),
+    # Tasks
+    "task_track_started": _s(False, bool, nullable=False),
+    "task_time_limit": _s(None, *_NUMBER),
+    "task_soft_time_limit": _s(None, *_NUMBER),
+    "task_acks_late": _s(True, bool, nullable=False),
+    "task_acks_on_failure_or_timeout": _s(True, bool, nullable=False),
+    "task_reject_on_worker_lost": _s(False, bool, nullable=False),
+    "task_max_redeliveries": _s(
+        3, int, nullable=False,
+        doc="times a message may be handed out again after its process or worker died "
+            "(the poison cap); past it the message is dead-lettered",
+    ),
+    "task_default_queue": _s("celery", str, nullable=False),
+    "task_default_priority": _s(None, int),
+    "task_default_rate_limit": _s(None, str, int, float),
+    "task_routes": _s(None, dict, list, tuple),
+    "task_queues": _s(None, dict, list, tuple, set),
+    "task_create_missing_queues": _s(True, bool, nullable=False),
+    "task_always_eager": _s(False, bool, nullable=False),
+    "task_eager_propagates": _s(False, bool, nullable=False),
+    "task_store_eager_result": _s(False, bool, nullable=False),
+    "task_ignore_result": _s(False, bool, nullable=False),
+    "task_store_errors_even_if_ignored": _s(False, bool, nullable=False),
+    "task_publish_retry": _s(True, bool, nullable=False),
+    "task_publish_retry_policy": _s(None, dict),
+    "task_annotations": _s(None, dict, list, tuple),
+    "task_send_sent_event": _s(True, bool, nullable=False),
+    "task_default_exchange": _ignored("celeriac routes by queue name only"),
+    "task_default_exchange_type": _ignored("celeriac routes by queue name only"),
+    "task_default_routing_key": _ignored("celeriac routes by queue name only"),
+    "task_queue_max_priority": _ignored("priorities are always 0-9"),
+    "task_inherit_parent_priority": _s(False, bool, nullable=False),
+    "task_compression": _ignored("messages are compact JSON"),
+    "task_protocol": _ignored("celeriac has one wire format"),
+    "task_remote_tracebacks": _ignored("tracebacks are always stored"),
+    # Worker
+    "worker_concurrency": _s(None, int),
+    "worker_pool": _s("prefork", str, nullable=False),
+    "worker_prefetch_multiplier": _s(4, int, nullable=False),
+    "worker_max_tasks_per_child": _s(None, int),
+    "worker_max_memory_per_child": _s(None, int, doc="KiB of resident memory, as in Celery"),
+    "worker_shutdown_timeout": _s(
+        60.0, *_NUMBER, nullable=False,
+        doc="warm shutdown waits this long for running tasks, then re-queues them",
+    ),
+    "worker_heartbeat_interval": _s(1.0, *_NUMBER, nullable=False),
+    "worker_disable_rate_limits": _s(False, bool, nullable=False),
+    "worker_send_task_events": _s(True, bool, nullable=False),
+    "worker_hijack_root_logger": _s(True, bool, nullable=False),
+    "worker_log_format": _s(None, str),
+    "worker_task_log_format": _s(None, str),
+    "worker_redirect_stdouts": _s(True, bool, nullable=False),
+    "worker_redirect_stdouts_level": _s("WARNING", str, nullable=False),
+    "worker_lost_wait": _ignored("the supervisor sees a lost child at once"),
+    "worker_direct": _ignored(),
+    "worker_enable_remote_control": _s(True, bool, nullable=False),
+    "worker_cancel_long_running_tasks_on_connection_loss": _ignored(
+        "leases make a reconnecting worker keep its tasks"),
+    "worker_soft_shutdown_timeout": _ignored("see worker_shutdown_timeout"),
+    "worker_timer_precision": _ignored("delayed tasks live in the broker"),
+    "worker_deduplicate_successful_tasks": _ignored(),
+    "worker_state_db": _ignored("revocations live in the broker"),
+    # Events
+    "event_stream_maxlen": _s(100_000, int, nullable=False),
+    "event_queue_expires": _ignored(),
+    "event_queue_ttl": _ignored(),
+    # Beat
+    "beat_schedule": _s({}, dict, nullable=False),
+    "beat_missed_policy": _s("once", str, nullable=False, doc="'once' or 'skip'"),
+    "beat_max_loop_interval": _s(1.0, *_NUMBER, nullable=False),
+    "beat_scheduler": _ignored("the schedule lives in the broker"),
+    "beat_schedule_filename": _ignored("there is no local schedule file"),
+    "beat_sync_every": _ignored("the schedule lives in the broker"),
+    # Redis and transport knobs Celery users carry over
+    "broker_transport_options": _ignored("leases replace the visibility timeout"),
+    "broker_pool_limit": _ignored(),
+    "broker_heartbeat": _ignored(),
+    "broker_heartbeat_checkrate": _ignored(),
+    "broker_use_ssl": _ignored("use rediss:// in the URL"),
+    "broker_login_method": _ignored(),
+    "broker_channel_error_retry": _ignored(),
+    "result_backend_transport_options": _ignored(),
+    "result_compression": _ignored(),
+    "result_cache_max": _ignored(),
+    "result_chord_join_timeout": _ignored(),
+    "redis_max_connections": _ignored(),
+    "redis_socket_timeout": _ignored(),
+    "redis_socket_connect_timeout": _ignored(),
+    "redis_socket_keepalive": _ignored(),
+    "redis_retry_on_timeout": _ignored(),
+    "redis_backend_health_check_interval": _ignored(),
+    "security_key": _ignored("use task_message_signing_key"),
+    "security_certificate": _ignored("use task_message_signing_key"),
+    "security_cert_store": _ignored("use task_message_signing_key"),
+    # Modules
+    "imports": _s((), list, tuple, nullable=False),
+    "include": _s((), list, tuple, nullable=False),
+}
+
+# Celery 3 names (and their Django spellings) still found in the wild.
+OLD_NAMES: dict[str, str] = {
+    "BROKER_URL": "broker_url",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+    "CELERY_ACCEPT_CONTENT": "accept_content",
+    "CELERY_TIMEZONE": "timezone",
+    "CELERY_ENABLE_UTC": "enable_utc",
+    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
+    "CELERY_TRACK_STARTED": "task_track_started",
+    "CELERY_ACKS_LATE": "task_acks_late",
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_EAGER_PROPAGATES_EXCEPTIONS": "task_eager_propagates",
+    "CELERY_IGNORE_RESULT": "task_ignore_result",
+    "CELERY_DEFAULT_QUEUE": "task_default_queue",
+    "CELERY_ROUTES": "task_routes",
+    "CELERY_QUEUES": "task_queues",
+    "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
+    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
+    "CELERYD_CONCURRENCY": "worker_concurrency",
+    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERYD_MAX_TASKS_PER_CHILD": "worker_max_tasks_per_child",
+    "CELERYD_MAX_MEMORY_PER_CHILD": "worker_max_memory_per_child",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERY_IMPORTS": "imports",
+    "CELERY_INCLUDE": "include",
+}
+
+# Environment variables read when nothing in code set the value (Celery reads the first two).
+ENV_URLS: dict[str, tuple[str, ...]] = {
+    "broker_url": ("CELERIAC_BROKER_URL", "CELERY_BROKER_URL", "REDIS_URL"),
+    "result_backend": ("CELERIAC_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
+}
+
+
+def suggest(name: str, known: list[str] | set[str] | dict[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {t.__name__ for t in types}
+    if names == {"int", "float"}:
+        return "a number"
+    return " or ".join(sorted(names))
+
+
+def check(name: str, value: Any) -> Any:
+    """Return ``value`` if ``name`` accepts it, else raise ConfigurationError naming both."""
+    spec = SETTINGS.get(name)
+    if spec is None:
+        raise ConfigurationError(f"unknown setting {name!r}{suggest(name, SETTINGS)}")
+    if spec.ignored:
+        logger.debug("setting %s has no effect in celeriac%s", name, f": {spec.doc}" if spec.doc else "")
+        return value
+    if value is None:
+        if not spec.nullable:
+            raise ConfigurationError(f"setting {name!r} cannot be None")
+        return value
+    if spec.types is None:
+        return value
+    # bool is an int in Python; a number setting given True is a mistake worth naming
+    if isinstance(value, bool) and bool not in spec.types:
+        raise ConfigurationError(f"setting {name!r} takes {_type_names(spec.types)}, not bool {value!r}")
+    if not isinstance(value, spec.types):
+        raise ConfigurationError(
+            f"setting {name!r} takes {_type_names(spec.types)}, not {type(value).__name__} {value!r}"
+        )
+    if spec.types == _NUMBER and value < 0:
+        raise ConfigurationError(f"setting {name!r} cannot be negative ({value!r})")
+    return value
+
+
+def normalize_key(key: str, namespace: str | None = None) -> str | None:
+    """Map a key as written in user config to a setting name, or None when it is not ours."""
+    if namespace:
+        prefix = namespace.rstrip("_") + "_"
+        if key in OLD_NAMES and key.startswith(prefix):
+            return OLD_NAMES[key]
+        if not key.startswith(prefix):
+            return None
+        return key[len(prefix):].lower()
+    if key in OLD_NAMES:
+        return OLD_NAMES[key]
+    if key.islower():
+        return key
+    return None
+
+
+class Settings(MutableMapping[str, Any]):
+    """The configuration of one app: attribute and item access, validated on every write."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_values", {})
+        if initial:
+            self.update(initial)
+
+    # Mapping protocol -------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        values: dict[str, Any] = self._values
+        if key in values:
+            return values[key]
+        spec = SETTINGS.get(key)
+        if spec is None:
+            raise KeyError(key)
+        if key in ENV_URLS:
+            for env in ENV_URLS[key]:
+                if os.environ.get(env):
+                    return os.environ[env]
+        default = spec.default
+        return list(default) if isinstance(default, (list, dict)) and not default else default
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._values[key] = check(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SETTINGS)
+
+    def __len__(self) -> int:
+        return len(SETTINGS)
+
+    def __contains__(self, key: object) -> bool:
+        return key in SETTINGS
+
+    # Attribute access, as ``app.conf.task_default_queue`` -------------------------------
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"unknown setting {key!r}{suggest(key, SETTINGS)}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def is_set(self, key: str) -> bool:
+        return key in self._values
+
+    def changes(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        items = dict(other, **kwargs) if other else dict(kwargs)
+        checked = {key: check(key, value) for key, value in items.items()}
+        self._values.update(checked)  # all or nothing: one bad key leaves the rest unapplied
+
+    def load_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Copy settings from a module, class, dict or ``'module:attr'`` / ``'module.attr'`` path."""
+        if isinstance(obj, str):
+            obj = import_object(obj)
+        source = obj if isinstance(obj, Mapping) else {k: getattr(obj, k) for k in dir(obj)}
+        found: dict[str, Any] = {}
+        for key, value in source.items():
+            if key.startswith("_") or _is_code(value):
+                continue
+            name = normalize_key(key, namespace)
+            if name is None:
+                continue
+            found[name] = value
+        self.update(found)
+
+
+def _is_code(value: Any) -> bool:
+    import types
+
+    return isinstance(value, (types.ModuleType, types.FunctionType, type, types.BuiltinFunctionType))
+
+
+def import_object(path: str) -> Any:
+    """Import ``'pkg.module:attr'``, ``'pkg.module.attr'`` or ``'pkg.module'``."""
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        try:
+            return importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name != path or "." not in path:
+                raise
+            module_name, _, attr = path.rpartition(".")
+    module = importlib.import_module(module_name)
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def parse_rate(rate: str | int | float | None) -> float | None:
+    """Turn Celery's ``'10/m'`` (or a bare number per second) into seconds between two starts."""
+    if rate is None or rate == "" or rate == 0:
+        return None
+    if isinstance(rate, (int, float)):
+        return 1.0 / float(rate)
+    count, _, unit = rate.partition("/")
+    try:
+        n = float(count)
+    except ValueError:
+        raise ConfigurationError(f"rate limit {rate!r} is not like '10/m'") from None
+    per = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}.get(unit.strip()[:1].lower())
+    if per is None:
+        raise ConfigurationError(f"rate limit {rate!r} has unit {unit!r}; use s, m or h")
+    if n <= 0:
+        return None
+    return per / n

@@ -1,0 +1,153 @@
+"""Every error celeriac raises, under one root.
+
+    CeleriacError
+    ├── ConfigurationError          a setting is unknown, ill-typed or contradictory
+    ├── EncodeError                 arguments cannot be put on the wire (raised at the caller)
+    ├── DecodeError                 bytes from the broker are not a message we accept
+    ├── NotRegistered               a task name this app does not know
+    ├── BrokerError                 the broker is unreachable or refused a command
+    │   └── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
+    ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
+    ├── TaskRevoked (as result)     the task was revoked or expired before it ran
+    └── TaskControl                 raised inside a task to steer the worker, never stored as a result
+        ├── Retry                   self.retry(): run again later
+        ├── Reject                  refuse the message (requeue or dead-letter it)
+        └── Ignore                  drop the message silently
+
+    TimeLimit errors are raised inside user code, so they derive from BaseException-level
+    parents users already catch: SoftTimeLimitExceeded is an Exception (a task may clean up),
+    TimeLimitExceeded and WorkerLostError are recorded by the worker, never raised in the task.
+
+    RemoteTaskError                 the base of exceptions rebuilt from a stored FAILURE
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CeleriacError(Exception):
+    """Root of every celeriac exception."""
+
+
+class ConfigurationError(CeleriacError, ValueError):
+    pass
+
+
+class EncodeError(CeleriacError, TypeError):
+    pass
+
+
+class DecodeError(CeleriacError, ValueError):
+    pass
+
+
+class NotRegistered(CeleriacError, KeyError):
+    def __str__(self) -> str:  # KeyError quotes its argument; a plain message reads better
+        return str(self.args[0]) if self.args else "task not registered"
+
+
+class BrokerError(CeleriacError, ConnectionError):
+    pass
+
+
+class BrokerFull(BrokerError):
+    pass
+
+
+class ResultTimeout(CeleriacError, TimeoutError):
+    """``AsyncResult.get`` waited ``timeout`` seconds without a ready state.
+
+    It subclasses the builtin ``TimeoutError`` so ``except TimeoutError`` (what Celery users
+    write, since Celery's own TimeoutError shadows the builtin) keeps working.
+    """
+
+
+class TaskRevoked(CeleriacError):
+    pass
+
+
+class TaskControl(CeleriacError):
+    """Raised by task code to steer the worker; never stored as the task's result."""
+
+
+class Retry(TaskControl):
+    """Raised by ``Task.retry``: the worker records RETRY and the message runs again later."""
+
+    def __init__(self, message: str = "", exc: BaseException | None = None, when: float | None = None,
+                 envelope: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exc = exc
+        self.when = when
+        self.envelope = envelope  # the message that will run next; the worker enqueues it with the ack
+
+    def humanize(self) -> str:
+        return f"in {self.when:g}s" if self.when is not None else "now"
+
+    def __str__(self) -> str:
+        reason = f": {self.exc!r}" if self.exc is not None else ""
+        return f"Retry {self.humanize()}{reason}"
+
+
+class Reject(TaskControl):
+    """Refuse the message. ``requeue=True`` puts it back, otherwise it is dead-lettered."""
+
+    def __init__(self, reason: str = "", requeue: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.requeue = requeue
+
+
+class Ignore(TaskControl):
+    """The task asks the worker to drop its message without recording a state."""
+
+
+class MaxRetriesExceededError(CeleriacError):
+    pass
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Raised inside a task when its soft time limit passes; the task may clean up and return."""
+
+
+class TimeLimitExceeded(Exception):
+    """Recorded when a task passed its hard time limit and its process was killed."""
+
+
+class WorkerLostError(Exception):
+    """Recorded when the process running a task died (os._exit, segfault, out of memory)."""
+
+
+class RemoteTaskError(CeleriacError):
+    """Base of exceptions rebuilt from a stored FAILURE.
+
+    The stored type name is data: it is never imported. A builtin name (``ValueError``) is
+    rebuilt as a subclass of both this class and the builtin, so ``except ValueError`` works.
+    """
+
+    remote_type: str = "Exception"
+    remote_module: str = "builtins"
+    remote_traceback: str | None = None
+
+
+__all__ = [
+    "BrokerError",
+    "BrokerFull",
+    "CeleriacError",
+    "ConfigurationError",
+    "DecodeError",
+    "EncodeError",
+    "Ignore",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "Reject",
+    "RemoteTaskError",
+    "ResultTimeout",
+    "Retry",
+    "SoftTimeLimitExceeded",
+    "TaskControl",
+    "TaskRevoked",
+    "TimeLimitExceeded",
+    "WorkerLostError",
+]

@@ -1,0 +1,152 @@
+"""The wire envelope: what one task message carries, and how it becomes bytes and back.
+
+A message is encoded once, at the caller, and the broker stores those bytes untouched. The
+worker decodes them with a strict schema, so a malformed message is a clear ``DecodeError``
+naming the field, never an ``AttributeError`` deep inside the worker.
+
+Signed messages (``task_message_signing_key``) are ``b"s1:" + hex HMAC-SHA256 + b":" + body``;
+the signature wraps the body instead of living inside it so the body is still encoded once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import pickle
+from typing import Any
+
+import msgspec
+
+from .exceptions import DecodeError, EncodeError
+
+VERSION = 1
+SIGNED_PREFIX = b"s1:"
+
+
+class Envelope(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One task message. Times are seconds since the epoch (UTC)."""
+
+    id: str
+    task: str
+    args: list[Any] = msgspec.field(default_factory=list)
+    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
+    v: int = VERSION
+    queue: str = "celery"
+    priority: int = 0
+    eta: float | None = None
+    expires: float | None = None
+    retries: int = 0
+    root_id: str | None = None
+    parent_id: str | None = None
+    group_id: str | None = None
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)
+    ignore_result: bool = False
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    origin: str | None = None
+    sent: float | None = None
+    # A start time the global rate limiter already granted; the worker runs it without asking again.
+    slot: float | None = None
+    # Only with the pickle serializer: base64 of pickle.dumps((args, kwargs)).
+    pickled: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Envelope)
+_value_decoder = msgspec.json.Decoder()
+
+
+def _unencodable_argument(args: Any, kwargs: Any) -> str:
+    """Name the first argument that JSON cannot carry, for an error message the caller can act on."""
+    for index, value in enumerate(args or ()):
+        try:
+            _encoder.encode(value)
+        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+            return f"args[{index}] ({type(value).__name__}): {exc}"
+    for key, value in (kwargs or {}).items():
+        try:
+            _encoder.encode(value)
+        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+            return f"kwargs[{key!r}] ({type(value).__name__}): {exc}"
+        if not isinstance(key, str):
+            return f"kwargs key {key!r} is not a string"
+    return "an argument"
+
+
+def encode(envelope: Envelope, *, serializer: str = "json", signing_key: bytes | None = None) -> bytes:
+    """Encode ``envelope`` to the bytes the broker stores. Raises EncodeError naming the argument."""
+    if serializer == "pickle":
+        envelope.pickled = base64.b64encode(pickle.dumps((envelope.args, envelope.kwargs))).decode()
+        envelope.args, envelope.kwargs = [], {}
+    elif serializer != "json":
+        raise EncodeError(f"serializer {serializer!r} is not supported (use 'json' or 'pickle')")
+    if not isinstance(envelope.args, list):
+        envelope.args = list(envelope.args)
+    try:
+        body = _encoder.encode(envelope)
+    except (TypeError, msgspec.EncodeError, OverflowError):
+        where = _unencodable_argument(envelope.args, envelope.kwargs)
+        raise EncodeError(f"task {envelope.task!r}: cannot encode {where}") from None
+    if signing_key:
+        digest = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
+        return SIGNED_PREFIX + digest + b":" + body
+    return body
+
+
+def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}),
+           signing_key: bytes | None = None) -> Envelope:
+    """Decode broker bytes into an Envelope, checking signature and accepted content."""
+    if data.startswith(SIGNED_PREFIX):
+        digest, sep, body = data[len(SIGNED_PREFIX):].partition(b":")
+        if not sep:
+            raise DecodeError("signed message is truncated")
+        if signing_key is None:
+            raise DecodeError("message is signed but this worker has no task_message_signing_key")
+        expected = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(digest, expected):
+            raise DecodeError("message signature does not match (wrong key or tampered message)")
+        data = body
+    elif signing_key is not None:
+        raise DecodeError("message is not signed and this worker requires signatures")
+    try:
+        envelope = _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"malformed message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"message is not valid JSON: {exc}") from None
+    if envelope.pickled is not None:
+        if "pickle" not in accept:
+            raise DecodeError("message arguments are pickled but accept_content does not allow 'pickle'")
+        try:
+            envelope.args, envelope.kwargs = pickle.loads(base64.b64decode(envelope.pickled))
+        except Exception as exc:
+            raise DecodeError(f"cannot unpickle arguments: {exc!r}") from None
+        envelope.pickled = None
+    if not 0 <= envelope.priority <= 9:
+        envelope.priority = min(max(envelope.priority, 0), 9)
+    return envelope
+
+
+def peek_id(data: bytes) -> str | None:
+    """Best-effort task id from bytes that may not decode, to attach a reason to a result."""
+    try:
+        if data.startswith(SIGNED_PREFIX):
+            data = data[len(SIGNED_PREFIX):].partition(b":")[2]
+        raw = _value_decoder.decode(data)
+        task_id = raw.get("id") if isinstance(raw, dict) else None
+        return task_id if isinstance(task_id, str) else None
+    except Exception:
+        return None
+
+
+def dumps(value: Any) -> bytes:
+    """Encode a result or meta value to JSON; EncodeError names the type that cannot be encoded."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from None
+
+
+def loads(data: bytes | str) -> Any:
+    return _value_decoder.decode(data)

@@ -1,0 +1,70 @@
+"""A redis-server of the tests' own, on a free loopback port, stopped by PID.
+
+Tests never touch a Redis they did not start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+    directory: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_redis(*extra: str, appendonly: bool = True) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run ./scripts/test (it installs it) "
+                           "or apt-get install -y redis-server")
+    directory = tempfile.mkdtemp(prefix="celeriac-redis-")
+    for _ in range(5):
+        port = free_port()
+        args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+                "--save", "", "--appendonly", "yes" if appendonly else "no",
+                "--appendfsync", "no", "--protected-mode", "yes", "--daemonize", "no",
+                "--loglevel", "warning", *extra]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return RedisServer(port, proc, directory)
+            except OSError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    raise RuntimeError("could not start redis-server on a free port")
