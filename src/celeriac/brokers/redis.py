@@ -1,0 +1,500 @@
+"""The Redis broker: Redis Streams with one consumer group per priority stream.
+
+Layout (every key of one queue shares the hash tag ``{celeriac:q:<name>}``, so each Lua
+script touches one cluster slot):
+
+    {celeriac:q:<name>}:p0 .. :p9    streams, one per priority; entry fields b=body, d=redeliveries
+    {celeriac:q:<name>}:delayed      sorted set: key -> due time (ms, Redis clock)
+    {celeriac:q:<name>}:delayed:m    hash: key -> "<priority>:<redeliveries>:<body>"
+    {celeriac:q:<name>}:wake         list pushed when a new delayed message became the soonest
+    {celeriac:q:<name>}:dead         capped stream of dead letters (p, reason, time, b)
+    {celeriac:w}:leases / :info / :queues   the worker registry (lease expiry, info, queues)
+
+Leases are the consumer group's pending-entries lists. No entry is ever re-delivered because
+it sat idle: recovery takes back entries only from consumers whose *worker* stopped
+heartbeating, so a task may run for hours while its worker lives. Acked entries are deleted,
+so a stream only holds what is ready or leased.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from ..exceptions import BrokerError, BrokerFull, ConfigurationError
+from .base import (
+    PRIORITY_LEVELS,
+    Broker,
+    DeadLetter,
+    Delivery,
+    QueueStats,
+    Scheduled,
+    WorkerRecord,
+    clamp_priority,
+    redact_url,
+)
+
+logger = logging.getLogger("celeriac.broker")
+
+GROUP = "celeriac"
+DEAD_LETTER_CAP = 100_000
+WORKERS_TAG = "{celeriac:w}"
+
+
+def _lua(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
+
+
+def _flat_deliveries(queue: str, flat: list[Any]) -> list[Delivery]:
+    return [Delivery(queue, int(flat[i]), flat[i + 2], flat[i + 1].decode(), int(flat[i + 3]))
+            for i in range(0, len(flat), 4)]
+
+
+class QueueKeys:
+    """The Redis keys of one queue."""
+
+    __slots__ = ("dead", "delayed", "delayed_map", "streams", "streams_desc", "wake")
+
+    def __init__(self, queue: str) -> None:
+        tag = "{celeriac:q:" + queue + "}"
+        self.streams = [f"{tag}:p{p}" for p in range(PRIORITY_LEVELS)]
+        self.streams_desc = self.streams[::-1]
+        self.delayed = f"{tag}:delayed"
+        self.delayed_map = f"{tag}:delayed:m"
+        self.wake = f"{tag}:wake"
+        self.dead = f"{tag}:dead"
+
+
+def translate_errors(func: Any) -> Any:
+    """Turn redis-py's connection and out-of-memory errors into celeriac's, with the URL."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(self: RedisBroker, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except redis.exceptions.ConnectionError as exc:
+            raise BrokerError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
+        except redis.exceptions.TimeoutError as exc:
+            raise BrokerError(f"Redis at {redact_url(self.url)} timed out: {exc}") from None
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith("OOM"):
+                raise BrokerFull(f"Redis at {redact_url(self.url)} is full (maxmemory): {exc}") from None
+            raise
+
+    return wrapper
+
+
+class RedisBroker(Broker):
+    schemes = ("redis", "rediss", "unix")
+
+    def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
+                 **_: Any) -> None:
+        super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
+        self._pid = os.getpid()
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        self._keys: dict[str, QueueKeys] = {}
+        self._known_queues: set[str] = set()
+        self._scripts: dict[str, Script] = {}
+        self._grouped: set[str] = set()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def client(self) -> redis.Redis:
+        # A forked child must not share its parent's sockets.
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30)
+        return self._client
+
+    def keys(self, queue: str) -> QueueKeys:
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = QueueKeys(queue)
+        return keys
+
+    def script(self, name: str) -> Script:
+        script = self._scripts.get(name)
+        if script is None:
+            # Script objects send EVALSHA and reload on NOSCRIPT (after a Redis restart).
+            script = self._scripts[name] = self.client.register_script(_lua(name))
+        return script
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
+        return self.script(name)(keys=list(keys), args=list(args), client=client or self.client)
+
+    def _remember(self, pipe: Any, queue: str) -> None:
+        if queue not in self._known_queues:
+            self._known_queues.add(queue)
+            pipe.sadd("celeriac:queues", queue)
+
+    # -- producing --------------------------------------------------------------------------
+    @translate_errors
+    def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+                key: str = "") -> None:
+        self.enqueue_many([(queue, body, priority, delay, key)])
+
+    @translate_errors
+    def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        delayed = self.script("enqueue_delayed")
+        for queue, body, priority, delay, key in items:
+            keys = self.keys(queue)
+            self._remember(pipe, queue)
+            if delay and delay > 0:
+                delayed(keys=[keys.delayed, keys.delayed_map, keys.wake],
+                        args=[key or os.urandom(8).hex(), int(delay * 1000), clamp_priority(priority), 0, body],
+                        client=pipe)
+            else:
+                pipe.xadd(keys.streams[clamp_priority(priority)], {"b": body})
+        pipe.execute()
+
+    # -- consuming --------------------------------------------------------------------------
+    @translate_errors
+    def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
+        got: list[Delivery] = []
+        for queue in queues:
+            if len(got) >= count:
+                break
+            flat = self._run("fetch", self.keys(queue).streams_desc, [GROUP, consumer, count - len(got)])
+            got.extend(_flat_deliveries(queue, flat))
+        if got or timeout <= 0:
+            return got
+        return self._block(queues, consumer, count, timeout)
+
+    def _block(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
+        """Wait for the first message on any stream of ``queues``.
+
+        XREADGROUP BLOCK wakes on the first XADD; it may lease from a lower priority level than
+        a message that arrived in the same instant, which only matters for simultaneous arrivals.
+        """
+        streams: dict[str, str] = {}
+        where: dict[str, tuple[str, int]] = {}
+        for queue in queues:
+            keys = self.keys(queue)
+            if queue not in self._grouped:
+                self._run("ensure_groups", keys.streams, [GROUP])
+                self._grouped.add(queue)
+            for priority in range(PRIORITY_LEVELS - 1, -1, -1):
+                stream = keys.streams[priority]
+                streams[stream] = ">"
+                where[stream] = (queue, priority)
+        try:
+            reply = self.client.xreadgroup(GROUP, consumer, streams, count=count,
+                                           block=max(1, int(timeout * 1000)))
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._grouped.clear()  # a stream was deleted by hand; recreate groups next time
+            return []
+        got: list[Delivery] = []
+        for stream, entries in reply or ():
+            queue, priority = where[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                got.append(Delivery(queue, priority, fields.get(b"b", b""),
+                                    entry_id.decode(), int(fields.get(b"d", 0))))
+        return got
+
+    @translate_errors
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for d in deliveries:
+            stream = self.keys(d.queue).streams[d.priority]
+            pipe.xack(stream, GROUP, d.tag)
+            pipe.xdel(stream, d.tag)
+        pipe.execute()
+
+    def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
+        by_stream: dict[tuple[str, int], list[Delivery]] = {}
+        for d in deliveries:
+            by_stream.setdefault((d.queue, d.priority), []).append(d)
+        pipe = self.client.pipeline(transaction=False)
+        for (queue, priority), group in by_stream.items():
+            keys = self.keys(queue)
+            args: list[Any] = [GROUP, where, detail, DEAD_LETTER_CAP]
+            for d in group:
+                args += [d.tag, d.priority, d.redeliveries, d.body]
+            self._run("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
+                      args, client=pipe)
+        pipe.execute()
+
+    @translate_errors
+    def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        if deliveries:
+            if delay > 0:
+                self._move(deliveries, "delayed", int(delay * 1000))
+            else:
+                self._move(deliveries, "ready", "")
+
+    @translate_errors
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        if deliveries:
+            self._move(deliveries, "dead", reason)
+
+    # -- leases and recovery ----------------------------------------------------------------
+    @translate_errors
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+        lapsed = self._run("heartbeat", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:info", f"{WORKERS_TAG}:queues"],
+                           [worker, int(self.lease_seconds * 1000), info, ",".join(queues)])
+        if lapsed:
+            logger.warning("worker %s missed its lease: tasks it held may have been handed to others", worker)
+
+    @translate_errors
+    def deregister(self, worker: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(f"{WORKERS_TAG}:leases", worker)
+        pipe.hdel(f"{WORKERS_TAG}:queues", worker)
+        pipe.hdel(f"{WORKERS_TAG}:info", worker)
+        pipe.execute()
+
+    def _recover_queue(self, queue: str, mode: str, name: str, charge_all: bool,
+                       charged: Sequence[str] = ()) -> list[Delivery]:
+        keys = self.keys(queue)
+        flat = self._run("recover", [*keys.streams, keys.dead],
+                         [GROUP, mode, name, self.max_redeliveries, DEAD_LETTER_CAP,
+                          "1" if charge_all else "0", *charged])
+        return _flat_deliveries(queue, flat)
+
+    @translate_errors
+    def recover(self) -> list[Delivery]:
+        dead: list[Delivery] = []
+        flat = self._run("expired_workers", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:queues"])
+        for i in range(0, len(flat), 2):
+            worker = flat[i].decode()
+            queues = [q for q in flat[i + 1].decode().split(",") if q]
+            for queue in queues:
+                dead += self._recover_queue(queue, "prefix", worker + "/", True)
+            if self._run("forget_worker", [f"{WORKERS_TAG}:leases"], [worker]):
+                logger.warning("worker %s stopped heartbeating; its tasks went back to their queues", worker)
+        return dead
+
+    @translate_errors
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+        dead: list[Delivery] = []
+        for queue in queues:
+            dead += self._recover_queue(queue, "exact", consumer, False, charged)
+        return dead
+
+    @translate_errors
+    def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
+        out: list[tuple[str, Delivery]] = []
+        prefix = worker + "/"
+        for queue in queues:
+            keys = self.keys(queue)
+            for priority, stream in enumerate(keys.streams):
+                try:
+                    consumers = self.client.xinfo_consumers(stream, GROUP)
+                except redis.exceptions.ResponseError:
+                    continue
+                for info in consumers:
+                    name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                    if not name.startswith(prefix) or not info.get("pending"):
+                        continue
+                    pending = self.client.xpending_range(stream, GROUP, "-", "+", 10_000, consumername=name)
+                    for p in pending:
+                        entry_id = p["message_id"]
+                        entries = self.client.xrange(stream, entry_id, entry_id)
+                        if entries:
+                            fields = entries[0][1]
+                            tag = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                            out.append((name, Delivery(queue, priority, fields.get(b"b", b""), tag,
+                                                       int(fields.get(b"d", 0)))))
+        return out
+
+    # -- delayed ----------------------------------------------------------------------------
+    @translate_errors
+    def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            self._run("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit], client=pipe)
+        waits = [w for w in pipe.execute() if w >= 0]
+        return min(waits) / 1000.0 if waits else None
+
+    def wake_keys(self, queues: Sequence[str]) -> list[str]:
+        return [self.keys(q).wake for q in queues]
+
+    @translate_errors
+    def wait_delayed(self, queues: Sequence[str], timeout: float) -> None:
+        """Sleep until ``timeout`` passes or a producer adds a delayed message that became the
+        soonest of one of ``queues`` (so a short countdown is not late by a polling interval)."""
+        if timeout <= 0:
+            return
+        self.client.blpop(self.wake_keys(queues), timeout=max(timeout, 0.01))
+
+    @translate_errors
+    def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
+        out: list[Scheduled] = []
+        for queue in queues:
+            keys = self.keys(queue)
+            members = self.client.zrange(keys.delayed, 0, limit - 1, withscores=True)
+            if not members:
+                continue
+            packed = self.client.hmget(keys.delayed_map, [m for m, _ in members])
+            for (member, score), value in zip(members, packed, strict=True):
+                if value is None:
+                    continue
+                priority, _redeliveries, body = value.split(b":", 2)
+                out.append(Scheduled(queue, int(priority), score / 1000.0, member.decode(), body))
+        out.sort(key=lambda s: s.due)
+        return out[:limit]
+
+    @translate_errors
+    def remove_scheduled(self, queue: str, key: str) -> bool:
+        keys = self.keys(queue)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrem(keys.delayed, key)
+        pipe.hdel(keys.delayed_map, key)
+        return bool(pipe.execute()[0])
+
+    # -- inspection -------------------------------------------------------------------------
+    @translate_errors
+    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            keys = self.keys(queue)
+            self._run("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP], client=pipe)
+        out = []
+        for queue, counts in zip(queues, pipe.execute(), strict=True):
+            out.append(QueueStats(queue, [int(c) for c in counts[:10]], delayed=int(counts[11]),
+                                  unacked=int(counts[10]), dead=int(counts[12])))
+        return out
+
+    @translate_errors
+    def purge(self, queues: Sequence[str]) -> int:
+        total = 0
+        for queue in queues:
+            keys = self.keys(queue)
+            total += int(self._run("purge", [*keys.streams, keys.delayed, keys.delayed_map], [GROUP]))
+        return total
+
+    @translate_errors
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        entries = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
+        return [DeadLetter(queue, entry_id.decode(), f.get(b"b", b""), f.get(b"reason", b"").decode(),
+                           int(f.get(b"time", 0)) / 1000.0)
+                for entry_id, f in entries]
+
+    @translate_errors
+    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        keys = self.keys(queue)
+        return int(self._run("retry_dead", [keys.dead, *keys.streams], list(ids or [])))
+
+    @translate_errors
+    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        dead = self.keys(queue).dead
+        if ids is None:
+            count = self.client.xlen(dead)
+            self.client.delete(dead)
+            return int(count)
+        return int(self.client.xdel(dead, *ids)) if ids else 0
+
+    @translate_errors
+    def queues(self) -> list[str]:
+        return sorted(m.decode() for m in self.client.smembers("celeriac:queues"))
+
+    @translate_errors
+    def workers(self) -> list[WorkerRecord]:
+        now = self.now()
+        leases = self.client.zrange(f"{WORKERS_TAG}:leases", 0, -1, withscores=True)
+        infos = self.client.hgetall(f"{WORKERS_TAG}:info")
+        out = []
+        for name, expiry in leases:
+            expiry_s = expiry / 1000.0
+            out.append(WorkerRecord(name.decode(), infos.get(name, b""), expiry_s > now,
+                                    expiry_s - self.lease_seconds))
+        return out
+
+    # -- coordination -----------------------------------------------------------------------
+    @translate_errors
+    def now(self) -> float:
+        seconds, micros = self.client.time()
+        return seconds + micros / 1_000_000
+
+    @translate_errors
+    def rate_slot(self, key: str, interval: float) -> float:
+        wait_ms = self._run("rate_slot", ["{celeriac:rate:" + key + "}"], [max(1, int(interval * 1000))])
+        return int(wait_ms) / 1000.0
+
+    @translate_errors
+    def claim(self, key: str, ttl: float) -> bool:
+        return bool(self.client.set(f"celeriac:kv:{key}", b"1", nx=True, px=max(1, int(ttl * 1000))))
+
+    @translate_errors
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.client.set(f"celeriac:kv:{key}", value, px=int(ttl * 1000) if ttl else None)
+
+    @translate_errors
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self.client.get(f"celeriac:kv:{key}")
+        return value
+
+    @translate_errors
+    def delete(self, key: str) -> None:
+        self.client.delete(f"celeriac:kv:{key}")
+
+    @translate_errors
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        self.client.hset(f"celeriac:map:{name}", field, value)
+
+    @translate_errors
+    def map_get(self, name: str) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.client.hgetall(f"celeriac:map:{name}").items()}
+
+    @translate_errors
+    def map_delete(self, name: str, field: str) -> bool:
+        return bool(self.client.hdel(f"celeriac:map:{name}", field))
+
+    @translate_errors
+    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+        entry_id = self.client.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    @translate_errors
+    def log_read(self, name: str, after: str | None, count: int,
+                 timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        key = f"celeriac:log:{name}"
+        start = "0-0" if after is None else after
+        block = int(timeout * 1000) if timeout > 0 else None
+        reply = self.client.xread({key: start}, count=count, block=block)
+        out = []
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                out.append((entry_id.decode(), fields.get(b"d", b"")))
+        return out
+
+    # -- lifecycle --------------------------------------------------------------------------
+    @translate_errors
+    def check(self, *, allow_evicting: bool = False) -> list[str]:
+        warnings: list[str] = []
+        try:
+            config = self.client.config_get("maxmemory-policy")
+            policy = config.get("maxmemory-policy", "noeviction")
+            persistence = self.client.info("persistence")
+        except redis.exceptions.ResponseError:
+            return ["cannot read Redis CONFIG (managed Redis?): persistence and eviction not checked"]
+        if policy != "noeviction":
+            message = (f"Redis maxmemory-policy is {policy!r}: Redis may evict queued tasks. "
+                       "Set it to 'noeviction' or set broker_allow_evicting_redis=True")
+            if not allow_evicting:
+                raise ConfigurationError(message)
+            warnings.append(message)
+        aof = bool(persistence.get("aof_enabled"))
+        rdb_saves = self.client.config_get("save").get("save", "")
+        if not aof and not rdb_saves:
+            warnings.append("Redis persistence is off (no AOF, no RDB snapshots): "
+                            "a Redis restart loses every queued task")
+        elif not aof:
+            warnings.append("Redis runs without AOF: a crash loses tasks queued since the last snapshot")
+        return warnings
+
+    def close(self) -> None:
+        self._client.close()
