@@ -1,0 +1,483 @@
+"""An in-process broker for users' unit tests and eager mode.
+
+Everything lives in a :class:`_Store` held by this module, so every ``MemoryBroker`` of one
+process built from the same URL sees the same messages: ``memory://`` is the process-wide default
+store, ``memory://name`` a named one. An app's broker and the broker a test builds therefore agree
+without passing objects around. Nothing survives the process.
+
+One :class:`threading.Condition` guards a store. Whatever makes a message ready (enqueue, requeue,
+recovery, promotion, a retried dead letter) or appends to a log notifies it, so a blocking
+:meth:`MemoryBroker.fetch` or :meth:`MemoryBroker.log_read` sleeps until then instead of polling.
+
+The clock is ``time.time()``; leases and due times are judged by it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..exceptions import BrokerError
+from .base import (
+    PRIORITY_LEVELS,
+    Broker,
+    DeadLetter,
+    Delivery,
+    QueueStats,
+    Scheduled,
+    WorkerRecord,
+    clamp_priority,
+)
+
+# How long a worker that stopped heartbeating stays listed (as not alive) by workers().
+WORKER_RETENTION = 300.0
+
+
+def store_name(url: str) -> str:
+    """``memory://`` -> ``""`` (the default store), ``memory://name`` -> ``"name"``."""
+    return url.partition("://")[2].strip("/")
+
+
+def worker_of(consumer: str) -> str:
+    """``"<worker>/<suffix>"`` -> ``"<worker>"``; a name without a slash is its own worker."""
+    worker, sep, _ = consumer.rpartition("/")
+    return worker if sep else consumer
+
+
+@dataclass(slots=True)
+class _Message:
+    id: int  # also the FIFO position: requeued and recovered messages keep theirs
+    queue: str
+    priority: int
+    body: bytes
+    key: str = ""
+    redeliveries: int = 0
+    handouts: int = 0
+    due: float = 0.0
+    consumer: str = ""
+    lease_until: float = 0.0
+
+    @property
+    def tag(self) -> str:
+        # The hand-out number makes a stale tag (from before a recovery) miss the new lease.
+        return f"{self.id}:{self.handouts}"
+
+    def delivery(self) -> Delivery:
+        return Delivery(self.queue, self.priority, self.body, self.tag, self.redeliveries)
+
+
+@dataclass(slots=True)
+class _Worker:
+    info: bytes
+    last_seen: float
+    expires: float
+    queues: tuple[str, ...]
+
+
+@dataclass
+class _Store:
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    ready: dict[str, list[tuple[int, int, _Message]]] = field(default_factory=dict)  # heaps
+    delayed: dict[str, list[tuple[float, int, _Message]]] = field(default_factory=dict)  # heaps
+    leased: dict[str, _Message] = field(default_factory=dict)  # by tag
+    dead: dict[str, dict[str, tuple[DeadLetter, _Message]]] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)
+    workers: dict[str, _Worker] = field(default_factory=dict)
+    kv: dict[str, tuple[bytes, float | None]] = field(default_factory=dict)
+    maps: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    logs: dict[str, deque[tuple[str, bytes]]] = field(default_factory=dict)
+    log_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    last_log_id: dict[str, str] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+
+    def make_ready(self, msg: _Message) -> None:
+        msg.consumer, msg.lease_until = "", 0.0
+        heapq.heappush(self.ready.setdefault(msg.queue, []), (-msg.priority, msg.id, msg))
+
+    def make_delayed(self, msg: _Message, due: float) -> None:
+        msg.consumer, msg.due = "", due
+        heapq.heappush(self.delayed.setdefault(msg.queue, []), (due, msg.id, msg))
+
+    def bury(self, msg: _Message, reason: str, now: float) -> None:
+        letter = DeadLetter(msg.queue, str(next(self.ids)), msg.body, reason, now)
+        self.dead.setdefault(msg.queue, {})[letter.id] = (letter, msg)
+
+    def charge(self, msg: _Message, cap: int, now: float) -> bool:
+        """Count one redelivery of a leased message whose consumer died; True if it was buried."""
+        del self.leased[msg.tag]
+        msg.redeliveries += 1
+        if msg.redeliveries > cap:
+            self.bury(msg, f"redelivered {msg.redeliveries} times: its worker died each time", now)
+            return True
+        self.make_ready(msg)
+        return False
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+def _store_for(url: str) -> _Store:
+    with _stores_lock:
+        return _stores.setdefault(store_name(url), _Store())
+
+
+class MemoryBroker(Broker):
+    """A broker in this process's memory, shared by URL name (see the module docstring)."""
+
+    schemes = ("memory",)
+
+    def __init__(self, url: str = "memory://", *, max_redeliveries: int = 3,
+                 lease_seconds: float = 6.0) -> None:
+        super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
+        self._store: _Store | None = _store_for(url)
+
+    @property
+    def _st(self) -> _Store:
+        if self._store is None:
+            raise BrokerError(f"{self!r} is closed")
+        return self._store
+
+    def flush(self) -> None:
+        """Forget everything in this broker's store (for tests that reuse a store name)."""
+        st = self._st
+        with st.cond:
+            fresh = _Store(cond=st.cond)
+            for name in ("ready", "delayed", "leased", "dead", "known", "workers", "kv", "maps",
+                         "logs", "last_log_id", "rates"):
+                setattr(st, name, getattr(fresh, name))
+
+    # -- producing ------------------------------------------------------------------------
+    def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+                key: str = "") -> None:
+        self.enqueue_many([(queue, body, priority, delay, key)])
+
+    def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            for queue, body, priority, delay, key in items:
+                msg = _Message(next(st.ids), queue, clamp_priority(priority), body, key)
+                st.known.add(queue)
+                if delay > 0:
+                    st.make_delayed(msg, now + delay)
+                else:
+                    st.make_ready(msg)
+            st.cond.notify_all()
+
+    # -- consuming ------------------------------------------------------------------------
+    def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
+        st = self._st
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with st.cond:
+            while True:
+                got = self._take(st, queues, consumer, count)
+                remaining = deadline - time.monotonic()
+                if got or remaining <= 0:
+                    return got
+                st.cond.wait(remaining)
+
+    def _take(self, st: _Store, queues: Sequence[str], consumer: str, count: int) -> list[Delivery]:
+        out: list[Delivery] = []
+        lease_until = time.time() + self.lease_seconds
+        for queue in queues:
+            heap = st.ready.get(queue)
+            while heap and len(out) < count:
+                _, _, msg = heapq.heappop(heap)
+                msg.handouts += 1
+                msg.consumer, msg.lease_until = consumer, lease_until
+                st.leased[msg.tag] = msg
+                out.append(msg.delivery())
+        return out
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        st = self._st
+        with st.cond:
+            for delivery in deliveries:
+                st.leased.pop(delivery.tag, None)
+
+    def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            for delivery in deliveries:
+                msg = st.leased.pop(delivery.tag, None)
+                if msg is None:
+                    continue
+                if delay > 0:
+                    st.make_delayed(msg, now + delay)
+                else:
+                    st.make_ready(msg)
+            st.cond.notify_all()
+
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            for delivery in deliveries:
+                msg = st.leased.pop(delivery.tag, None)
+                if msg is not None:
+                    st.bury(msg, reason, now)
+
+    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
+        st = self._st
+        with st.cond:  # one critical section: both happen or neither
+            st.leased.pop(delivery.tag, None)
+            msg = _Message(next(st.ids), delivery.queue, delivery.priority, body)
+            if delay > 0:
+                st.make_delayed(msg, time.time() + delay)
+            else:
+                st.make_ready(msg)
+                st.cond.notify_all()
+
+    # -- leases and recovery --------------------------------------------------------------
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            st.workers[worker] = _Worker(info, now, now + self.lease_seconds, tuple(queues))
+
+    def deregister(self, worker: str) -> None:
+        st = self._st
+        with st.cond:
+            st.workers.pop(worker, None)
+
+    def recover(self) -> list[Delivery]:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            expired = []
+            for msg in st.leased.values():
+                record = st.workers.get(worker_of(msg.consumer))
+                if max(msg.lease_until, record.expires if record else 0.0) < now:
+                    expired.append(msg)
+            dead = [msg.delivery() for msg in expired if st.charge(msg, self.max_redeliveries, now)]
+            if expired:
+                st.cond.notify_all()
+            return dead
+
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            dead = []
+            mine = [m for m in st.leased.values() if m.consumer == consumer and m.queue in queues]
+            for msg in mine:
+                if msg.tag in charged:
+                    if st.charge(msg, self.max_redeliveries, now):
+                        dead.append(msg.delivery())
+                else:
+                    del st.leased[msg.tag]
+                    st.make_ready(msg)
+            if mine:
+                st.cond.notify_all()
+            return dead
+
+    def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
+        st = self._st
+        with st.cond:
+            return [(m.consumer, m.delivery()) for m in sorted(st.leased.values(), key=lambda m: m.id)
+                    if worker_of(m.consumer) == worker and m.queue in queues]
+
+    # -- delayed messages -----------------------------------------------------------------
+    def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            due: list[tuple[float, int, _Message]] = []
+            for queue in queues:
+                heap = st.delayed.get(queue)
+                while heap and heap[0][0] <= now:
+                    due.append(heapq.heappop(heap))
+            due.sort(key=lambda entry: entry[:2])
+            for entry in due[limit:]:
+                heapq.heappush(st.delayed[entry[2].queue], entry)
+            for _, _, msg in due[:limit]:
+                # A promoted message joins the back of its priority, as if enqueued now.
+                msg.id = next(st.ids)
+                st.make_ready(msg)
+            if due:
+                st.cond.notify_all()
+            upcoming = [st.delayed[q][0][0] for q in queues if st.delayed.get(q)]
+            return max(0.0, min(upcoming) - now) if upcoming else None
+
+    def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
+        st = self._st
+        with st.cond:
+            entries = sorted((e for q in queues for e in st.delayed.get(q, ())), key=lambda e: e[:2])
+            return [Scheduled(m.queue, m.priority, due, m.key, m.body) for due, _, m in entries[:limit]]
+
+    def remove_scheduled(self, queue: str, key: str) -> bool:
+        st = self._st
+        with st.cond:
+            heap = st.delayed.get(queue, [])
+            kept = [entry for entry in heap if entry[2].key != key]
+            if len(kept) == len(heap):
+                return False
+            heapq.heapify(kept)
+            st.delayed[queue] = kept
+            return True
+
+    # -- inspection and maintenance -------------------------------------------------------
+    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        st = self._st
+        with st.cond:
+            out = []
+            for queue in queues:
+                ready = [0] * PRIORITY_LEVELS
+                for _, _, msg in st.ready.get(queue, ()):
+                    ready[msg.priority] += 1
+                unacked = sum(1 for m in st.leased.values() if m.queue == queue)
+                out.append(QueueStats(queue, ready, len(st.delayed.get(queue, ())), unacked,
+                                      len(st.dead.get(queue, ()))))
+            return out
+
+    def purge(self, queues: Sequence[str]) -> int:
+        st = self._st
+        with st.cond:
+            gone = 0
+            for queue in queues:
+                gone += len(st.ready.pop(queue, ())) + len(st.delayed.pop(queue, ()))
+            return gone
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        st = self._st
+        with st.cond:
+            return [letter for letter, _ in list(st.dead.get(queue, {}).values())[:limit]]
+
+    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        st = self._st
+        with st.cond:
+            letters = st.dead.get(queue, {})
+            chosen = list(letters) if ids is None else [i for i in ids if i in letters]
+            for letter_id in chosen:
+                _, msg = letters.pop(letter_id)
+                msg.id, msg.redeliveries = next(st.ids), 0
+                st.make_ready(msg)
+            if chosen:
+                st.cond.notify_all()
+            return len(chosen)
+
+    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        st = self._st
+        with st.cond:
+            letters = st.dead.get(queue, {})
+            chosen = list(letters) if ids is None else [i for i in ids if i in letters]
+            for letter_id in chosen:
+                del letters[letter_id]
+            return len(chosen)
+
+    def queues(self) -> list[str]:
+        st = self._st
+        with st.cond:
+            return sorted(st.known)
+
+    def workers(self) -> list[WorkerRecord]:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            horizon = now - max(WORKER_RETENTION, 10 * self.lease_seconds)
+            for name in [n for n, w in st.workers.items() if w.last_seen < horizon]:
+                del st.workers[name]
+            return [WorkerRecord(name, w.info, w.expires >= now, w.last_seen)
+                    for name, w in sorted(st.workers.items())]
+
+    # -- coordination primitives ----------------------------------------------------------
+    def now(self) -> float:
+        return time.time()
+
+    def rate_slot(self, key: str, interval: float) -> float:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            # GCRA: the key remembers when its next slot starts; each caller takes that slot.
+            slot = max(st.rates.get(key, now), now)
+            st.rates[key] = slot + interval
+            return slot - now
+
+    def _live(self, st: _Store, key: str) -> bytes | None:
+        entry = st.kv.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= time.time():
+            del st.kv[key]
+            return None
+        return value
+
+    def claim(self, key: str, ttl: float) -> bool:
+        st = self._st
+        with st.cond:
+            if self._live(st, key) is not None:
+                return False
+            st.kv[key] = (b"1", time.time() + ttl)
+            return True
+
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        st = self._st
+        with st.cond:
+            st.kv[key] = (value, None if ttl is None else time.time() + ttl)
+
+    def get(self, key: str) -> bytes | None:
+        st = self._st
+        with st.cond:
+            return self._live(st, key)
+
+    def delete(self, key: str) -> None:
+        st = self._st
+        with st.cond:
+            st.kv.pop(key, None)
+
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        st = self._st
+        with st.cond:
+            st.maps.setdefault(name, {})[field] = value
+
+    def map_get(self, name: str) -> dict[str, bytes]:
+        st = self._st
+        with st.cond:
+            return dict(st.maps.get(name, {}))
+
+    def map_delete(self, name: str, field: str) -> bool:
+        st = self._st
+        with st.cond:
+            return st.maps.get(name, {}).pop(field, None) is not None
+
+    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+        st = self._st
+        with st.cond:
+            # Zero-padded so ids compare as strings the way they compare as numbers.
+            entry_id = f"{next(st.log_ids):016d}"
+            log = st.logs.setdefault(name, deque())
+            log.append((entry_id, data))
+            while len(log) > maxlen:
+                log.popleft()
+            st.last_log_id[name] = entry_id
+            st.cond.notify_all()
+            return entry_id
+
+    def log_read(self, name: str, after: str | None, count: int,
+                 timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        st = self._st
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with st.cond:
+            if after == "$":
+                after = st.last_log_id.get(name, "")
+            start = after or ""
+            while True:
+                found = [(i, d) for i, d in st.logs.get(name, ()) if i > start][:count]
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0:
+                    return found
+                st.cond.wait(remaining)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        # The store stays: other brokers of this process built from the same URL still use it.
+        self._store = None
