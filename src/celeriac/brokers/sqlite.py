@@ -1,0 +1,481 @@
+"""The embedded default broker: one SQLite file in WAL mode, shared by producer and worker
+processes on one machine.
+
+URLs: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (see
+:func:`~celeriac.brokers._sqlite_db.sqlite_path`). Durability: ``synchronous=NORMAL`` by default
+(a committed message survives any process crash; a power loss may drop the last transactions),
+``synchronous=FULL`` with ``durable=True`` (setting ``broker_sqlite_durable``).
+
+Every state change is one ``BEGIN IMMEDIATE`` transaction (see ``_sqlite_db``), so a message is
+never leased twice and a recovery or promotion happens exactly once however many processes try.
+Reads that usually find nothing (an empty queue, no expired lease, nothing due) look first in a
+read transaction and only take the write lock when there is work.
+
+Clock: ``time.time()`` of the calling process, the one clock of the one machine sharing the file.
+
+Blocking ``fetch`` and ``log_read``: a Unix datagram doorbell rung after each commit that makes a
+message ready or appends to a log, wake-up about 0.1-0.3 ms after the commit; where the doorbell
+cannot be used, a ``PRAGMA data_version`` poll with backoff capped at 50 ms (``_sqlite_wake``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ._sqlite_db import Database, sqlite_path
+from ._sqlite_schema import ROW, SCHEMA
+from ._sqlite_wake import Doorbell, wait_for
+from .base import (
+    PRIORITY_LEVELS,
+    Broker,
+    DeadLetter,
+    Delivery,
+    QueueStats,
+    Scheduled,
+    WorkerRecord,
+    clamp_priority,
+)
+from .memory import WORKER_RETENTION, worker_of
+
+READY = ("q",)  # doorbell channel of fetchers
+LOGS = ("l",)  # doorbell channel of log readers
+
+# A leased row whose own lease and whose worker's heartbeat both ran out.
+_EXPIRED = ("FROM messages AS m WHERE m.consumer IS NOT NULL AND m.lease_until < ? AND NOT EXISTS "
+            "(SELECT 1 FROM workers AS w WHERE w.name = m.worker AND w.expires >= ?)")
+_UNLEASE = "UPDATE messages SET consumer = NULL, worker = NULL, lease_until = NULL"
+_IS_HELD = "id = ? AND handouts = ? AND consumer IS NOT NULL"
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+def _parse_tag(tag: str) -> tuple[int, int] | None:
+    msg_id, _, handouts = tag.partition(":")
+    return (int(msg_id), int(handouts)) if msg_id.isdigit() and handouts.isdigit() else None
+
+
+def _keys(deliveries: Sequence[Delivery]) -> list[tuple[int, int]]:
+    return [key for key in map(_parse_tag, (d.tag for d in deliveries)) if key is not None]
+
+
+class SQLiteBroker(Broker):
+    """A broker in one SQLite file (see the module docstring)."""
+
+    schemes = ("sqlite",)
+
+    def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
+                 durable: bool = False) -> None:
+        super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
+        self.path = sqlite_path(url)
+        self.durable = durable
+        self._db = Database(self.path, SCHEMA, durable=durable, what="SQLite broker")
+        self._bell = Doorbell(self.path)
+
+    # -- producing ------------------------------------------------------------------------
+    def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+                key: str = "") -> None:
+        self.enqueue_many([(queue, body, priority, delay, key)])
+
+    def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
+        rows = [(queue, clamp_priority(priority), body, key, delay)
+                for queue, body, priority, delay, key in items]
+
+        def insert(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.executemany("INSERT OR IGNORE INTO queues (name) VALUES (?)", {(r[0],) for r in rows})
+            ready = [r[:4] for r in rows if r[4] <= 0]
+            conn.executemany("INSERT INTO messages (queue, priority, body, key) VALUES (?, ?, ?, ?)", ready)
+            conn.executemany("INSERT INTO delayed (queue, priority, body, key, due) VALUES (?, ?, ?, ?, ?)",
+                             [(*r[:4], now + r[4]) for r in rows if r[4] > 0])
+            return bool(ready)
+
+        if rows and self._db.write(insert):
+            self._bell.ring(READY)
+
+    # -- consuming ------------------------------------------------------------------------
+    def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
+        if not queues or count <= 0:
+            return []
+        marks = _marks(queues)
+
+        def any_ready(conn: sqlite3.Connection) -> bool:
+            sql = f"SELECT 1 FROM messages WHERE consumer IS NULL AND queue IN ({marks}) LIMIT 1"
+            return conn.execute(sql, tuple(queues)).fetchone() is not None
+
+        def attempt() -> list[Delivery]:
+            if not self._db.read(any_ready):
+                return []
+            return self._db.write(lambda conn: self._take(conn, queues, consumer, count))
+
+        return wait_for(attempt, db=self._db, bell=self._bell, channel=READY[0], timeout=timeout)
+
+    def _take(self, conn: sqlite3.Connection, queues: Sequence[str], consumer: str,
+              count: int) -> list[Delivery]:
+        worker, lease_until = worker_of(consumer), time.time() + self.lease_seconds
+        out: list[Delivery] = []
+        for queue in queues:
+            if len(out) >= count:
+                break
+            rows = conn.execute(
+                "UPDATE messages SET consumer = ?, worker = ?, lease_until = ?, handouts = handouts + 1 "
+                "WHERE id IN (SELECT id FROM messages WHERE queue = ? AND consumer IS NULL "
+                "ORDER BY priority DESC, id LIMIT ?) RETURNING id, priority, body, redeliveries, handouts",
+                (consumer, worker, lease_until, queue, count - len(out))).fetchall()
+            rows.sort(key=lambda row: (-row[1], row[0]))  # RETURNING comes in no promised order
+            out += [Delivery(queue, prio, body, f"{msg_id}:{handouts}", redeliveries)
+                    for msg_id, prio, body, redeliveries, handouts in rows]
+        return out
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if keys := _keys(deliveries):
+            self._db.write(lambda conn: conn.executemany(f"DELETE FROM messages WHERE {_IS_HELD}", keys))
+
+    def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
+        keys = _keys(deliveries)
+
+        def give_back(conn: sqlite3.Connection) -> None:
+            if delay <= 0:
+                # It keeps its id, so it goes back where it was in line.
+                conn.executemany(f"{_UNLEASE} WHERE {_IS_HELD}", keys)
+                return
+            due = time.time() + delay
+            conn.executemany(
+                "INSERT INTO delayed (queue, priority, body, key, redeliveries, due) SELECT queue, "
+                f"priority, body, key, redeliveries, ? FROM messages WHERE {_IS_HELD}",
+                [(due, *key) for key in keys])
+            conn.executemany(f"DELETE FROM messages WHERE {_IS_HELD}", keys)
+
+        if keys:
+            self._db.write(give_back)
+            if delay <= 0:
+                self._bell.ring(READY)
+
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        keys = _keys(deliveries)
+
+        def bury(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.executemany(
+                "INSERT INTO dead_letters (queue, priority, body, key, reason, time) SELECT queue, "
+                f"priority, body, key, ?, ? FROM messages WHERE {_IS_HELD}",
+                [(reason, now, *key) for key in keys])
+            conn.executemany(f"DELETE FROM messages WHERE {_IS_HELD}", keys)
+
+        if keys:
+            self._db.write(bury)
+
+    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
+        key = _parse_tag(delivery.tag)
+
+        def swap(conn: sqlite3.Connection) -> None:
+            if delay > 0:
+                conn.execute("INSERT INTO delayed (queue, priority, body, due) VALUES (?, ?, ?, ?)",
+                             (delivery.queue, delivery.priority, body, time.time() + delay))
+            else:
+                conn.execute("INSERT INTO messages (queue, priority, body) VALUES (?, ?, ?)",
+                             (delivery.queue, delivery.priority, body))
+            if key is not None:
+                conn.execute(f"DELETE FROM messages WHERE {_IS_HELD}", key)
+
+        self._db.write(swap)
+        if delay <= 0:
+            self._bell.ring(READY)
+
+    # -- leases and recovery --------------------------------------------------------------
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+        def beat(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute(
+                "INSERT INTO workers (name, info, last_seen, expires, queues) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen, "
+                "expires = excluded.expires, queues = excluded.queues",
+                (worker, info, now, now + self.lease_seconds, "\n".join(queues)))
+            conn.execute("DELETE FROM workers WHERE last_seen < ?", (now - self._retention(),))
+
+        self._db.write(beat)
+
+    def _retention(self) -> float:
+        return max(WORKER_RETENTION, 10 * self.lease_seconds)
+
+    def deregister(self, worker: str) -> None:
+        self._db.write(lambda conn: conn.execute("DELETE FROM workers WHERE name = ?", (worker,)))
+
+    def recover(self) -> list[Delivery]:
+        now = time.time()
+        if not self._db.read(lambda c: c.execute(f"SELECT 1 {_EXPIRED} LIMIT 1", (now, now)).fetchone()):
+            return []
+
+        def take_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
+            now = time.time()
+            return self._charge(conn, conn.execute(f"SELECT {ROW} {_EXPIRED}", (now, now)).fetchall(), now)
+
+        dead, back = self._db.write(take_back)
+        if back:
+            self._bell.ring(READY)
+        return dead
+
+    def _charge(self, conn: sqlite3.Connection, rows: list[Any], now: float) -> tuple[list[Delivery], int]:
+        """Count one redelivery for each leased row; bury those past the cap. Returns the buried
+        deliveries and how many went back to ready."""
+        dead, back = [], []
+        for msg_id, queue, priority, body, key, redeliveries, handouts, _consumer in rows:
+            count = redeliveries + 1
+            if count <= self.max_redeliveries:
+                back.append((count, msg_id))
+                continue
+            conn.execute("INSERT INTO dead_letters (queue, priority, body, key, reason, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (queue, priority, body, key,
+                          f"redelivered {count} times: its worker died each time", now))
+            conn.execute("DELETE FROM messages WHERE id = ?", (msg_id,))
+            dead.append(Delivery(queue, priority, body, f"{msg_id}:{handouts}", count))
+        conn.executemany(f"{_UNLEASE}, redeliveries = ? WHERE id = ?", back)
+        return dead, len(back)
+
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+        if not queues:
+            return []
+        charged_tags = set(charged)
+
+        def give_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
+            rows = conn.execute(f"SELECT {ROW} FROM messages WHERE worker = ? AND consumer = ? "
+                                f"AND queue IN ({_marks(queues)})",
+                                (worker_of(consumer), consumer, *queues)).fetchall()
+            hit = [row for row in rows if f"{row[0]}:{row[6]}" in charged_tags]
+            free = [(row[0],) for row in rows if f"{row[0]}:{row[6]}" not in charged_tags]
+            conn.executemany(f"{_UNLEASE} WHERE id = ?", free)
+            dead, back = self._charge(conn, hit, time.time())
+            return dead, back + len(free)
+
+        dead, back = self._db.write(give_back)
+        if back:
+            self._bell.ring(READY)
+        return dead
+
+    def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
+        if not queues:
+            return []
+        rows = self._db.read(lambda conn: conn.execute(
+            f"SELECT {ROW} FROM messages WHERE worker = ? AND consumer IS NOT NULL "
+            f"AND queue IN ({_marks(queues)}) ORDER BY id", (worker, *queues)).fetchall())
+        return [(consumer, Delivery(queue, prio, body, f"{msg_id}:{handouts}", redeliveries))
+                for msg_id, queue, prio, body, _key, redeliveries, handouts, consumer in rows]
+
+    # -- delayed messages -----------------------------------------------------------------
+    def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
+        if not queues:
+            return None
+        marks = _marks(queues)
+
+        def next_due(conn: sqlite3.Connection) -> float | None:
+            return conn.execute(f"SELECT MIN(due) FROM delayed WHERE queue IN ({marks})",
+                                tuple(queues)).fetchone()[0]
+
+        due, now = self._db.read(next_due), time.time()
+        if due is None or due > now:
+            return None if due is None else due - now
+
+        def move(conn: sqlite3.Connection) -> tuple[int, float | None, float]:
+            now = time.time()
+            pick = f"SELECT id FROM delayed WHERE queue IN ({marks}) AND due <= ? ORDER BY due, id LIMIT ?"
+            args = (*queues, now, limit)
+            # Inserted in due order, so the new ids put them at the back of their priority in
+            # the order they fell due.
+            moved = conn.execute(
+                "INSERT INTO messages (queue, priority, body, key, redeliveries) SELECT queue, priority, "
+                f"body, key, redeliveries FROM delayed WHERE id IN ({pick}) ORDER BY due, id", args).rowcount
+            conn.execute(f"DELETE FROM delayed WHERE id IN ({pick})", args)
+            return moved, next_due(conn), now
+
+        moved, due, now = self._db.write(move)
+        if moved:
+            self._bell.ring(READY)
+        return None if due is None else max(0.0, due - now)
+
+    def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
+        if not queues:
+            return []
+        rows = self._db.read(lambda conn: conn.execute(
+            f"SELECT queue, priority, due, key, body FROM delayed WHERE queue IN ({_marks(queues)}) "
+            "ORDER BY due, id LIMIT ?", (*queues, limit)).fetchall())
+        return [Scheduled(*row) for row in rows]
+
+    def remove_scheduled(self, queue: str, key: str) -> bool:
+        return bool(self._db.write(lambda conn: conn.execute(
+            "DELETE FROM delayed WHERE queue = ? AND key = ?", (queue, key)).rowcount))
+
+    # -- inspection and maintenance -------------------------------------------------------
+    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        def count(conn: sqlite3.Connection, sql: str, queue: str) -> int:
+            return int(conn.execute(sql, (queue,)).fetchone()[0])
+
+        def collect(conn: sqlite3.Connection) -> list[QueueStats]:
+            out = []
+            for queue in queues:
+                ready = [0] * PRIORITY_LEVELS
+                for prio, n in conn.execute("SELECT priority, COUNT(*) FROM messages WHERE queue = ? "
+                                            "AND consumer IS NULL GROUP BY priority", (queue,)):
+                    ready[prio] = n
+                out.append(QueueStats(
+                    queue, ready,
+                    count(conn, "SELECT COUNT(*) FROM delayed WHERE queue = ?", queue),
+                    count(conn, "SELECT COUNT(*) FROM messages WHERE queue = ? "
+                                "AND consumer IS NOT NULL", queue),
+                    count(conn, "SELECT COUNT(*) FROM dead_letters WHERE queue = ?", queue)))
+            return out
+
+        return self._db.read(collect)
+
+    def purge(self, queues: Sequence[str]) -> int:
+        if not queues:
+            return 0
+        marks, args = _marks(queues), tuple(queues)
+        return self._db.write(lambda conn: conn.execute(
+            f"DELETE FROM messages WHERE queue IN ({marks}) AND consumer IS NULL", args).rowcount
+            + conn.execute(f"DELETE FROM delayed WHERE queue IN ({marks})", args).rowcount)
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        rows = self._db.read(lambda conn: conn.execute(
+            "SELECT id, body, reason, time FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?",
+            (queue, limit)).fetchall())
+        return [DeadLetter(queue, str(i), body, reason, when) for i, body, reason, when in rows]
+
+    def _dead_where(self, queue: str, ids: Sequence[str] | None) -> tuple[str, tuple[Any, ...]] | None:
+        if ids is None:
+            return "queue = ?", (queue,)
+        numbers = [int(i) for i in ids if i.isdigit()]
+        return (f"queue = ? AND id IN ({_marks(numbers)})", (queue, *numbers)) if numbers else None
+
+    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        if (where := self._dead_where(queue, ids)) is None:
+            return 0
+
+        def revive(conn: sqlite3.Connection) -> int:
+            n = conn.execute("INSERT INTO messages (queue, priority, body, key) SELECT queue, priority, "
+                             f"body, key FROM dead_letters WHERE {where[0]} ORDER BY id", where[1]).rowcount
+            conn.execute(f"DELETE FROM dead_letters WHERE {where[0]}", where[1])
+            return n
+
+        n = self._db.write(revive)
+        if n:
+            self._bell.ring(READY)
+        return n
+
+    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        if (where := self._dead_where(queue, ids)) is None:
+            return 0
+        return self._db.write(lambda conn: conn.execute(
+            f"DELETE FROM dead_letters WHERE {where[0]}", where[1]).rowcount)
+
+    def queues(self) -> list[str]:
+        return [name for (name,) in self._db.read(
+            lambda conn: conn.execute("SELECT name FROM queues ORDER BY name").fetchall())]
+
+    def workers(self) -> list[WorkerRecord]:
+        now = time.time()
+        rows = self._db.read(lambda conn: conn.execute(
+            "SELECT name, info, last_seen, expires FROM workers WHERE last_seen >= ? ORDER BY name",
+            (now - self._retention(),)).fetchall())
+        return [WorkerRecord(name, info, expires >= now, seen) for name, info, seen, expires in rows]
+
+    # -- coordination primitives ----------------------------------------------------------
+    def now(self) -> float:
+        return time.time()
+
+    def rate_slot(self, key: str, interval: float) -> float:
+        def reserve(conn: sqlite3.Connection) -> float:
+            now = time.time()
+            row = conn.execute("SELECT tat FROM rate_slots WHERE key = ?", (key,)).fetchone()
+            # GCRA: the key remembers when its next slot starts; each caller takes that slot.
+            slot = max(row[0], now) if row else now
+            conn.execute("INSERT OR REPLACE INTO rate_slots (key, tat) VALUES (?, ?)", (key, slot + interval))
+            return slot - now
+
+        return self._db.write(reserve)
+
+    def claim(self, key: str, ttl: float) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.execute("DELETE FROM kv WHERE key = ? AND expires <= ?", (key, now))
+            return conn.execute("INSERT OR IGNORE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                                (key, b"1", now + ttl)).rowcount == 1
+
+        return self._db.write(take)
+
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        def store(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, None if ttl is None else now + ttl))
+            # Expired keys nobody reads again would pile up; each put sweeps a few.
+            conn.execute("DELETE FROM kv WHERE rowid IN "
+                         "(SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,))
+
+        self._db.write(store)
+
+    def get(self, key: str) -> bytes | None:
+        row = self._db.read(lambda conn: conn.execute(
+            "SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)",
+            (key, time.time())).fetchone())
+        return None if row is None else bytes(row[0])
+
+    def delete(self, key: str) -> None:
+        self._db.write(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        self._db.write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO maps (name, field, value) VALUES (?, ?, ?)", (name, field, value)))
+
+    def map_get(self, name: str) -> dict[str, bytes]:
+        rows = self._db.read(lambda conn: conn.execute(
+            "SELECT field, value FROM maps WHERE name = ?", (name,)).fetchall())
+        return {field: bytes(value) for field, value in rows}
+
+    def map_delete(self, name: str, field: str) -> bool:
+        return bool(self._db.write(lambda conn: conn.execute(
+            "DELETE FROM maps WHERE name = ? AND field = ?", (name, field)).rowcount))
+
+    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+        def append(conn: sqlite3.Connection) -> int:
+            last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0] or 0
+            conn.execute("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)", (name, last + 1, data))
+            # At least the new entry stays, so the next seq still counts up from it.
+            conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last + 1 - max(maxlen, 1)))
+            return last + 1
+
+        seq = self._db.write(append)
+        self._bell.ring(LOGS)
+        return f"{seq:016d}"  # zero-padded: ids compare as strings as they do as numbers
+
+    def log_read(self, name: str, after: str | None, count: int,
+                 timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        if after == "$":
+            start = self._db.read(lambda conn: conn.execute(
+                "SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]) or 0
+        else:
+            start = int(after) if after and after.isdigit() else 0
+
+        def read() -> list[tuple[int, bytes]]:
+            return self._db.read(lambda conn: conn.execute(
+                "SELECT seq, data FROM logs WHERE name = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (name, start, count)).fetchall())
+
+        rows = wait_for(read, db=self._db, bell=self._bell, channel=LOGS[0], timeout=timeout)
+        return [(f"{seq:016d}", bytes(data)) for seq, data in rows]
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        self._db.read(lambda conn: None)  # opens the file, so a bad path fails here, at start-up
+        if self._db.journal_mode != "wal":
+            return [f"SQLite broker {self.path}: journal mode is {self._db.journal_mode!r}, not WAL "
+                    "(a network file system?): processes will block each other"]
+        return []
+
+    def close(self) -> None:
+        self._db.close()
+        self._bell.close()
