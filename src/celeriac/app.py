@@ -1,0 +1,530 @@
+"""The application: configuration, the task registry, and sending tasks."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+from . import message
+from .brokers.base import Broker, clamp_priority
+from .config import Settings, import_object
+from .exceptions import BrokerError, ConfigurationError, NotRegistered
+from .message import Envelope
+from .signals import Signal
+from .task import Task, make_task_class
+
+if TYPE_CHECKING:
+    from .backends.base import ResultBackend
+    from .control import Control
+    from .result import AsyncResult
+
+logger = logging.getLogger("celeriac.app")
+
+_current: Celery | None = None
+_shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
+
+# Options Celery's send_task takes that carry no meaning here; accepted so calls port unchanged.
+_INERT_SEND_OPTIONS = frozenset({
+    "exchange", "routing_key", "compression", "producer", "connection", "publisher", "router",
+    "result_cls", "add_to_parent", "reply_to", "route_name", "shadow", "mandatory", "immediate",
+    "delivery_mode", "exchange_type", "declare", "group_index", "replaced_task_nesting",
+})
+
+
+def default_broker_url() -> str:
+    """The embedded default: one SQLite file per user, in the XDG data directory."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'celeriac' / 'celeriac.db'}"
+
+
+def current_app() -> Celery:
+    """The most recently created app, or a default one if none was made."""
+    global _current
+    if _current is None:
+        _current = Celery("default")
+    return _current
+
+
+def _to_timestamp(value: datetime | float | int, now: float) -> float:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # Celery treats naive datetimes as UTC when enable_utc is on
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    if isinstance(value, timedelta):
+        return now + value.total_seconds()
+    return now + float(value)  # a number of seconds from now, as Celery's expires=60
+
+
+class Celery:
+    """A celeriac application: ``Celery('proj', broker='redis://...', include=['proj.tasks'])``."""
+
+    def __init__(self, main: str | None = None, *, broker: str | None = None, backend: str | None = None,
+                 include: Sequence[str] | None = None, config_source: Any = None,
+                 set_as_current: bool = True, task_cls: type[Task[Any, Any]] | str | None = None,
+                 **kwargs: Any) -> None:
+        global _current
+        self.main = main
+        self.conf = Settings()
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.on_after_configure = Signal("on_after_configure")
+        self.on_after_finalize = Signal("on_after_finalize")
+        if isinstance(task_cls, str):
+            task_cls = import_object(task_cls)
+        self.task_cls: type[Task[Any, Any]] = task_cls or Task
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._control: Control | None = None
+        self._finalized = False
+        self._autodiscover: list[tuple[Any, str]] = []
+        if broker:
+            self.conf.broker_url = broker
+        if backend:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = list(include)
+        if config_source is not None:
+            self.config_from_object(config_source)
+        for key, value in kwargs.items():
+            if key in ("fixups", "loader", "log", "events", "amqp", "strict_typing", "autofinalize",
+                       "changes", "namespace", "steps", "control", "tasks", "on_configure"):
+                continue  # Celery's plumbing hooks: nothing to plug here
+            self.conf[key] = value
+        for factory in _shared_tasks:
+            factory(self)
+        if set_as_current:
+            _current = self
+
+    # -- configuration --------------------------------------------------------------------
+    def config_from_object(self, obj: Any, namespace: str | None = None, silent: bool = False,
+                           force: bool = False) -> None:
+        """Load settings from a module, class, dict or dotted path; ``namespace='CELERY'`` reads
+        Django-style ``CELERY_TASK_TIME_LIMIT`` names."""
+        try:
+            self.conf.load_object(obj, namespace=namespace)
+        except ImportError:
+            if not silent:
+                raise
+        self._reset_connections()
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
+        module = os.environ.get(variable_name)
+        if not module:
+            if silent:
+                return
+            raise ConfigurationError(f"environment variable {variable_name!r} is not set")
+        self.config_from_object(module, silent=silent)
+
+    def _reset_connections(self) -> None:
+        self._broker = None
+        self._backend = None
+
+    @property
+    def default_queue(self) -> str:
+        return str(self.conf.task_default_queue)
+
+    @property
+    def broker_url(self) -> str:
+        return str(self.conf.broker_url or default_broker_url())
+
+    @property
+    def backend_url(self) -> str:
+        # Results go to the broker's store unless told otherwise, so get() works out of the box.
+        return str(self.conf.result_backend or self.broker_url)
+
+    @property
+    def broker(self) -> Broker:
+        """This process's broker connection (made on first use)."""
+        if self._broker is None:
+            self._broker = self.new_broker()
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend:
+        """This process's result store connection (made on first use)."""
+        if self._backend is None:
+            self._backend = self.new_backend()
+        return self._backend
+
+    def new_broker(self) -> Broker:
+        """A broker connection of its own, for a thread that must not share one."""
+        from .brokers import from_url
+
+        options: dict[str, Any] = {
+            "max_redeliveries": self.conf.task_max_redeliveries,
+            "lease_seconds": float(self.conf.broker_lease_seconds),
+        }
+        if self.broker_url.startswith("sqlite"):
+            options["durable"] = self.conf.broker_sqlite_durable
+        return from_url(self.broker_url, **options)
+
+    def new_backend(self) -> ResultBackend:
+        from .backends import from_url
+
+        expires = self.conf.result_expires
+        if isinstance(expires, timedelta):
+            expires = expires.total_seconds()
+        return from_url(self.backend_url, expires=expires)
+
+    @property
+    def control(self) -> Control:
+        if self._control is None:
+            from .control import Control
+
+            self._control = Control(self)
+        return self._control
+
+    @property
+    def signing_key(self) -> bytes | None:
+        key = self.conf.task_message_signing_key
+        return key.encode() if isinstance(key, str) else key
+
+    def queues(self) -> list[str]:
+        """The queues a worker reads when not told otherwise (``task_queues``, else the default)."""
+        configured = self.conf.task_queues
+        if not configured:
+            return [self.default_queue]
+        if isinstance(configured, dict):
+            return list(configured)
+        return [getattr(q, "name", q) for q in configured]
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    @staticmethod
+    def now_ts() -> float:
+        return time.time()
+
+    # -- tasks ----------------------------------------------------------------------------
+    @overload
+    def task(self, fun: Callable[..., Any], /) -> Task[Any, Any]: ...
+
+    @overload
+    def task(self, *, name: str | None = None, bind: bool = False, base: type[Task[Any, Any]] | None = None,
+             **options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
+
+    def task(self, fun: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Declare a task: ``@app.task`` or ``@app.task(bind=True, max_retries=3, ...)``."""
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            return self._register(f, options)
+
+        return register(fun) if fun is not None else register
+
+    def _register(self, fun: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        name = options.get("name") or self.gen_task_name(fun.__name__, fun.__module__)
+        base = options.get("base") or self.task_cls
+        cls = make_task_class(fun, base, {**options, "name": name})
+        task: Task[Any, Any] = cls()
+        task.app = self
+        self.tasks[name] = task
+        return task
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}"
+
+    def register_task(self, task: Task[Any, Any] | type[Task[Any, Any]]) -> Task[Any, Any]:
+        instance = task() if isinstance(task, type) else task
+        instance.app = self
+        self.tasks[instance.name] = instance
+        return instance
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        task = self.tasks.get(name)
+        if task is None and not self._finalized:
+            self.finalize()
+            task = self.tasks.get(name)
+        if task is None:
+            from .config import suggest
+
+            raise NotRegistered(f"unknown task {name!r}{suggest(name, self.tasks)}")
+        return task
+
+    # -- modules ----------------------------------------------------------------------------
+    def autodiscover_tasks(self, packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+                           related_name: str = "tasks", force: bool = False) -> None:
+        """Import ``<package>.tasks`` for each package (Django's INSTALLED_APPS when omitted),
+        when the app is finalized (``force=True``: now)."""
+        self._autodiscover.append((packages, related_name))
+        if force:
+            self._run_autodiscover()
+
+    def _run_autodiscover(self) -> None:
+        pending, self._autodiscover = self._autodiscover, []
+        for packages, related_name in pending:
+            if packages is None:
+                try:
+                    from django.conf import settings  # type: ignore[import-not-found]
+
+                    packages = list(settings.INSTALLED_APPS)
+                except Exception:
+                    packages = []
+            elif callable(packages):
+                packages = list(packages())
+            for package in packages:
+                module = f"{package}.{related_name}"
+                try:
+                    importlib.import_module(module)
+                except ModuleNotFoundError as exc:
+                    if exc.name not in (module, package):  # the module exists but its import failed
+                        raise
+
+    def finalize(self) -> None:
+        """Import configured modules and discovered tasks; fire ``on_after_configure``."""
+        if self._finalized:
+            return
+        self._finalized = True
+        for module in [*self.conf.imports, *self.conf.include]:
+            importlib.import_module(module)
+        self._run_autodiscover()
+        self.on_after_configure.send(sender=self)
+        self.on_after_finalize.send(sender=self)
+
+    # -- periodic tasks (read by beat) --------------------------------------------------------
+    def add_periodic_task(self, schedule: Any, sig: Any, args: Sequence[Any] = (),
+                          kwargs: dict[str, Any] | None = None, name: str | None = None, **opts: Any) -> str:
+        """Add an entry to ``beat_schedule``: ``add_periodic_task(10.0, ping.s('x'), name='ping')``."""
+        task_name = sig.task.name if hasattr(sig, "task") else getattr(sig, "name", sig)
+        entry_args = tuple(getattr(sig, "args", ()) or args)
+        entry_kwargs = dict(getattr(sig, "kwargs", {}) or kwargs or {})
+        options = {**getattr(sig, "options", {}), **opts}
+        key = name or f"{task_name}({', '.join(map(repr, entry_args))})"
+        schedule_table = dict(self.conf.beat_schedule)
+        schedule_table[key] = {"task": task_name, "schedule": schedule, "args": entry_args,
+                               "kwargs": entry_kwargs, "options": options}
+        self.conf.beat_schedule = schedule_table
+        return key
+
+    # -- sending ----------------------------------------------------------------------------
+    def route(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        routes = self.conf.task_routes
+        if not routes:
+            return {}
+        for table in routes if isinstance(routes, (list, tuple)) else [routes]:
+            if callable(table):
+                found = table(name, args, kwargs, {}, task=self.tasks.get(name))
+                if found:
+                    return {"queue": found} if isinstance(found, str) else dict(found)
+                continue
+            for pattern, target in table.items():
+                matched = pattern.match(name) if isinstance(pattern, re.Pattern) else \
+                    (pattern == name or fnmatch.fnmatchcase(name, pattern))
+                if matched:
+                    return {"queue": target} if isinstance(target, str) else dict(target)
+        return {}
+
+    def send_task(self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  *, countdown: float | None = None, eta: datetime | float | None = None,
+                  expires: float | datetime | None = None, priority: int | None = None,
+                  queue: str | None = None, task_id: str | None = None, retry: bool | None = None,
+                  retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
+                  ignore_result: bool | None = None, time_limit: float | None = None,
+                  soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
+                  **options: Any) -> AsyncResult:
+        """Send a task by name; the sender needs no code for it (``send_task('add', args=[2, 2])``)."""
+        from .result import AsyncResult
+
+        envelope, delay = self._envelope(
+            name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
+            queue=queue, task_id=task_id, headers=headers, ignore_result=ignore_result,
+            time_limit=time_limit, soft_time_limit=soft_time_limit, task=task, options=options)
+        serializer = options.get("serializer") or (task and task.serializer) or self.conf.task_serializer
+        body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
+        self._publish([(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
+        return AsyncResult(envelope.id, app=self, task_name=name)
+
+    def send_many(self, name: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]],
+                  **options: Any) -> list[AsyncResult]:
+        """Send many calls of one task in one round trip: ``[(args, kwargs), ...]``."""
+        from .result import AsyncResult
+
+        task = self.tasks.get(name)
+        serializer = options.pop("serializer", None) or (task and task.serializer) or self.conf.task_serializer
+        items = []
+        results = []
+        for args, kwargs in calls:
+            envelope, delay = self._envelope(name, args, kwargs, task=task, options=dict(options))
+            items.append((envelope.queue, message.encode(envelope, serializer=serializer,
+                                                         signing_key=self.signing_key),
+                          envelope.priority, delay, envelope.id))
+            results.append(AsyncResult(envelope.id, app=self, task_name=name))
+        self._publish(items, None, None)
+        return results
+
+    def _envelope(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None, *,
+                  countdown: float | None = None, eta: datetime | float | None = None,
+                  expires: float | datetime | None = None, priority: int | None = None,
+                  queue: str | None = None, task_id: str | None = None, headers: dict[str, Any] | None = None,
+                  ignore_result: bool | None = None, time_limit: float | None = None,
+                  soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
+                  options: dict[str, Any]) -> tuple[Envelope, float]:
+        unknown = set(options) - _INERT_SEND_OPTIONS - {"serializer", "group_id", "root_id", "parent_id",
+                                                          "retries", "link", "link_error"}
+        if unknown:
+            raise ConfigurationError(f"send_task({name!r}): unknown option {sorted(unknown)[0]!r}")
+        if options.get("link") or options.get("link_error"):
+            raise ConfigurationError(f"send_task({name!r}): link/link_error callbacks are not supported yet")
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise ConfigurationError(f"send_task({name!r}): args must be a list or tuple, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ConfigurationError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
+        if task is None:
+            task = self.tasks.get(name)
+        route = self.route(name, args or (), kwargs or {}) if (queue is None or priority is None) else {}
+        now = time.time()
+        delay = 0.0
+        if countdown is not None:
+            delay = float(countdown)
+        elif eta is not None:
+            delay = _to_timestamp(eta, now) - now
+        if expires is None and task is not None:
+            expires = task.expires
+        if priority is None:
+            priority = route.get("priority")
+            if priority is None and task is not None:
+                priority = task.priority
+            if priority is None:
+                priority = self.conf.task_default_priority
+        parent = _current_request()
+        envelope = Envelope(
+            id=task_id or str(uuid.uuid4()), task=name,
+            args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
+            queue=queue or route.get("queue") or (task.queue if task else None) or self.default_queue,
+            priority=clamp_priority(priority),
+            eta=now + delay if delay > 0 else None,
+            expires=_to_timestamp(expires, now) if expires is not None else None,
+            retries=int(options.get("retries", 0)),
+            root_id=options.get("root_id") or (parent.root_id if parent else None),
+            parent_id=options.get("parent_id") or (parent.id if parent else None),
+            group_id=options.get("group_id"),
+            headers=dict(headers) if headers else {},
+            ignore_result=bool(ignore_result if ignore_result is not None else
+                               (task.ignore_result if task and task.ignore_result is not None
+                                else self.conf.task_ignore_result)),
+            time_limit=time_limit, soft_time_limit=soft_time_limit,
+            origin=_ORIGIN, sent=now,
+        )
+        return envelope, max(delay, 0.0)
+
+    def _publish(self, items: list[tuple[str, bytes, int, float, str]], retry: bool | None,
+                 policy: dict[str, Any] | None) -> None:
+        broker = self.broker
+        if retry is None:
+            retry = self.conf.task_publish_retry
+        policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
+                  **(self.conf.task_publish_retry_policy or {}), **(policy or {})}
+        attempt = 0
+        while True:
+            try:
+                if len(items) == 1:
+                    queue, body, priority, delay, key = items[0]
+                    broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
+                else:
+                    broker.enqueue_many(items)
+                return
+            except BrokerError as exc:
+                max_retries = policy.get("max_retries")
+                if not retry or (max_retries is not None and attempt >= max_retries):
+                    raise
+                pause = min(float(policy["interval_max"]),
+                            float(policy["interval_start"]) + attempt * float(policy["interval_step"]))
+                logger.warning("publish failed (%s); retry %d in %.1fs", exc, attempt + 1, pause)
+                time.sleep(pause)
+                attempt += 1
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def GroupResult(self, group_id: str | None = None, results: Iterable[Any] = ()) -> Any:
+        from .result import GroupResult
+
+        return GroupResult(group_id, results, app=self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+        if self._backend is not None:
+            self._backend.close()
+        self._reset_connections()
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> None:
+        from .cli import main
+
+        main(["-A", _AppRef(self), *(argv or ["worker"])])  # type: ignore[list-item]
+
+    start = worker_main
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'}>"
+
+
+class _AppRef(str):
+    """Lets ``app.worker_main()`` hand the CLI an app object where it expects a module path."""
+
+    app: Celery
+
+    def __new__(cls, app: Celery) -> _AppRef:
+        ref = super().__new__(cls, app.main or "__main__")
+        ref.app = app
+        return ref
+
+
+def _current_request() -> Any:
+    stack = Task._requests.stack
+    return stack[-1] if stack and not stack[-1].called_directly else None
+
+
+_ORIGIN = f"{os.getpid()}@{os.uname().nodename}"
+
+
+def shared_task(*args: Any, **options: Any) -> Any:
+    """Declare a task that belongs to whichever app is current when it is used (Django apps)."""
+    def decorate(fun: Callable[..., Any]) -> Any:
+        name = options.get("name")
+
+        def factory(app: Celery) -> Task[Any, Any]:
+            existing = app.tasks.get(name or app.gen_task_name(fun.__name__, fun.__module__))
+            return existing or app._register(fun, options)
+
+        _shared_tasks.append(factory)
+        if _current is not None:
+            factory(_current)
+        return _SharedTask(factory, fun)
+
+    if len(args) == 1 and callable(args[0]) and not options:
+        return decorate(args[0])
+    return decorate
+
+
+class _SharedTask:
+    """Stands for a shared task; each use goes to the task registered on the current app."""
+
+    def __init__(self, factory: Callable[[Celery], Task[Any, Any]], fun: Callable[..., Any]) -> None:
+        self._factory = factory
+        self.__wrapped__ = fun
+        self.__doc__ = fun.__doc__
+        self.__name__ = fun.__name__
+
+    def _task(self) -> Task[Any, Any]:
+        return self._factory(current_app())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._task()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task(), name)
+
+    def __repr__(self) -> str:
+        return f"<@shared_task: {self.__name__}>"

@@ -1,0 +1,55 @@
+"""The command line: ``celeriac -A proj worker|call|result|purge ...``, shaped like Celery's."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..exceptions import CeleriacError
+from .context import CLIContext
+
+
+class Group(click.Group):
+    """Turns celeriac's own errors into one ``Error: ...`` line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CeleriacError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-A", "--app", "app_spec", envvar="CELERIAC_APP", help="The app: module, module.attr or module:attr.")
+@click.option("-b", "--broker", help="Broker URL (overrides the app's broker_url).")
+@click.option("--result-backend", help="Result store URL (overrides result_backend).")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Change to this directory first.")
+@click.version_option(__version__, "--version", prog_name="celeriac", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_backend: str | None,
+        workdir: str | None) -> None:
+    """celeriac: a distributed task queue with Celery's API and CLI."""
+    if workdir:
+        import os
+
+        os.chdir(workdir)
+    ctx.obj = CLIContext(app_spec, broker, result_backend)
+
+
+def _register() -> None:
+    from . import tasks, worker
+
+    cli.add_command(worker.worker)
+    for command in tasks.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="celeriac")

@@ -1,0 +1,149 @@
+"""Running one task: the request context, the call, and what came of it.
+
+Shared by the worker and by eager mode (``Task.apply``), so a task behaves the same in a
+unit test as in production: retries, autoretry with backoff, Reject and Ignore, hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback as tb
+from dataclasses import dataclass
+from typing import Any
+
+from . import message, states
+from .exceptions import EncodeError, Ignore, Reject, Retry
+from .message import Envelope
+from .task import Context, Task
+
+logger = logging.getLogger("celeriac.task")
+
+IGNORED = "IGNORED"  # not a stored state: the task asked for its message to be dropped
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: str
+    result: Any = None
+    exc: BaseException | None = None
+    traceback: str | None = None
+    retry: Envelope | None = None
+    retry_in: float = 0.0
+    requeue: bool = False
+    runtime: float = 0.0
+
+
+def exception_fields(exc: BaseException, traceback: str | None) -> dict[str, Any]:
+    args = list(exc.args)
+    try:
+        message.dumps(args)
+    except EncodeError:
+        args = [str(exc)]
+    return {"exc_type": type(exc).__name__, "exc_module": type(exc).__module__,
+            "exc_message": args, "traceback": traceback}
+
+
+def request_for(envelope: Envelope, *, hostname: str | None, delivery_info: dict[str, Any],
+                is_eager: bool = False) -> Context:
+    return Context(
+        id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
+        retries=envelope.retries, eta=envelope.eta, expires=envelope.expires, hostname=hostname,
+        delivery_info=delivery_info, is_eager=is_eager, called_directly=False,
+        root_id=envelope.root_id or envelope.id, parent_id=envelope.parent_id, group=envelope.group_id,
+        headers=envelope.headers, origin=envelope.origin,
+        time_limit=(envelope.time_limit, envelope.soft_time_limit),
+        ignore_result=envelope.ignore_result, envelope=envelope,
+    )
+
+
+def _autoretry(task: Task[Any, Any], exc: BaseException) -> Outcome | None:
+    if not task.autoretry_for or not isinstance(exc, task.autoretry_for):
+        return None
+    if task.dont_autoretry_for and isinstance(exc, task.dont_autoretry_for):
+        return None
+    kwargs = dict(task.retry_kwargs)
+    kwargs.setdefault("countdown", task.backoff_for(task.request.retries))
+    try:
+        task.retry(exc=exc, **kwargs)
+    except Retry as retry:
+        return Outcome(states.RETRY, exc=exc, traceback=tb.format_exc(), retry=retry.envelope,
+                       retry_in=retry.when or 0.0)
+    except BaseException:  # past max_retries: retry() re-raised exc, which is the failure
+        return None
+    return None
+
+
+def _call_hook(hook: Any, *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("task hook %s raised", getattr(hook, "__name__", hook))
+
+
+def execute(task: Task[Any, Any], context: Context) -> Outcome:
+    """Run ``task`` with ``context`` as its request; never raises for the task's own errors."""
+    args, kwargs = context.args, context.kwargs
+    task.push_request(context)
+    started = time.perf_counter()
+    try:
+        try:
+            task.before_start(context.id or "", args, kwargs)
+            value = task.run(*args, **kwargs)
+            outcome = Outcome(states.SUCCESS, result=value)
+        except Retry as retry:
+            outcome = Outcome(states.RETRY, exc=retry.exc, traceback=tb.format_exc() if retry.exc else None,
+                              retry=retry.envelope, retry_in=retry.when or 0.0)
+        except Reject as reject:
+            outcome = Outcome(states.REJECTED, exc=reject, traceback=tb.format_exc(), requeue=reject.requeue)
+        except Ignore:
+            outcome = Outcome(IGNORED)
+        except BaseException as exc:  # SystemExit from task code must not end the worker
+            outcome = _autoretry(task, exc) or Outcome(states.FAILURE, exc=exc, traceback=tb.format_exc())
+        outcome.runtime = time.perf_counter() - started
+        _run_hooks(task, context, outcome)
+        return outcome
+    finally:
+        task.pop_request()
+
+
+def _run_hooks(task: Task[Any, Any], context: Context, outcome: Outcome) -> None:
+    cls = type(task)
+    # Skip the calls entirely for the common case of a plain function task.
+    if cls.on_success is Task.on_success and cls.on_failure is Task.on_failure \
+            and cls.on_retry is Task.on_retry and cls.after_return is Task.after_return:
+        return
+    task_id, args, kwargs = context.id or "", context.args, context.kwargs
+    if outcome.state == states.SUCCESS:
+        _call_hook(task.on_success, outcome.result, task_id, args, kwargs)
+    elif outcome.state == states.FAILURE:
+        _call_hook(task.on_failure, outcome.exc, task_id, args, kwargs, outcome.traceback)
+    elif outcome.state == states.RETRY:
+        _call_hook(task.on_retry, outcome.exc, task_id, args, kwargs, outcome.traceback)
+    _call_hook(task.after_return, outcome.state, outcome.result if outcome.exc is None else outcome.exc,
+               task_id, args, kwargs, outcome.traceback)
+
+
+def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False) -> tuple[str, bytes]:
+    """Encode the record to store for ``outcome``; a result JSON cannot carry becomes a FAILURE
+    naming its type, so a task is never reported SUCCESS without its result stored."""
+    fields: dict[str, Any] = {"task_id": context.id, "status": outcome.state, "name": context.task,
+                              "retries": context.retries, "worker": context.hostname}
+    if extended:
+        fields["args"], fields["kwargs"] = context.args, context.kwargs
+    if outcome.state in states.READY_STATES:
+        from datetime import UTC, datetime
+
+        fields["date_done"] = datetime.now(UTC).isoformat()
+    if outcome.exc is not None:
+        fields.update(exception_fields(outcome.exc, outcome.traceback))
+        fields["result"] = str(outcome.exc)
+    else:
+        fields["result"] = outcome.result
+    try:
+        return outcome.state, message.dumps(fields)
+    except EncodeError as exc:
+        outcome.state, outcome.exc = states.FAILURE, exc
+        outcome.traceback = f"EncodeError: task {context.task} returned a value JSON cannot carry: {exc}"
+        fields.update(status=states.FAILURE, result=str(exc), **exception_fields(exc, outcome.traceback))
+        return states.FAILURE, message.dumps(fields)

@@ -1,0 +1,242 @@
+"""Handles on task results: AsyncResult, EagerResult and GroupResult."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import states
+from .exceptions import RemoteTaskError, ResultTimeout, TaskRevoked
+
+if TYPE_CHECKING:
+    from .app import Celery
+    from .backends.base import Meta, ResultBackend
+
+_rebuilt: dict[tuple[str, str], type[BaseException]] = {}
+
+
+def rebuild_exception(meta: Meta) -> BaseException:
+    """Turn a stored failure back into an exception without importing anything by name.
+
+    The type name is data. A builtin exception name yields a class deriving from both
+    RemoteTaskError and that builtin, so ``except ValueError`` and ``except RemoteTaskError``
+    both catch it; any other name yields a RemoteTaskError subclass carrying that name.
+    """
+    type_name = str(meta.get("exc_type") or "Exception")
+    module = str(meta.get("exc_module") or "builtins")
+    message = meta.get("exc_message")
+    if message is None:
+        message = meta.get("result") if isinstance(meta.get("result"), str) else ""
+    cls = _rebuilt.get((module, type_name))
+    if cls is None:
+        builtin = getattr(builtins, type_name, None) if module == "builtins" else None
+        bases: tuple[type, ...] = (RemoteTaskError,)
+        if isinstance(builtin, type) and issubclass(builtin, Exception):
+            bases = (RemoteTaskError, builtin)
+        try:
+            cls = type(type_name, bases, {"remote_type": type_name, "remote_module": module,
+                                          "__module__": module})
+        except TypeError:  # layout conflicts (OSError subclasses); the plain remote class still names it
+            cls = type(type_name, (RemoteTaskError,), {"remote_type": type_name, "remote_module": module})
+        _rebuilt[(module, type_name)] = cls
+    exc = cls(*message) if isinstance(message, list) else cls(message)
+    exc.remote_traceback = meta.get("traceback")  # type: ignore[attr-defined]
+    return exc
+
+
+class AsyncResult:
+    """The state and outcome of one task, read from the result store."""
+
+    def __init__(self, id: str, app: Celery | None = None, backend: ResultBackend | None = None,
+                 task_name: str | None = None) -> None:
+        if app is None:
+            from .app import current_app
+
+            app = current_app()
+        self.id = id
+        self.task_id = id
+        self.app = app
+        self._backend = backend
+        self.task_name = task_name
+        self._cache: Meta | None = None
+
+    @property
+    def backend(self) -> ResultBackend:
+        return self._backend or self.app.backend
+
+    # -- reading --------------------------------------------------------------------------
+    def _meta(self) -> Meta:
+        if self._cache is not None:
+            return self._cache
+        meta = self.backend.get_meta(self.id)
+        if meta["status"] in states.READY_STATES:
+            self._cache = meta  # a ready state never changes; don't ask again
+        return meta
+
+    @property
+    def state(self) -> str:
+        return str(self._meta()["status"])
+
+    status = state
+
+    @property
+    def info(self) -> Any:
+        """The result on success, the exception on failure, the meta dict of a custom state."""
+        meta = self._meta()
+        if meta["status"] in states.EXCEPTION_STATES and (meta.get("exc_type") or meta["status"] != states.RETRY):
+            return rebuild_exception(meta)
+        return meta.get("result")
+
+    result = info
+
+    @property
+    def traceback(self) -> str | None:
+        return self._meta().get("traceback")
+
+    @property
+    def date_done(self) -> datetime | None:
+        value = self._meta().get("date_done")
+        return datetime.fromisoformat(value) if value else None
+
+    @property
+    def name(self) -> str | None:
+        return self._meta().get("name") or self.task_name
+
+    @property
+    def args(self) -> Any:
+        return self._meta().get("args")
+
+    @property
+    def kwargs(self) -> Any:
+        return self._meta().get("kwargs")
+
+    @property
+    def retries(self) -> int | None:
+        return self._meta().get("retries")
+
+    @property
+    def worker(self) -> str | None:
+        return self._meta().get("worker")
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+            disable_sync_subtasks: bool = True, **_: Any) -> Any:
+        """Wait until the task is ready and return its result.
+
+        Wakes on the store's notification (no polling loop). Raises ResultTimeout (a
+        TimeoutError) after ``timeout`` seconds, and re-raises the task's exception when
+        ``propagate`` and it failed.
+        """
+        meta = self._cache or self.backend.wait_for(self.id, timeout)
+        if meta is None:
+            raise ResultTimeout(f"The operation timed out: task {self.id} not ready after {timeout}s")
+        self._cache = meta
+        status = meta["status"]
+        if status == states.SUCCESS:
+            return meta.get("result")
+        if status == states.REVOKED:
+            if propagate:
+                raise TaskRevoked(f"task {self.id} was revoked: {meta.get('result') or meta.get('exc_message')}")
+            return meta.get("result")
+        error = rebuild_exception(meta)
+        if propagate:
+            raise error
+        return error
+
+    wait = get
+
+    def forget(self) -> None:
+        self._cache = None
+        self.backend.forget(self.id)
+
+    def revoke(self, terminate: bool = False, signal: str | int = "SIGTERM", **kwargs: Any) -> None:
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal, **kwargs)
+
+    def as_tuple(self) -> tuple[str, None]:
+        return (self.id, None)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id}>"
+
+
+class EagerResult(AsyncResult):
+    """The outcome of ``Task.apply()`` (or any call in ``task_always_eager`` mode)."""
+
+    def __init__(self, id: str, meta: Meta, app: Celery | None = None) -> None:
+        super().__init__(id, app=app)
+        self._cache = meta
+
+    def _meta(self) -> Meta:
+        assert self._cache is not None
+        return self._cache
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> Any:
+        return super().get(timeout=timeout, propagate=propagate)
+
+    def forget(self) -> None:
+        pass
+
+
+class GroupResult:
+    """Several results read together: ``GroupResult(id, [r1, r2]).get()`` returns a list."""
+
+    def __init__(self, id: str | None = None, results: Iterable[AsyncResult] = (),
+                 app: Celery | None = None) -> None:
+        self.id = id
+        self.results = list(results)
+        self.app = app
+
+    def ready(self) -> bool:
+        return all(r.ready() for r in self.results)
+
+    def successful(self) -> bool:
+        return all(r.successful() for r in self.results)
+
+    def failed(self) -> bool:
+        return any(r.failed() for r in self.results)
+
+    def completed_count(self) -> int:
+        return sum(1 for r in self.results if r.successful())
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            values.append(result.get(timeout=remaining, propagate=propagate))
+        return values
+
+    join = get
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __repr__(self) -> str:
+        return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"

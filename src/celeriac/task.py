@@ -1,0 +1,306 @@
+"""Tasks: the decorator's product, how they are called, and what they see while running."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from . import states
+from .exceptions import MaxRetriesExceededError, Retry
+from .message import Envelope
+
+if TYPE_CHECKING:
+    from .app import Celery
+    from .result import AsyncResult, EagerResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Context:
+    """``self.request`` inside a task: what the worker knows about this run."""
+
+    id: str | None = None
+    task: str | None = None
+    args: list[Any] | tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    retries: int = 0
+    eta: str | None = None
+    expires: str | None = None
+    hostname: str | None = None
+    delivery_info: dict[str, Any] = {}
+    is_eager: bool = False
+    called_directly: bool = True
+    root_id: str | None = None
+    parent_id: str | None = None
+    group: str | None = None
+    headers: dict[str, Any] = {}
+    origin: str | None = None
+    time_limit: tuple[float | None, float | None] = (None, None)
+    ignore_result: bool = False
+    envelope: Envelope | None = None
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def __repr__(self) -> str:
+        return f"<Context id={self.id} task={self.task} retries={self.retries}>"
+
+
+_EMPTY = Context()
+
+
+class _RequestStack(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[Context] = []
+
+
+class Task(Generic[P, R]):
+    """A unit of work with Celery's attributes. ``@app.task`` makes one per function."""
+
+    name: str = ""
+    app: Celery
+    typing: bool = True
+    bind: bool = False
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    dont_autoretry_for: tuple[type[BaseException], ...] = ()
+    retry_kwargs: dict[str, Any] = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600
+    retry_jitter: bool = True
+    rate_limit: str | int | float | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    ignore_result: bool | None = None
+    store_errors_even_if_ignored: bool | None = None
+    track_started: bool | None = None
+    queue: str | None = None
+    priority: int | None = None
+    expires: float | datetime | None = None
+    serializer: str | None = None
+    #: Options a subclass or decorator may set, checked so a typo is an error, not silence.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({
+        "name", "bind", "max_retries", "default_retry_delay", "autoretry_for", "dont_autoretry_for",
+        "retry_kwargs", "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit", "time_limit",
+        "soft_time_limit", "acks_late", "acks_on_failure_or_timeout", "reject_on_worker_lost",
+        "ignore_result", "store_errors_even_if_ignored", "track_started", "queue", "priority", "expires",
+        "serializer", "typing", "base", "shared", "trail", "send_events", "throws", "routing_key",
+        "exchange", "lazy", "pydantic", "filter",
+    })
+
+    _requests = _RequestStack()
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise NotImplementedError(f"task {self.name!r} has no run()")
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        stack = self._requests.stack
+        if not stack or stack[-1].task != self.name:
+            stack.append(Context(task=self.name, args=args, kwargs=kwargs, called_directly=True))
+            try:
+                return self.run(*args, **kwargs)
+            finally:
+                stack.pop()
+        return self.run(*args, **kwargs)
+
+    @property
+    def request(self) -> Context:
+        stack = self._requests.stack
+        return stack[-1] if stack else _EMPTY
+
+    def push_request(self, context: Context) -> None:
+        self._requests.stack.append(context)
+
+    def pop_request(self) -> None:
+        self._requests.stack.pop()
+
+    # -- calling --------------------------------------------------------------------------
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+        """Run asynchronously with these arguments: ``apply_async(args, kwargs)``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
+                    countdown: float | None = None, eta: datetime | float | None = None,
+                    expires: float | datetime | None = None, priority: int | None = None,
+                    queue: str | None = None, task_id: str | None = None, retry: bool | None = None,
+                    retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
+                    ignore_result: bool | None = None, time_limit: float | None = None,
+                    soft_time_limit: float | None = None, **options: Any) -> AsyncResult:
+        """Send this task to a worker. Returns at once with an AsyncResult.
+
+        Once this returns, the message is stored in the broker and will run at least once
+        (unless it expires or is revoked).
+        """
+        app = self.app
+        if app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=task_id, headers=headers)  # type: ignore[return-value]
+        return app.send_task(
+            self.name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
+            queue=queue, task_id=task_id, retry=retry, retry_policy=retry_policy, headers=headers,
+            ignore_result=ignore_result, time_limit=time_limit, soft_time_limit=soft_time_limit,
+            task=self, **options,
+        )
+
+    def apply(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
+              task_id: str | None = None, throw: bool | None = None, retries: int = 0,
+              headers: dict[str, Any] | None = None, **options: Any) -> EagerResult:
+        """Run here and now, in this process, as a worker would (retries included)."""
+        from .eager import apply_eagerly
+
+        return apply_eagerly(self, list(args or ()), dict(kwargs or {}), task_id=task_id, throw=throw,
+                             retries=retries, headers=headers or {})
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        return Signature(self, args, kwargs)
+
+    def signature(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  **options: Any) -> Signature:
+        return Signature(self, tuple(args or ()), dict(kwargs or {}), options)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult:
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, app=self.app)
+
+    # -- inside a task --------------------------------------------------------------------
+    def retry(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+              exc: BaseException | None = None, throw: bool = True, eta: datetime | float | None = None,
+              countdown: float | None = None, max_retries: int | None = None, **options: Any) -> Retry:
+        """Run this task again later. Raises Retry (the worker records RETRY and re-sends it).
+
+        Past ``max_retries`` it re-raises ``exc`` (or MaxRetriesExceededError), as Celery does.
+        """
+        request = self.request
+        if request.called_directly:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(f"task {self.name!r} called directly cannot retry")
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and request.retries >= limit:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{request.args} kwargs:{request.kwargs}")
+        if countdown is None and eta is None:
+            countdown = self.default_retry_delay
+        if eta is not None:
+            when = (eta.timestamp() if isinstance(eta, datetime) else float(eta)) - self.app.now_ts()
+        else:
+            when = float(countdown or 0)
+        base = request.envelope
+        envelope = Envelope(
+            id=request.id or "", task=self.name,
+            args=list(request.args if args is None else args),
+            kwargs=dict(request.kwargs if kwargs is None else kwargs),
+            queue=options.get("queue") or (base.queue if base else self.app.default_queue),
+            priority=options.get("priority", base.priority if base else 0),
+            expires=base.expires if base else None, retries=request.retries + 1,
+            root_id=request.root_id, parent_id=request.parent_id, group_id=request.group,
+            headers=dict(request.headers or {}), ignore_result=request.ignore_result,
+            time_limit=base.time_limit if base else None,
+            soft_time_limit=base.soft_time_limit if base else None,
+            origin=base.origin if base else None,
+        )
+        raise Retry(exc=exc, when=max(when, 0.0), envelope=envelope)
+
+    def backoff_for(self, retries: int) -> float:
+        """The countdown ``autoretry_for`` uses: exponential with ``retry_backoff``, capped,
+        with full jitter when ``retry_jitter`` (so retrying clients do not stampede)."""
+        if not self.retry_backoff:
+            return float(self.retry_kwargs.get("countdown", self.default_retry_delay))
+        factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
+        countdown = min(float(self.retry_backoff_max), factor * (2 ** retries))
+        if self.retry_jitter:
+            countdown = random.uniform(0, countdown)
+        return countdown
+
+    def update_state(self, task_id: str | None = None, state: str | None = None,
+                     meta: Any = None, **kwargs: Any) -> None:
+        """Record a custom state (``PROGRESS``) and its meta, readable via ``AsyncResult.info``."""
+        task_id = task_id or self.request.id
+        if task_id is None:
+            return
+        self.app.backend.store(task_id, state or states.PENDING, meta, name=self.name,
+                               worker=self.request.hostname, retries=self.request.retries)
+
+    # -- hooks a subclass may override (called by the worker) ----------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        pass
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        pass
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        pass
+
+    def on_retry(self, exc: BaseException | None, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        pass
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        pass
+
+    # -- resolved options -----------------------------------------------------------------
+    def option(self, name: str, setting: str) -> Any:
+        """The task's own ``name`` attribute, else the app-wide ``setting``."""
+        value = getattr(self, name)
+        return self.app.conf[setting] if value is None else value
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+
+class Signature:
+    """A task with arguments bound, to send later: ``add.s(2, 2).delay()``."""
+
+    def __init__(self, task: Task[Any, Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs or {}
+        self.options = options or {}
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        return self.apply_async(args, kwargs)
+
+    def apply_async(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
+                    **options: Any) -> AsyncResult:
+        return self.task.apply_async((*self.args, *args), {**self.kwargs, **(kwargs or {})},
+                                     **{**self.options, **options})
+
+    def set(self, **options: Any) -> Signature:
+        self.options.update(options)
+        return self
+
+    def __repr__(self) -> str:
+        return f"{self.task.name}(*{self.args!r}, **{self.kwargs!r})"
+
+
+def make_task_class(fun: Callable[..., Any], base: type[Task[Any, Any]], options: dict[str, Any]) -> type:
+    unknown = set(options) - Task.OPTIONS
+    if unknown:
+        from .config import suggest
+
+        name = sorted(unknown)[0]
+        from .exceptions import ConfigurationError
+
+        raise ConfigurationError(f"task {fun.__name__!r}: unknown option {name!r}{suggest(name, Task.OPTIONS)}")
+    attrs = {k: v for k, v in options.items() if k not in ("base", "shared", "lazy", "pydantic", "filter")}
+    if isinstance(attrs.get("autoretry_for"), list):
+        attrs["autoretry_for"] = tuple(attrs["autoretry_for"])
+    attrs["run"] = fun if options.get("bind") else staticmethod(fun)
+    attrs["__doc__"] = fun.__doc__
+    attrs["__module__"] = fun.__module__
+    attrs["__wrapped__"] = fun
+    return type(fun.__name__, (base,), attrs)

@@ -1,0 +1,122 @@
+"""The worker: ``celeriac -A proj worker``. Start-up checks and the banner live here; the
+running parts are :mod:`.supervisor` (main process) and :mod:`.consumer` (pool processes)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..brokers.base import redact_url
+from ..exceptions import BrokerError, ConfigurationError
+from .supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from ..app import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+POOLS = ("prefork", "threads", "solo")
+
+
+def node_name(name: str | None) -> str:
+    """Expand Celery's ``%h`` (host), ``%n`` (short host), ``%d`` (domain) and ``%i`` (pid)."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celeriac@%h"
+    if "@" not in name:
+        name = f"{name}@{host}"
+    return name.replace("%h", host).replace("%n", short).replace("%d", domain).replace("%i", str(os.getpid()))
+
+
+class Worker:
+    def __init__(self, app: Celery, *, hostname: str | None = None, concurrency: int | None = None,
+                 queues: list[str] | None = None, pool: str | None = None,
+                 prefetch_multiplier: int | None = None, max_tasks_per_child: int | None = None,
+                 max_memory_per_child: int | None = None, quiet: bool = False) -> None:
+        conf = app.conf
+        self.app = app
+        self.hostname = node_name(hostname)
+        self.pool = pool or conf.worker_pool
+        if self.pool not in POOLS:
+            raise ConfigurationError(f"unknown pool {self.pool!r} (use {', '.join(POOLS)})")
+        self.concurrency = 1 if self.pool == "solo" else (concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        self.queues = queues or app.queues()
+        self.prefetch = prefetch_multiplier if prefetch_multiplier is not None else conf.worker_prefetch_multiplier
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
+        self.quiet = quiet
+
+    def _connect(self) -> list[str]:
+        """Reach the broker, retrying at start-up as Celery does; return its warnings."""
+        conf = self.app.conf
+        attempts = int(conf.broker_connection_max_retries or 0) if conf.broker_connection_retry_on_startup else 0
+        for attempt in range(attempts + 1):
+            try:
+                self.app.broker.now()
+                return self.app.broker.check(allow_evicting=bool(conf.broker_allow_evicting_redis)) \
+                    if hasattr(self.app.broker, "check") else []
+            except BrokerError as exc:
+                if attempt >= attempts:
+                    raise
+                pause = min(32.0, 2.0 ** min(attempt, 5))
+                logger.error("%s Trying again in %g seconds... (%d/%d)", exc, pause, attempt + 1, attempts)
+                time.sleep(pause)
+        return []
+
+    def banner(self, warnings: list[str]) -> str:
+        conf = self.app.conf
+        default = "" if conf.broker_url else "  (embedded default: no broker_url configured)"
+        lines = [
+            f" -------------- {self.hostname} v{__version__}",
+            f"- ** ---------- .> app:         {self.app.main or '__main__'}",
+            f"- ** ---------- .> transport:   {redact_url(self.app.broker_url)}{default}",
+            f"- ** ---------- .> results:     {redact_url(self.app.backend_url)}",
+            f"- *** --- * --- .> concurrency: {self.concurrency} ({self.pool})",
+            f"-- ******* ---- .> prefetch:    {self.prefetch} per process",
+            f"--- ***** ----- .> queues:      {', '.join(self.queues)}",
+        ]
+        for warning in warnings:
+            lines.append(f" !! {warning}")
+        lines.append("")
+        lines.append("[tasks]")
+        lines += [f"  . {name}" for name in sorted(self.app.tasks) if not name.startswith("celeriac.")]
+        return "\n".join(lines) + "\n"
+
+    def _same_name_alive(self) -> bool:
+        try:
+            return any(w.name == self.hostname and w.alive for w in self.app.broker.workers())
+        except BrokerError:
+            return False
+
+    def start(self) -> int:
+        self.app.finalize()
+        warnings = self._connect()
+        if self._same_name_alive():
+            raise ConfigurationError(
+                f"a worker named {self.hostname!r} is already running; give this one another name with -n")
+        if self.pool != "prefork" and (self.app.conf.task_time_limit or self.app.conf.task_soft_time_limit):
+            warnings.append(f"the {self.pool} pool cannot enforce time limits; use prefork")
+        if not self.quiet:
+            sys.stdout.write(self.banner(warnings))
+            sys.stdout.flush()
+        for warning in warnings:
+            logger.warning(warning)
+        supervisor = Supervisor(
+            self.app, hostname=self.hostname, queues=self.queues, concurrency=self.concurrency,
+            pool=self.pool, prefetch_multiplier=self.prefetch, max_tasks_per_child=self.max_tasks_per_child,
+            max_memory_per_child=self.max_memory_per_child,
+            shutdown_timeout=float(self.app.conf.worker_shutdown_timeout),
+        )
+        return supervisor.run()
+
+
+def start_worker(app: Celery, **options: Any) -> int:
+    return Worker(app, **options).start()
+
+
+__all__ = ["POOLS", "Worker", "node_name", "start_worker"]

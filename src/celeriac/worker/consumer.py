@@ -1,0 +1,269 @@
+"""A pool process: its own consumer, fetching, running and finishing tasks against the broker.
+
+The per-task path crosses no process boundary: this process leases a batch of messages
+(``prefetch``), runs them one by one, and hands each finished task's records to its
+:class:`~celeriac.worker.flusher.Flusher` thread, which stores results and acks in batches
+while the next task already runs. The supervisor only watches (slots, leases, limits).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .. import message, signals, states
+from ..brokers.base import Delivery
+from ..config import parse_rate
+from ..exceptions import DecodeError, NotRegistered, SoftTimeLimitExceeded
+from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
+from .flusher import Flusher
+
+if TYPE_CHECKING:
+    from ..app import Celery
+    from ..task import Task
+    from .slots import Slots
+
+logger = logging.getLogger("celeriac.worker")
+
+
+def _soft_limit(signum: int, frame: Any) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def rss_kib() -> int:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+class Consumer:
+    """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
+
+    def __init__(self, app: Celery, *, hostname: str, index: int, queues: list[str], prefetch: int,
+                 slots: Slots | None = None, max_tasks: int | None = None,
+                 max_memory_kib: int | None = None, in_thread: bool = False) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.index = index
+        self.queues = queues
+        self.prefetch = max(1, prefetch)
+        self.slots = slots
+        self.max_tasks = max_tasks
+        self.max_memory_kib = max_memory_kib
+        self.in_thread = in_thread
+        self.stopping = False
+        self.reserved: deque[Delivery] = deque()
+        self.processed = 0
+        self.consumer_name = f"{hostname}/{os.getpid()}-{index}"
+        conf = app.conf
+        self.accept = frozenset(conf.accept_content)
+        self.signing_key = app.signing_key
+        self.extended = bool(conf.result_extended)
+        self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
+        self.redact = frozenset(conf.task_redact_args or ())
+        self.rate_limits: dict[str, str | int | float | None] = {}
+        self.time_limits: dict[str, tuple[float | None, float | None]] = {}
+
+    # -- limits that remote control may change at run time --------------------------------------
+    def rate_limit_for(self, task: Task[Any, Any]) -> str | int | float | None:
+        if task.name in self.rate_limits:
+            return self.rate_limits[task.name]
+        return task.rate_limit if task.rate_limit is not None else self.app.conf.task_default_rate_limit
+
+    def time_limits_for(self, task: Task[Any, Any]) -> tuple[float | None, float | None]:
+        if task.name in self.time_limits:
+            return self.time_limits[task.name]
+        return (task.option("time_limit", "task_time_limit"),
+                task.option("soft_time_limit", "task_soft_time_limit"))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Warm stop: finish the running task; prefetched ones go back to the queue at once."""
+        self.stopping = True
+        self.flusher.give_back(self.reserved)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stop()
+
+    def run(self) -> int:
+        """The fetch-run loop. Returns the exit code (0: clean stop or recycled)."""
+        self.broker = self.app.broker
+        self.backend = self.app.backend
+        self.flusher = Flusher(self.app, self.consumer_name, self.queues)
+        if not self.in_thread:
+            signal.signal(signal.SIGTERM, self._on_term)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+            signal.signal(signal.SIGALRM, _soft_limit)
+            signals.worker_process_init.send(sender=None)
+        try:
+            while not self.stopping:
+                batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
+                if not batch:
+                    continue
+                self.reserved.extend(batch)
+                if self.stopping:  # a stop that came while we were fetching
+                    self.flusher.give_back(self.reserved)
+                while not self.stopping:
+                    try:
+                        delivery = self.reserved.popleft()
+                    except IndexError:
+                        break
+                    self.handle(delivery)
+                    if self._should_recycle():
+                        self.stop()
+        finally:
+            self.flusher.give_back(self.reserved)
+            self.flusher.close()
+            if not self.in_thread:
+                signals.worker_process_shutdown.send(sender=None)
+        return 0
+
+    def _should_recycle(self) -> bool:
+        self.processed += 1
+        if self.max_tasks and self.processed >= self.max_tasks:
+            logger.info("process %d recycled after %d tasks (max_tasks_per_child)", os.getpid(), self.processed)
+            return True
+        if self.max_memory_kib and not self.in_thread:
+            rss = rss_kib()
+            if rss > self.max_memory_kib:
+                logger.warning("process %d uses %d KiB > max_memory_per_child %d KiB: recycling",
+                               os.getpid(), rss, self.max_memory_kib)
+                return True
+        return False
+
+    # -- one message ------------------------------------------------------------------------
+    def handle(self, delivery: Delivery) -> None:
+        try:
+            envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key)
+        except DecodeError as exc:
+            self._refuse(delivery, message.peek_id(delivery.body), None, exc)
+            return
+        try:
+            task = self.app.get_task(envelope.task)
+        except NotRegistered as exc:
+            logger.error("Received unregistered task of type %r. The message has been dead-lettered. "
+                         "(task id %s)", envelope.task, envelope.id)
+            self._refuse(delivery, envelope.id, envelope.task, exc)
+            return
+        if envelope.expires is not None and time.time() > envelope.expires:
+            logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
+            self._finish_without_running(delivery, envelope, states.REVOKED, "expired")
+            return
+        if self._rate_limited(task, delivery, envelope):
+            return
+        self._run(task, delivery, envelope)
+
+    def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception) -> None:
+        """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
+        reason = f"{type(exc).__name__}: {exc}"
+        logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
+        records = []
+        if task_id:
+            meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
+                    "worker": self.hostname, **exception_fields(exc, reason)}
+            records.append((task_id, message.dumps(meta), True))
+        self.flusher.dead_letter(delivery, reason, records)
+
+    def _finish_without_running(self, delivery: Delivery, envelope: message.Envelope, state: str,
+                                why: str) -> None:
+        meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
+                "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
+                "worker": self.hostname}
+        self.flusher.finish(delivery, [(envelope.id, message.dumps(meta), True)])
+
+    def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
+        """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
+        to it (in the broker, not here), so the limit holds across every worker."""
+        if self.disable_rate_limits or envelope.slot is not None:
+            return False
+        interval = parse_rate(self.rate_limit_for(task))
+        if interval is None:
+            return False
+        wait = self.broker.rate_slot(task.name, interval)
+        if wait <= 0.005:
+            if wait > 0:
+                time.sleep(wait)
+            return False
+        envelope.slot = time.time() + wait
+        body = message.encode(envelope, signing_key=self.signing_key)
+        self.flusher.defer(delivery, body, wait)
+        return True
+
+    def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> None:
+        name, task_id = envelope.task, envelope.id
+        acks_late = task.option("acks_late", "task_acks_late")
+        if not acks_late:
+            self.broker.ack([delivery])  # at-most-once, as the task asked
+        context = request_for(envelope, hostname=self.hostname, delivery_info={
+            "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
+            "exchange": "", "redelivered": delivery.redeliveries > 0})
+        limits = self.time_limits_for(task)
+        hard = envelope.time_limit or limits[0]
+        soft = envelope.soft_time_limit or limits[1]
+        if self.slots is not None:
+            self.slots.begin(self.index, {
+                "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
+                "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
+                "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
+                "started": time.time(), "hard": hard or 0}, hard)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Task %s[%s] received", name, task_id)
+        track = task.option("track_started", "task_track_started")
+        if track and not envelope.ignore_result:
+            self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
+                               name=name, worker=self.hostname, retries=envelope.retries)
+        if signals.task_prerun.receivers:
+            signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=envelope.args,
+                                     kwargs=envelope.kwargs)
+        if soft and not self.in_thread:
+            signal.setitimer(signal.ITIMER_REAL, soft)
+        try:
+            outcome = execute(task, context)
+        finally:
+            if soft and not self.in_thread:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.slots is not None:
+            self.slots.end(self.index)
+        self._conclude(task, delivery, context, outcome, acks_late)
+
+    def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
+                  acks_late: bool) -> None:
+        name, task_id = context.task, context.id
+        records: list[tuple[str, bytes, bool]] = []
+        ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
+        store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
+        if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
+            state, data = outcome_meta(context, outcome, extended=self.extended)
+            records.append((task_id, data, state in states.READY_STATES))
+        state = outcome.state
+        if state == states.SUCCESS:
+            logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
+        elif state == states.RETRY:
+            logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
+        elif state == states.FAILURE:
+            logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc,
+                         outcome.traceback or "")
+        elif state == states.REJECTED:
+            logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
+        if signals.task_postrun.receivers:
+            signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=context.args,
+                                      kwargs=context.kwargs, retval=outcome.result, state=state)
+        leased = delivery if acks_late else None  # acks_late=False acked before running
+        if state == states.RETRY and outcome.retry is not None:
+            retry = outcome.retry
+            serializer = task.serializer or self.app.conf.task_serializer
+            body = message.encode(retry, serializer=serializer, signing_key=self.signing_key)
+            self.flusher.send_retry(leased, retry.queue, body, retry.priority, outcome.retry_in, retry.id,
+                                    records)
+        elif leased is None:
+            self.flusher.store(records)
+        elif state == states.REJECTED:
+            if outcome.requeue:
+                self.flusher.requeue(delivery, records)
+            else:
+                self.flusher.dead_letter(delivery, f"rejected by the task: {outcome.exc}", records)
+        else:
+            self.flusher.finish(delivery, records)

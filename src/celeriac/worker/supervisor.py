@@ -1,0 +1,361 @@
+"""The worker's main process: starts the pool, keeps the worker's lease alive, and watches.
+
+It never runs tasks and never touches a task message on the happy path. It
+- heartbeats, which extends the lease of every message its pool holds;
+- recovers messages of other workers whose lease lapsed, and promotes due delayed messages;
+- enforces hard time limits (kills the process, records TimeLimitExceeded, replaces it);
+- reaps pool processes that died (records WorkerLostError or redelivers, as the task asks);
+- shuts down warm (running tasks finish, prefetched ones go back) or cold (everything goes
+  back to the queue; at-least-once still holds).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .. import __version__, message, signals, states
+from ..brokers.base import Delivery
+from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
+from ..execution import exception_fields
+from .consumer import Consumer
+from .slots import Running, Slots
+
+if TYPE_CHECKING:
+    from ..app import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool process must not outlive its supervisor: its leases die with the supervisor's
+    heartbeat, so an orphan would run tasks that are already being recovered elsewhere."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+class Supervisor:
+    def __init__(self, app: Celery, *, hostname: str, queues: list[str], concurrency: int,
+                 pool: str = "prefork", prefetch_multiplier: int = 4, max_tasks_per_child: int | None = None,
+                 max_memory_per_child: int | None = None, shutdown_timeout: float = 60.0) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.queues = queues
+        self.concurrency = concurrency
+        self.pool = pool
+        self.prefetch = max(1, prefetch_multiplier) if prefetch_multiplier else 1
+        self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
+        self.shutdown_timeout = shutdown_timeout
+        self.broker = app.broker
+        self.backend = app.backend
+        self.slots = Slots(concurrency)
+        self.children: dict[int, int] = {}          # pid -> slot index
+        self.consumers: dict[int, str] = {}         # slot index -> consumer name
+        self.timed_out: dict[int, Running] = {}     # slot index -> the task killed for its hard limit
+        self.threads: list[tuple[threading.Thread, Consumer]] = []
+        self.stop_mode: str | None = None            # None, "warm" or "cold"
+        self.stop_deadline = 0.0
+        self.started_at = time.time()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop_event = threading.Event()
+        interval = float(app.conf.worker_heartbeat_interval)
+        lease = float(app.conf.broker_lease_seconds)
+        self.heartbeat_every = min(interval, lease / 3)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signals()
+        self._heartbeat()
+        if self.pool == "prefork":
+            for index in range(self.concurrency):
+                self._spawn(index)
+        else:
+            for index in range(self.concurrency):
+                self._start_thread(index)
+        promoter = threading.Thread(target=self._promote_loop, name="promoter", daemon=True)
+        promoter.start()
+        logger.info("%s ready.", self.hostname)
+        signals.worker_ready.send(sender=self)
+        try:
+            self._loop()
+        finally:
+            self._stop_event.set()
+            promoter.join(5)
+            self._final_release()
+            try:
+                self.broker.deregister(self.hostname)
+            except BrokerError as exc:
+                logger.warning("could not deregister: %s", exc)
+            signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGQUIT, self._on_cold_signal)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # the wake-up fd is what matters
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_mode is None:
+            self.stop_mode = "warm"
+        else:
+            self.stop_mode = "cold"
+
+    def _on_cold_signal(self, signum: int, frame: Any) -> None:
+        self.stop_mode = "cold"
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        import select
+
+        next_beat = time.monotonic() + self.heartbeat_every
+        next_recover = time.monotonic()
+        warm_started = False
+        while True:
+            now = time.monotonic()
+            if self.stop_mode == "warm" and not warm_started:
+                warm_started = True
+                self.stop_deadline = now + self.shutdown_timeout
+                logger.warning("Warm shutdown: waiting up to %gs for running tasks", self.shutdown_timeout)
+                self._signal_pool(signal.SIGTERM)
+            if self.stop_mode == "warm" and now > self.stop_deadline:
+                logger.warning("Warm shutdown timed out: cold shutdown, unfinished tasks go back to the queue")
+                self.stop_mode = "cold"
+            if self.stop_mode == "cold":
+                logger.warning("Cold shutdown: stopping the pool now")
+                self._signal_pool(signal.SIGKILL)
+                self._reap(block=True)
+                return
+            self._reap(block=False)
+            if self.stop_mode == "warm" and not self.children and not any(t.is_alive() for t, _ in self.threads):
+                return
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + self.heartbeat_every
+            if now >= next_recover and self.stop_mode is None:
+                self._recover()
+                next_recover = now + 1.0
+            deadline = self._enforce_hard_limits(now)
+            timeout = max(0.0, min(next_beat, next_recover, deadline, now + 0.25) - time.monotonic())
+            try:
+                ready, _, _ = select.select([self._wake_r], [], [], timeout)
+            except InterruptedError:
+                ready = []
+            if ready:
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
+
+    def _signal_pool(self, signum: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        for _, consumer in self.threads:
+            consumer.stop()
+
+    # -- pool processes -----------------------------------------------------------------------
+    def _consumer(self, index: int, in_thread: bool) -> Consumer:
+        return Consumer(self.app, hostname=self.hostname, index=index, queues=self.queues,
+                        prefetch=self.prefetch, slots=self.slots,
+                        max_tasks=None if in_thread else self.max_tasks_per_child,
+                        max_memory_kib=None if in_thread else self.max_memory_per_child, in_thread=in_thread)
+
+    def _spawn(self, index: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the pool process
+            code = 1
+            try:
+                _die_with_parent(parent)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+                import multiprocessing
+
+                multiprocessing.current_process().name = f"ForkPoolWorker-{index + 1}"
+                code = self._consumer(index, in_thread=False).run()
+            except BaseException:
+                logger.exception("pool process crashed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self.children[pid] = index
+        self.consumers[index] = f"{self.hostname}/{pid}-{index}"
+
+    def _start_thread(self, index: int) -> None:
+        consumer = self._consumer(index, in_thread=True)
+        self.consumers[index] = consumer.consumer_name
+        thread = threading.Thread(target=consumer.run, name=f"ThreadPoolWorker-{index + 1}", daemon=True)
+        thread.start()
+        self.threads.append((thread, consumer))
+
+    def _reap(self, block: bool) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            index = self.children.pop(pid, None)
+            if index is None:
+                continue
+            self._child_gone(index, pid, status)
+            if self.stop_mode is None:
+                self._spawn(index)
+
+    def _child_gone(self, index: int, pid: int, status: int) -> None:
+        consumer = self.consumers.pop(index, f"{self.hostname}/{pid}-{index}")
+        running = self.slots.read(index)
+        self.slots.clear(index)
+        killed_for_limit = self.timed_out.pop(index, None)
+        code = os.waitstatus_to_exitcode(status)
+        try:
+            if killed_for_limit is not None:
+                self._record_time_limit(killed_for_limit)
+                self.broker.release(consumer, self.queues)
+            elif running is not None and self.stop_mode != "cold":
+                self._record_lost(consumer, running, code)
+            else:
+                self.broker.release(consumer, self.queues)
+        except BrokerError as exc:
+            # Our lease still covers these messages; recovery hands them out once it lapses.
+            logger.error("could not return the messages of pool process %d: %s", pid, exc)
+
+    def _delivery(self, running: Running) -> Delivery:
+        info = running.info
+        return Delivery(info["q"], int(info["p"]), b"", info["tag"], int(info.get("d", 0)))
+
+    def _store_failure(self, task_id: str, name: str | None, exc: BaseException, why: str) -> None:
+        meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
+                "worker": self.hostname, **exception_fields(exc, why)}
+        self.backend.write([(task_id, message.dumps(meta), True)])
+
+    def _record_time_limit(self, running: Running) -> None:
+        info = running.info
+        exc = TimeLimitExceeded(f"TimeLimitExceeded({running.hard_limit:g})")
+        logger.error("Hard time limit (%gs) exceeded for %s[%s]", running.hard_limit, info["name"], info["id"])
+        self._store_failure(info["id"], info["name"], exc, f"TimeLimitExceeded: hard time limit "
+                            f"({running.hard_limit:g}s) exceeded; the process running it was killed")
+        self.broker.ack([self._delivery(running)])
+
+    def _record_lost(self, consumer: str, running: Running, code: int) -> None:
+        info = running.info
+        how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
+        if info.get("al") and info.get("rl"):
+            logger.error("Process running %s[%s] died (%s): redelivering it (reject_on_worker_lost)",
+                         info["name"], info["id"], how)
+            self._record_dead(self.broker.release(consumer, self.queues, charged=[info["tag"]]))
+            return
+        exc = WorkerLostError(f"Worker exited prematurely: {how}.")
+        logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
+        self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
+        self.broker.ack([self._delivery(running)])
+        self.broker.release(consumer, self.queues)
+
+    def _record_dead(self, dead: list[Delivery]) -> None:
+        """Record FAILURE for messages dead-lettered after too many deaths, so callers see why."""
+        for delivery in dead:
+            task_id = message.peek_id(delivery.body)
+            if not task_id:
+                continue
+            try:
+                envelope = message.decode(delivery.body, accept=frozenset({"json", "pickle"}),
+                                          signing_key=self.app.signing_key)
+                name: str | None = envelope.task
+            except Exception:
+                name = None
+            why = (f"redelivered {delivery.redeliveries} times and the process running it died each "
+                   "time; dead-lettered as a poison message")
+            logger.error("Task %s[%s] dead-lettered: %s", name, task_id, why)
+            self._store_failure(task_id, name, WorkerLostError(why), f"WorkerLostError: {why}")
+
+    def _enforce_hard_limits(self, now: float) -> float:
+        """Kill processes past their task's hard limit; return when the next limit falls due."""
+        soonest = now + 3600
+        for pid, index in list(self.children.items()):
+            running = self.slots.read(index)
+            if running is None or not running.hard_limit or index in self.timed_out:
+                continue
+            due = running.started + running.hard_limit
+            if now >= due:
+                self.timed_out[index] = running
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                soonest = min(soonest, due)
+        return soonest
+
+    # -- leases, recovery, delayed --------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {"hostname": self.hostname, "pid": os.getpid(), "pool": self.pool,
+                "concurrency": self.concurrency, "queues": self.queues, "version": __version__,
+                "started": self.started_at, "loadavg": list(os.getloadavg()),
+                "prefetch_multiplier": self.prefetch, "pool_pids": sorted(self.children)}
+
+    def _heartbeat(self) -> None:
+        try:
+            self.broker.heartbeat(self.hostname, msgspec.json.encode(self.info()), self.queues)
+        except BrokerError as exc:
+            logger.error("heartbeat failed: %s", exc)
+
+    def _recover(self) -> None:
+        try:
+            self._record_dead(self.broker.recover())
+        except BrokerError as exc:
+            logger.error("recovery failed: %s", exc)
+
+    def _promote_loop(self) -> None:
+        """Move due delayed messages to their queues, waking at the soonest due time."""
+        broker = self.app.new_broker()
+        wait_delayed = getattr(broker, "wait_delayed", None)
+        try:
+            while not self._stop_event.is_set():
+                try:
+                    wait = broker.promote(self.queues)
+                except BrokerError as exc:
+                    logger.error("promoting delayed tasks failed: %s", exc)
+                    wait = 1.0
+                timeout = 1.0 if wait is None else min(wait, 1.0)
+                if timeout <= 0:
+                    continue
+                if wait_delayed is not None:
+                    try:
+                        wait_delayed(self.queues, timeout)
+                    except BrokerError:
+                        self._stop_event.wait(timeout)
+                else:
+                    self._stop_event.wait(min(timeout, 0.05))
+        finally:
+            broker.close()
+
+    def _final_release(self) -> None:
+        """Whatever this worker still holds goes back to the queue before it says goodbye."""
+        try:
+            held = self.broker.held(self.hostname, self.queues)
+            for consumer in sorted({name for name, _ in held}):
+                self.broker.release(consumer, self.queues)
+        except BrokerError as exc:
+            logger.error("could not return held messages (they return when the lease lapses): %s", exc)
