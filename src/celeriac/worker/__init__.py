@@ -93,7 +93,11 @@ class Worker:
         except BrokerError:
             return False
 
-    def start(self) -> int:
+    def start(self, install_signals: bool = True) -> int:
+        return self.prepare().run(install_signals=install_signals)
+
+    def prepare(self) -> Supervisor:
+        """Check the broker, print the banner and build the supervisor, ready to run."""
         self.app.finalize()
         warnings = self._connect()
         if self._same_name_alive():
@@ -106,13 +110,12 @@ class Worker:
             sys.stdout.flush()
         for warning in warnings:
             logger.warning(warning)
-        supervisor = Supervisor(
+        return Supervisor(
             self.app, hostname=self.hostname, queues=self.queues, concurrency=self.concurrency,
             pool=self.pool, prefetch_multiplier=self.prefetch, max_tasks_per_child=self.max_tasks_per_child,
             max_memory_per_child=self.max_memory_per_child,
             shutdown_timeout=float(self.app.conf.worker_shutdown_timeout),
         )
-        return supervisor.run()
 
 
 def start_worker(app: Celery, **options: Any) -> int:

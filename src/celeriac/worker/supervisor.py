@@ -77,8 +77,10 @@ class Supervisor:
         self.heartbeat_every = min(interval, lease / 3)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def run(self) -> int:
-        self._install_signals()
+    def run(self, install_signals: bool = True) -> int:
+        """Run until shut down. Without signals (an in-process test worker), call stop()."""
+        if install_signals:
+            self._install_signals()
         self._heartbeat()
         if self.pool == "prefork":
             for index in range(self.concurrency):
@@ -101,6 +103,8 @@ class Supervisor:
             except BrokerError as exc:
                 logger.warning("could not deregister: %s", exc)
             signals.worker_shutdown.send(sender=self)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
         return 0
 
     def _install_signals(self) -> None:
@@ -110,6 +114,14 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGQUIT, self._on_cold_signal)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # the wake-up fd is what matters
+
+    def stop(self, cold: bool = False) -> None:
+        """Shut down from another thread: warm, or cold when asked (or on the second call)."""
+        self._on_cold_signal(0, None) if cold else self._on_stop_signal(0, None)
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self.stop_mode is None:
