@@ -1,0 +1,88 @@
+"""Fixtures of the contract suite: each test runs once per implementation.
+
+``broker`` / ``backend`` are built through ``from_url`` exactly as an app builds them:
+``memory://<unique name>``, ``sqlite:///<tmp>/x.db`` (an absolute path), and the tests' own
+redis-server (``redis_url`` from ``tests/conftest.py``, flushed per test).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import backends, brokers
+from celeriac.backends.base import ResultBackend
+from celeriac.brokers.base import Broker
+
+IMPLEMENTATIONS = ["memory", "sqlite", "redis"]
+
+
+def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
+    if kind == "memory":
+        return f"memory://contract-{uuid.uuid4().hex}"
+    if kind == "sqlite":
+        return f"sqlite:///{path}"
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url(kind, request, tmp_path / "broker.db")
+
+
+@pytest.fixture
+def make_broker(broker_url: str) -> Iterator[Callable[..., Broker]]:
+    """Build brokers on the test's store (several objects = several connections); all are
+    closed after the test."""
+    made: list[Broker] = []
+
+    def make(**options: Any) -> Broker:
+        made.append(brokers.from_url(broker_url, **options))
+        return made[-1]
+
+    yield make
+    for broker in made:
+        flush = getattr(broker, "flush", None)
+        if flush is not None:
+            flush()  # memory stores outlive their brokers: leave nothing behind
+        broker.close()
+
+
+@pytest.fixture
+def broker(make_broker: Callable[..., Broker]) -> Broker:
+    return make_broker()
+
+
+@pytest.fixture
+def backend_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url(kind, request, tmp_path / "results.db")
+
+
+@pytest.fixture
+def make_backend(backend_url: str) -> Iterator[Callable[..., ResultBackend]]:
+    made: list[ResultBackend] = []
+
+    def make(**options: Any) -> ResultBackend:
+        made.append(backends.from_url(backend_url, **options))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        flush = getattr(backend, "flush", None)
+        if flush is not None:
+            flush()
+        backend.close()
+
+
+@pytest.fixture
+def backend(make_backend: Callable[..., ResultBackend]) -> ResultBackend:
+    return make_backend()
