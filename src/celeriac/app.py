@@ -40,6 +40,12 @@ _INERT_SEND_OPTIONS = frozenset({
 })
 
 
+_ENVELOPE_PARAMS = frozenset({
+    "countdown", "eta", "expires", "priority", "queue", "headers", "ignore_result", "time_limit",
+    "soft_time_limit",
+})
+
+
 def default_broker_url() -> str:
     """The embedded default: one SQLite file per user, in the XDG data directory."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -349,10 +355,11 @@ class Celery:
 
         task = self.tasks.get(name)
         serializer = options.pop("serializer", None) or (task and task.serializer) or self.conf.task_serializer
+        named = {k: options.pop(k) for k in list(options) if k in _ENVELOPE_PARAMS}
         items = []
         results = []
         for args, kwargs in calls:
-            envelope, delay = self._envelope(name, args, kwargs, task=task, options=dict(options))
+            envelope, delay = self._envelope(name, args, kwargs, task=task, options=dict(options), **named)
             items.append((envelope.queue, message.encode(envelope, serializer=serializer,
                                                          signing_key=self.signing_key),
                           envelope.priority, delay, envelope.id))

@@ -143,7 +143,10 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False) 
     try:
         return outcome.state, message.dumps(fields)
     except EncodeError as exc:
-        outcome.state, outcome.exc = states.FAILURE, exc
-        outcome.traceback = f"EncodeError: task {context.task} returned a value JSON cannot carry: {exc}"
-        fields.update(status=states.FAILURE, result=str(exc), **exception_fields(exc, outcome.traceback))
+        what = outcome.result if outcome.exc is None else outcome.exc
+        error = EncodeError(f"cannot encode {type(what).__name__} returned by {context.task} as JSON: "
+                            f"{str(exc).rpartition(': ')[2]}")
+        outcome.state, outcome.exc, outcome.result = states.FAILURE, error, None
+        outcome.traceback = f"EncodeError: {error}"
+        fields.update(status=states.FAILURE, result=str(error), **exception_fields(error, outcome.traceback))
         return states.FAILURE, message.dumps(fields)

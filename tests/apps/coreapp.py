@@ -1,0 +1,150 @@
+"""Tasks the core integration tests run in real worker processes.
+
+The broker comes from CELERIAC_BROKER_URL (set by the tests); CELERIAC_TEST_LEASE shortens
+the lease so recovery tests finish in seconds. Side effects that tests count go to files in
+CELERIAC_TEST_DIR: one line appended per run, which survives the process that wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celeriac import Celery, SoftTimeLimitExceeded
+
+app = Celery("coreapp")
+app.conf.update(
+    broker_lease_seconds=float(os.environ.get("CELERIAC_TEST_LEASE", "6")),
+    worker_heartbeat_interval=float(os.environ.get("CELERIAC_TEST_HEARTBEAT", "1")),
+    worker_shutdown_timeout=float(os.environ.get("CELERIAC_TEST_SHUTDOWN", "20")),
+)
+
+
+def mark(name: str, text: str = "") -> None:
+    """Append one line to a file in the test's directory (atomic for short lines)."""
+    directory = os.environ.get("CELERIAC_TEST_DIR")
+    if directory:
+        with open(os.path.join(directory, name), "a") as f:
+            f.write(f"{text}\n")
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task
+def noop():
+    return None
+
+
+@app.task
+def record(tag):
+    """Leave a mark: (tag, pid, time)."""
+    mark("record", f"{tag} {os.getpid()} {time.time():.4f}")
+    return tag
+
+
+@app.task
+def sleep(seconds, tag=""):
+    mark("started", f"{tag} {os.getpid()}")
+    time.sleep(seconds)
+    mark("finished", f"{tag} {os.getpid()}")
+    return tag
+
+
+@app.task(bind=True, max_retries=3, default_retry_delay=0.2)
+def flaky(self, fail_times):
+    mark("flaky", f"{self.request.retries}")
+    if self.request.retries < fail_times:
+        raise self.retry(exc=ConnectionError(f"attempt {self.request.retries} failed"))
+    return self.request.retries
+
+
+@app.task(autoretry_for=(KeyError,), retry_backoff=0.1, retry_backoff_max=0.4, retry_jitter=False, max_retries=3)
+def autoretry():
+    mark("autoretry", f"{time.time():.4f}")
+    raise KeyError("missing")
+
+
+@app.task(bind=True)
+def progress(self, steps, pause):
+    for step in range(steps):
+        self.update_state(state="PROGRESS", meta={"progress": int(100 * step / steps), "message": f"step {step}"})
+        time.sleep(pause)
+    return {"done": steps}
+
+
+@app.task(soft_time_limit=0.5, time_limit=3)
+def soft_limited():
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        mark("soft", "caught")
+        return "cleaned up"
+    return "not interrupted"
+
+
+@app.task(soft_time_limit=0.3, time_limit=1)
+def hard_limited():
+    mark("hard", str(os.getpid()))
+    deadline = time.time() + 10
+    while time.time() < deadline:  # swallows the soft limit: only the hard limit can stop it
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            pass
+    return "should never get here"
+
+
+@app.task
+def crash():
+    mark("crash", str(os.getpid()))
+    os._exit(7)
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def poison():
+    mark("poison", str(os.getpid()))
+    os._exit(9)
+
+
+@app.task(acks_late=True, reject_on_worker_lost=True)
+def crash_once(tag):
+    """Dies the first time it runs, succeeds when redelivered."""
+    if not os.path.exists(os.path.join(os.environ["CELERIAC_TEST_DIR"], f"crashed-{tag}")):
+        mark(f"crashed-{tag}")
+        os._exit(1)
+    return "survived"
+
+
+@app.task(rate_limit="10/s")
+def limited(tag):
+    mark("limited", f"{tag} {time.time():.4f}")
+    return tag
+
+
+@app.task(ignore_result=True)
+def quiet(tag):
+    mark("quiet", tag)
+
+
+@app.task(track_started=True)
+def tracked(seconds):
+    time.sleep(seconds)
+    return "tracked"
+
+
+@app.task
+def pid():
+    return os.getpid()
+
+
+@app.task
+def unencodable_result():
+    return object()
+
+
+@app.task
+def fail(message):
+    raise ValueError(message)

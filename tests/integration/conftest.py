@@ -1,0 +1,64 @@
+"""Real workers, started through the CLI, against the session's own redis-server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac.testing import WorkerProcess, worker_process
+
+APPS = str(Path(__file__).parent.parent / "apps")
+if APPS not in sys.path:
+    sys.path.insert(0, APPS)
+
+import coreapp  # noqa: E402
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    directory = tmp_path / "marks"
+    directory.mkdir()
+    return directory
+
+
+def read_marks(marks: Path, name: str) -> list[str]:
+    path = marks / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture
+def app(redis_url: str, marks: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """coreapp's app pointed at the test Redis, with test settings exported for workers."""
+    monkeypatch.setenv("CELERIAC_BROKER_URL", redis_url)
+    monkeypatch.setenv("CELERIAC_TEST_DIR", str(marks))
+    coreapp.app.conf.broker_url = redis_url
+    coreapp.app._reset_connections()
+    yield coreapp.app
+    coreapp.app.close()
+
+
+@pytest.fixture
+def start_worker(redis_url: str, marks: Path, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``celeriac -A coreapp worker`` with extra args; every one is stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True,
+              name: str | None = None) -> WorkerProcess:
+        name = name or f"w{len(started) + 1}"
+        full_env = {"CELERIAC_TEST_DIR": str(marks), **(env or {})}
+        proc = worker_process("coreapp", "-n", f"{name}@%h", *args, broker_url=redis_url, env=full_env,
+                              log_path=str(tmp_path / f"{name}.log"), pythonpath=[APPS])
+        started.append(proc)
+        return proc.wait_ready() if ready else proc
+
+    yield start
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.kill()
+    for proc in started:
+        if os.environ.get("CELERIAC_TEST_SHOW_LOGS"):
+            print(proc.log())
