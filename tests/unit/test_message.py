@@ -1,0 +1,75 @@
+"""The wire envelope: encoded once at the caller, strict at the worker, optionally signed."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+
+import pytest
+
+from celeriac import message
+from celeriac.exceptions import DecodeError, EncodeError
+from celeriac.message import Envelope
+
+
+def test_roundtrip_keeps_every_field():
+    env = Envelope(id="1", task="t", args=[1, "x", [2]], kwargs={"k": {"n": None}}, queue="q", priority=7,
+                   eta=1.5, expires=2.5, retries=2, headers={"h": 1}, ignore_result=True, time_limit=3.0)
+    back = message.decode(message.encode(env))
+    assert back == env
+
+
+def test_common_python_types_encode():
+    env = Envelope(id="1", task="t", args=[datetime.datetime(2025, 1, 1), uuid.UUID(int=1), decimal.Decimal("1.5")])
+    back = message.decode(message.encode(env))
+    assert back.args == ["2025-01-01T00:00:00", "00000000-0000-0000-0000-000000000001", "1.5"]
+
+
+def test_unencodable_argument_is_named():
+    with pytest.raises(EncodeError, match=r"task 't': cannot encode args\[1\] \(object\)"):
+        message.encode(Envelope(id="1", task="t", args=[1, object()]))
+    with pytest.raises(EncodeError, match=r"kwargs\['cb'\] \(function\)"):
+        message.encode(Envelope(id="1", task="t", kwargs={"cb": lambda: 1}))
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    (b"\xff\x00", "not valid JSON"),
+    (b"[]", "Expected `object`"),
+    (b'{"task": "t"}', "missing required field `id`"),
+    (b'{"id": "1", "task": "t", "args": "x"}', "Expected `array`"),
+    (b'{"id": 1, "task": "t"}', "Expected `str`"),
+])
+def test_malformed_messages_are_decode_errors_naming_the_field(raw, why):
+    with pytest.raises(DecodeError, match=why):
+        message.decode(raw)
+
+
+def test_peek_id_survives_bad_schema():
+    assert message.peek_id(b'{"id": "abc", "task": 5}') == "abc"
+    assert message.peek_id(b"garbage") is None
+
+
+def test_signed_messages_are_checked():
+    env = Envelope(id="1", task="t", args=[1])
+    body = message.encode(env, signing_key=b"secret")
+    assert message.decode(body, signing_key=b"secret").args == [1]
+    with pytest.raises(DecodeError, match="signature does not match"):
+        message.decode(body, signing_key=b"other")
+    tampered = body.replace(b"[1]", b"[2]")
+    with pytest.raises(DecodeError, match="signature does not match"):
+        message.decode(tampered, signing_key=b"secret")
+    with pytest.raises(DecodeError, match="requires signatures"):
+        message.decode(message.encode(env), signing_key=b"secret")
+
+
+def test_pickle_only_when_accepted():
+    env = Envelope(id="1", task="t", args=[{1, 2}])
+    body = message.encode(env, serializer="pickle")
+    with pytest.raises(DecodeError, match="accept_content does not allow 'pickle'"):
+        message.decode(body)
+    assert message.decode(body, accept=frozenset({"json", "pickle"})).args == [{1, 2}]
+
+
+def test_priority_is_clamped():
+    assert message.decode(b'{"id": "1", "task": "t", "priority": 42}').priority == 9
