@@ -7,13 +7,14 @@ two mechanisms together:
    private directory next to nothing but its siblings: ``$TMPDIR/celeriac-<uid>-<hash of the db
    path>/``. A writer, after its transaction committed, sends one byte to every socket of the
    channel it touched (``q`` for ready messages, ``l`` for logs, ``r<hash of a task id>`` for a
-   result). The waiter wakes at once, about 0.1-0.3 ms after the commit. Sockets of processes
-   that died are unlinked by the first writer that finds them refusing datagrams.
+   result), and the waiter wakes at once. Measured on a 2-core box, from ``enqueue()`` in one
+   process to ``fetch()`` returning in another: median 1.0 ms, p90 1.2 ms, max 1.9 ms. Sockets of
+   processes that died are unlinked by the first writer that finds them refusing datagrams.
 2. **A fallback poll** of ``PRAGMA data_version`` (an in-memory counter read, no disk access)
    with exponential backoff from 1 ms, capped at :data:`POLL_CAP` (50 ms); the real query runs
    only when the counter moved. This covers platforms without AF_UNIX, a directory we may not use
    (another user's, a TMPDIR path too long for a socket name), and writers in other TMPDIRs:
-   there the wake-up latency is at most 50 ms.
+   there the same measurement gives median 20 ms, max 47 ms.
 
 The waiter binds its socket *before* its final check of the database, so a write that lands
 between the check and the wait still rings it.
