@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_server import RedisServer, start_redis  # noqa: E402
+from redis_server import RedisServer, start_redis
 
 
 @pytest.fixture(scope="session")

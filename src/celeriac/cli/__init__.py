@@ -33,6 +33,11 @@ class Group(click.Group):
 def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_backend: str | None,
         workdir: str | None) -> None:
     """celeriac: a distributed task queue with Celery's API and CLI."""
+    import logging
+
+    # Commands other than worker/beat speak through their output and one-line errors;
+    # library warnings (publish retries) would only repeat the error. worker/beat reconfigure.
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
     if workdir:
         import os
 
