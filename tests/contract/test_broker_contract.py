@@ -758,10 +758,22 @@ def test_sqlite_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert sqlite_path("sqlite:///q.db") == str(tmp_path / "q.db")
     assert sqlite_path("sqlite:////var/lib/q.db") == "/var/lib/q.db"
     assert sqlite_path("sqlite:///tmp/q.db") == "/tmp/q.db"  # there is no ./tmp, there is /tmp
+    assert sqlite_path("sqlite:///tmp/not/yet/q.db") == "/tmp/not/yet/q.db"
+    assert sqlite_path("sqlite:///new/q.db") == str(tmp_path / "new" / "q.db")  # neither: relative
     assert sqlite_path("sqlite://localhost/tmp/q.db") == "/tmp/q.db"
     for bad in ("sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite://host/x.db", "sqlite:///x.db?a=1"):
         with pytest.raises(ConfigurationError):
             sqlite_path(bad)
+
+
+def test_sqlite_creates_missing_directories(tmp_path: Path) -> None:
+    """The default URL points into a data directory that may not exist yet: it is created."""
+    broker = brokers.from_url(f"sqlite:///{tmp_path / 'data' / 'celeriac' / 'q.db'}")
+    try:
+        broker.enqueue(Q, b"x")
+        assert (tmp_path / "data" / "celeriac" / "q.db").exists()
+    finally:
+        broker.close()
 
 
 def _use_inherited(broker: Broker) -> None:

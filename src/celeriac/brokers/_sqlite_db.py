@@ -40,9 +40,10 @@ def sqlite_path(url: str) -> str:
 
     ``sqlite:///rel/path.db`` is relative to the current directory and ``sqlite:////abs/path.db``
     absolute (as in SQLAlchemy). Because many people write ``sqlite://`` + ``/abs/path.db`` meaning
-    an absolute path, a three-slash path whose relative directory does not exist while the
-    absolute one does is taken as absolute. ``sqlite://localhost/abs`` and ``~`` work too. The
-    path is resolved once, here, so processes that change directory later still agree.
+    an absolute path, a three-slash path whose first directory is missing here but exists at the
+    root (``sqlite:///tmp/q.db``, ``sqlite:///home/me/q.db``) is taken as absolute.
+    ``sqlite://localhost/abs`` and ``~`` work too. The path is resolved once, here, so processes
+    that change directory later still agree. Missing directories are created on first use.
     """
     scheme, sep, rest = url.partition("://")
     if scheme.lower() != "sqlite" or not sep:
@@ -59,11 +60,9 @@ def sqlite_path(url: str) -> str:
             f"sqlite URL {url!r} names no file: an in-memory SQLite database cannot be shared "
             "between processes (use memory:// for a single process, or sqlite:///path.db)")
     path = os.path.expanduser(path)
-    if not os.path.isabs(path):
-        relative_dir = os.path.dirname(os.path.abspath(path))
-        absolute_dir = os.path.dirname("/" + path)
-        if not os.path.isdir(relative_dir) and os.path.isdir(absolute_dir):
-            path = "/" + path
+    first, sep, _ = path.partition("/")
+    if not os.path.isabs(path) and sep and not os.path.exists(first) and os.path.isdir("/" + first):
+        path = "/" + path
     return os.path.abspath(path)
 
 
@@ -106,9 +105,11 @@ class Database:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        if not os.path.isdir(os.path.dirname(self.path)):
-            raise ConfigurationError(f"{self.what} {self.path}: directory "
-                                     f"{os.path.dirname(self.path)} does not exist")
+        try:
+            # The default URL points into ~/.local/share, which may not exist yet.
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"{self.what} {self.path}: cannot create its directory ({exc})") from None
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
                                check_same_thread=False)
         try:
