@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..brokers.memory import store_name
+from ..brokers._memory_store import store_name
 from .base import ResultBackend
 
 

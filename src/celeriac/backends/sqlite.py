@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from ..brokers._sqlite_db import Database, sqlite_path
-from ..brokers._sqlite_wake import Doorbell, channel_for, wait_for
+from ..brokers._sqlite_wake import Doorbell, block_until, channel_for
 from .base import ResultBackend
 
 SCHEMA = (
@@ -85,7 +85,7 @@ class SQLiteBackend(ResultBackend):
                 f"SELECT ready FROM results WHERE {_LIVE}", (task_id, time.time())).fetchone())
             return bool(row and row[0])
 
-        return wait_for(ready, db=self._db, bell=self._bell, channel=_channel(task_id), timeout=timeout)
+        return block_until(ready, db=self._db, bell=self._bell, channel=_channel(task_id), timeout=timeout)
 
     def close(self) -> None:
         self._db.close()

@@ -28,6 +28,7 @@ import os
 import secrets
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TypeVar
@@ -76,6 +77,7 @@ class Doorbell:
         self.directory = os.path.join(tempfile.gettempdir(), f"celeriac-{uid}-{digest}")
         self.enabled = hasattr(socket, "AF_UNIX")
         self._sender: socket.socket | None = None
+        self._sender_lock = threading.Lock()  # two threads must not both create (and leak) one
 
     def ring(self, channels: Collection[str]) -> None:
         """Wake every waiter on ``channels``. Call after the commit, never inside a transaction."""
@@ -91,10 +93,12 @@ class Doorbell:
 
     def _send(self, path: str) -> None:
         try:
-            if self._sender is None:
-                self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._sender.setblocking(False)
-            self._sender.sendto(b"!", path)
+            with self._sender_lock:
+                if self._sender is None:
+                    self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    self._sender.setblocking(False)
+                sender = self._sender
+            sender.sendto(b"!", path)
         except ConnectionRefusedError:
             with contextlib.suppress(OSError):
                 os.unlink(path)  # its process died without cleaning up
@@ -129,12 +133,13 @@ class Doorbell:
             return None, ""
 
     def close(self) -> None:
-        if self._sender is not None:
-            self._sender.close()
-            self._sender = None
+        with self._sender_lock:
+            if self._sender is not None:
+                self._sender.close()
+                self._sender = None
 
 
-def wait_for(check: Callable[[], T], *, db: Database, bell: Doorbell, channel: str,
+def block_until(check: Callable[[], T], *, db: Database, bell: Doorbell, channel: str,
              timeout: float) -> T:
     """Return ``check()`` once it is truthy, or its last falsy result after ``timeout`` seconds."""
     result = check()

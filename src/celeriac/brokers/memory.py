@@ -1,6 +1,6 @@
 """An in-process broker for users' unit tests and eager mode.
 
-Everything lives in a :class:`_Store` held by this module, so every ``MemoryBroker`` of one
+Everything lives in a store held by ``_memory_store``, so every ``MemoryBroker`` of one
 process built from the same URL sees the same messages: ``memory://`` is the process-wide default
 store, ``memory://name`` a named one. An app's broker and the broker a test builds therefore agree
 without passing objects around. Nothing survives the process.
@@ -15,14 +15,12 @@ The clock is ``time.time()``; leases and due times are judged by it.
 from __future__ import annotations
 
 import heapq
-import itertools
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from ..exceptions import BrokerError
+from ._memory_store import WORKER_RETENTION, Message, Store, WorkerEntry, store_for, worker_of
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -34,99 +32,6 @@ from .base import (
     clamp_priority,
 )
 
-# How long a worker that stopped heartbeating stays listed (as not alive) by workers().
-WORKER_RETENTION = 300.0
-
-
-def store_name(url: str) -> str:
-    """``memory://`` -> ``""`` (the default store), ``memory://name`` -> ``"name"``."""
-    return url.partition("://")[2].strip("/")
-
-
-def worker_of(consumer: str) -> str:
-    """``"<worker>/<suffix>"`` -> ``"<worker>"``; a name without a slash is its own worker."""
-    worker, sep, _ = consumer.rpartition("/")
-    return worker if sep else consumer
-
-
-@dataclass(slots=True)
-class _Message:
-    id: int  # also the FIFO position: requeued and recovered messages keep theirs
-    queue: str
-    priority: int
-    body: bytes
-    key: str = ""
-    redeliveries: int = 0
-    handouts: int = 0
-    due: float = 0.0
-    consumer: str = ""
-    lease_until: float = 0.0
-
-    @property
-    def tag(self) -> str:
-        # The hand-out number makes a stale tag (from before a recovery) miss the new lease.
-        return f"{self.id}:{self.handouts}"
-
-    def delivery(self) -> Delivery:
-        return Delivery(self.queue, self.priority, self.body, self.tag, self.redeliveries)
-
-
-@dataclass(slots=True)
-class _Worker:
-    info: bytes
-    last_seen: float
-    expires: float
-    queues: tuple[str, ...]
-
-
-@dataclass
-class _Store:
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    ready: dict[str, list[tuple[int, int, _Message]]] = field(default_factory=dict)  # heaps
-    delayed: dict[str, list[tuple[float, int, _Message]]] = field(default_factory=dict)  # heaps
-    leased: dict[str, _Message] = field(default_factory=dict)  # by tag
-    dead: dict[str, dict[str, tuple[DeadLetter, _Message]]] = field(default_factory=dict)
-    known: set[str] = field(default_factory=set)
-    workers: dict[str, _Worker] = field(default_factory=dict)
-    kv: dict[str, tuple[bytes, float | None]] = field(default_factory=dict)
-    maps: dict[str, dict[str, bytes]] = field(default_factory=dict)
-    logs: dict[str, deque[tuple[str, bytes]]] = field(default_factory=dict)
-    log_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    last_log_id: dict[str, str] = field(default_factory=dict)
-    rates: dict[str, float] = field(default_factory=dict)
-
-    def make_ready(self, msg: _Message) -> None:
-        msg.consumer, msg.lease_until = "", 0.0
-        heapq.heappush(self.ready.setdefault(msg.queue, []), (-msg.priority, msg.id, msg))
-
-    def make_delayed(self, msg: _Message, due: float) -> None:
-        msg.consumer, msg.due = "", due
-        heapq.heappush(self.delayed.setdefault(msg.queue, []), (due, msg.id, msg))
-
-    def bury(self, msg: _Message, reason: str, now: float) -> None:
-        letter = DeadLetter(msg.queue, str(next(self.ids)), msg.body, reason, now)
-        self.dead.setdefault(msg.queue, {})[letter.id] = (letter, msg)
-
-    def charge(self, msg: _Message, cap: int, now: float) -> bool:
-        """Count one redelivery of a leased message whose consumer died; True if it was buried."""
-        del self.leased[msg.tag]
-        msg.redeliveries += 1
-        if msg.redeliveries > cap:
-            self.bury(msg, f"redelivered {msg.redeliveries} times: its worker died each time", now)
-            return True
-        self.make_ready(msg)
-        return False
-
-
-_stores: dict[str, _Store] = {}
-_stores_lock = threading.Lock()
-
-
-def _store_for(url: str) -> _Store:
-    with _stores_lock:
-        return _stores.setdefault(store_name(url), _Store())
-
 
 class MemoryBroker(Broker):
     """A broker in this process's memory, shared by URL name (see the module docstring)."""
@@ -136,10 +41,10 @@ class MemoryBroker(Broker):
     def __init__(self, url: str = "memory://", *, max_redeliveries: int = 3,
                  lease_seconds: float = 6.0) -> None:
         super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
-        self._store: _Store | None = _store_for(url)
+        self._store: Store | None = store_for(url)
 
     @property
-    def _st(self) -> _Store:
+    def _st(self) -> Store:
         if self._store is None:
             raise BrokerError(f"{self!r} is closed")
         return self._store
@@ -148,7 +53,7 @@ class MemoryBroker(Broker):
         """Forget everything in this broker's store (for tests that reuse a store name)."""
         st = self._st
         with st.cond:
-            fresh = _Store(cond=st.cond)
+            fresh = Store(cond=st.cond)
             for name in ("ready", "delayed", "leased", "dead", "known", "workers", "kv", "maps",
                          "logs", "last_log_id", "rates"):
                 setattr(st, name, getattr(fresh, name))
@@ -163,7 +68,7 @@ class MemoryBroker(Broker):
         with st.cond:
             now = time.time()
             for queue, body, priority, delay, key in items:
-                msg = _Message(next(st.ids), queue, clamp_priority(priority), body, key)
+                msg = Message(next(st.ids), queue, clamp_priority(priority), body, key)
                 st.known.add(queue)
                 if delay > 0:
                     st.make_delayed(msg, now + delay)
@@ -183,7 +88,7 @@ class MemoryBroker(Broker):
                     return got
                 st.cond.wait(remaining)
 
-    def _take(self, st: _Store, queues: Sequence[str], consumer: str, count: int) -> list[Delivery]:
+    def _take(self, st: Store, queues: Sequence[str], consumer: str, count: int) -> list[Delivery]:
         out: list[Delivery] = []
         lease_until = time.time() + self.lease_seconds
         for queue in queues:
@@ -229,7 +134,7 @@ class MemoryBroker(Broker):
         st = self._st
         with st.cond:  # one critical section: both happen or neither
             st.leased.pop(delivery.tag, None)
-            msg = _Message(next(st.ids), delivery.queue, delivery.priority, body)
+            msg = Message(next(st.ids), delivery.queue, delivery.priority, body)
             if delay > 0:
                 st.make_delayed(msg, time.time() + delay)
             else:
@@ -241,7 +146,7 @@ class MemoryBroker(Broker):
         st = self._st
         with st.cond:
             now = time.time()
-            st.workers[worker] = _Worker(info, now, now + self.lease_seconds, tuple(queues))
+            st.workers[worker] = WorkerEntry(info, now, now + self.lease_seconds, tuple(queues))
 
     def deregister(self, worker: str) -> None:
         st = self._st
@@ -290,7 +195,7 @@ class MemoryBroker(Broker):
         st = self._st
         with st.cond:
             now = time.time()
-            due: list[tuple[float, int, _Message]] = []
+            due: list[tuple[float, int, Message]] = []
             for queue in queues:
                 heap = st.delayed.get(queue)
                 while heap and heap[0][0] <= now:
@@ -401,7 +306,7 @@ class MemoryBroker(Broker):
             st.rates[key] = slot + interval
             return slot - now
 
-    def _live(self, st: _Store, key: str) -> bytes | None:
+    def _live(self, st: Store, key: str) -> bytes | None:
         entry = st.kv.get(key)
         if entry is None:
             return None

@@ -1,0 +1,104 @@
+"""The SQLite broker's coordination primitives: the clock, rate slots, claims, keys, maps and
+capped logs that beat, revokes and remote control build on. A mixin of ``SQLiteBroker``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from ._sqlite_db import Database
+from ._sqlite_wake import Doorbell, block_until
+
+LOGS = ("l",)  # doorbell channel of log readers
+
+
+class SQLiteCoordination:
+    """Mixed into ``SQLiteBroker``, which provides the database and the doorbell."""
+
+    _db: Database
+    _bell: Doorbell
+
+    def now(self) -> float:
+        return time.time()
+
+    def rate_slot(self, key: str, interval: float) -> float:
+        def reserve(conn: sqlite3.Connection) -> float:
+            now = time.time()
+            row = conn.execute("SELECT tat FROM rate_slots WHERE key = ?", (key,)).fetchone()
+            # GCRA: the key remembers when its next slot starts; each caller takes that slot.
+            slot = max(row[0], now) if row else now
+            conn.execute("INSERT OR REPLACE INTO rate_slots (key, tat) VALUES (?, ?)", (key, slot + interval))
+            return slot - now
+
+        return self._db.write(reserve)
+
+    def claim(self, key: str, ttl: float) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.execute("DELETE FROM kv WHERE key = ? AND expires <= ?", (key, now))
+            return conn.execute("INSERT OR IGNORE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                                (key, b"1", now + ttl)).rowcount == 1
+
+        return self._db.write(take)
+
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        def store(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                         (key, value, None if ttl is None else now + ttl))
+            # Expired keys nobody reads again would pile up; each put sweeps a few.
+            conn.execute("DELETE FROM kv WHERE rowid IN "
+                         "(SELECT rowid FROM kv WHERE expires <= ? LIMIT 100)", (now,))
+
+        self._db.write(store)
+
+    def get(self, key: str) -> bytes | None:
+        row = self._db.read(lambda conn: conn.execute(
+            "SELECT value FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?)",
+            (key, time.time())).fetchone())
+        return None if row is None else bytes(row[0])
+
+    def delete(self, key: str) -> None:
+        self._db.write(lambda conn: conn.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        self._db.write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO maps (name, field, value) VALUES (?, ?, ?)", (name, field, value)))
+
+    def map_get(self, name: str) -> dict[str, bytes]:
+        rows = self._db.read(lambda conn: conn.execute(
+            "SELECT field, value FROM maps WHERE name = ?", (name,)).fetchall())
+        return {field: bytes(value) for field, value in rows}
+
+    def map_delete(self, name: str, field: str) -> bool:
+        return bool(self._db.write(lambda conn: conn.execute(
+            "DELETE FROM maps WHERE name = ? AND field = ?", (name, field)).rowcount))
+
+    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+        def append(conn: sqlite3.Connection) -> int:
+            last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0] or 0
+            conn.execute("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)", (name, last + 1, data))
+            # At least the new entry stays, so the next seq still counts up from it.
+            conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last + 1 - max(maxlen, 1)))
+            return last + 1
+
+        seq = self._db.write(append)
+        self._bell.ring(LOGS)
+        return f"{seq:016d}"  # zero-padded: ids compare as strings as they do as numbers
+
+    def log_read(self, name: str, after: str | None, count: int,
+                 timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        if after == "$":
+            start = self._db.read(lambda conn: conn.execute(
+                "SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]) or 0
+        else:
+            start = int(after) if after and after.isdigit() else 0
+
+        def read() -> list[tuple[int, bytes]]:
+            return self._db.read(lambda conn: conn.execute(
+                "SELECT seq, data FROM logs WHERE name = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (name, start, count)).fetchall())
+
+        rows = block_until(read, db=self._db, bell=self._bell, channel=LOGS[0], timeout=timeout)
+        return [(f"{seq:016d}", bytes(data)) for seq, data in rows]
