@@ -79,6 +79,8 @@ class MemoryBroker(Broker):
     # -- consuming ------------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
         st = self._st
+        if not queues or count <= 0:
+            return []
         deadline = time.monotonic() + max(timeout, 0.0)
         with st.cond:
             while True:
