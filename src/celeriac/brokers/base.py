@@ -277,9 +277,15 @@ class Broker(abc.ABC):
         """Drop ``field`` of the map ``name``; True if it was there."""
 
     @abc.abstractmethod
-    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
         """Append to the capped log ``name`` (oldest entries drop past ``maxlen``); returns the
-        new entry's id. Ids increase, and compare as strings via :meth:`log_read`."""
+        new entry's id. Ids increase, and compare as strings via :meth:`log_read`. With ``ttl``
+        the whole log disappears ``ttl`` seconds after this append (replies to one command)."""
+
+    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
+        """Append several entries in order; implementations batch."""
+        for data in items:
+            self.log_append(name, data, maxlen)
 
     @abc.abstractmethod
     def log_read(self, name: str, after: str | None, count: int, timeout: float = 0.0) -> list[tuple[str, bytes]]:

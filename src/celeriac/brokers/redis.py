@@ -454,9 +454,23 @@ class RedisBroker(Broker):
         return bool(self.client.hdel(f"celeriac:map:{name}", field))
 
     @translate_errors
-    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
-        entry_id = self.client.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
+    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
+        key = f"celeriac:log:{name}"
+        if ttl:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(key, {"d": data}, maxlen=maxlen, approximate=True)
+            pipe.pexpire(key, int(ttl * 1000))
+            entry_id = pipe.execute()[0]
+        else:
+            entry_id = self.client.xadd(key, {"d": data}, maxlen=maxlen, approximate=True)
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    @translate_errors
+    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for data in items:
+            pipe.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
+        pipe.execute()
 
     @translate_errors
     def log_read(self, name: str, after: str | None, count: int,

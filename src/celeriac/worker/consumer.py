@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
+from ..control import REVOKE_EXPIRES, REVOKED_MAP
+from ..events import event, redact, safe_repr
 from ..exceptions import DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
@@ -64,8 +66,45 @@ class Consumer:
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
         self.redact = frozenset(conf.task_redact_args or ())
+        self.events = bool(conf.worker_send_task_events)
         self.rate_limits: dict[str, str | int | float | None] = {}
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
+        self.revoked: set[str] = set()
+        self._generation = -1
+        self._revoked_version = -1
+
+    # -- what remote control may change at run time --------------------------------------------
+    def _sync_control(self) -> None:
+        """Pick up remote-control changes published by the supervisor (a compare per task)."""
+        if self.slots is None:
+            return
+        generation, state = self.slots.control_state() if self.slots.generation() != self._generation \
+            else (self._generation, None)
+        if state is None:
+            return
+        self._generation = generation
+        self.rate_limits = dict(state.get("rate_limits", {}))
+        self.time_limits = {k: (v[0], v[1]) for k, v in state.get("time_limits", {}).items()}
+        if state.get("queues"):
+            self.queues = list(state["queues"])
+        if state.get("revoked_version", 0) != self._revoked_version:
+            self._revoked_version = state.get("revoked_version", 0)
+            self._load_revoked()
+
+    def _load_revoked(self) -> None:
+        horizon = time.time() - REVOKE_EXPIRES
+        revoked = set()
+        for task_id, data in self.broker.map_get(REVOKED_MAP).items():
+            try:
+                if float(message.loads(data).get("time", 0)) >= horizon:
+                    revoked.add(task_id)
+            except Exception:
+                continue
+        self.revoked = revoked
+
+    def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
+        if self.events:
+            self.flusher.event(event(kind, uuid=envelope.id, name=envelope.task, hostname=self.hostname, **fields))
 
     # -- limits that remote control may change at run time --------------------------------------
     def rate_limit_for(self, task: Task[Any, Any]) -> str | int | float | None:
@@ -99,7 +138,9 @@ class Consumer:
             signal.signal(signal.SIGALRM, _soft_limit)
             signals.worker_process_init.send(sender=None)
         try:
+            self._sync_control()
             while not self.stopping:
+                self._sync_control()
                 batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
                 if not batch:
                     continue
@@ -148,13 +189,35 @@ class Consumer:
                          "(task id %s)", envelope.task, envelope.id)
             self._refuse(delivery, envelope.id, envelope.task, exc)
             return
+        self._sync_control()
+        if self.events:
+            self._event("task-received", envelope, args=safe_repr(envelope.args),
+                        kwargs=safe_repr(redact(envelope.kwargs, self.redact)), retries=envelope.retries,
+                        eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
+                        priority=delivery.priority)
         if envelope.expires is not None and time.time() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(delivery, envelope, states.REVOKED, "expired")
             return
+        if envelope.id in self.revoked:
+            logger.info("Discarding revoked task %s[%s]", envelope.task, envelope.id)
+            self._finish_without_running(delivery, envelope, states.REVOKED, "revoked")
+            return
         if self._rate_limited(task, delivery, envelope):
             return
         self._run(task, delivery, envelope)
+
+    def _outcome_event(self, envelope: message.Envelope, outcome: Outcome) -> None:
+        state = outcome.state
+        if state == states.SUCCESS:
+            self._event("task-succeeded", envelope, runtime=outcome.runtime, result=safe_repr(outcome.result))
+        elif state == states.FAILURE:
+            self._event("task-failed", envelope, runtime=outcome.runtime, exception=safe_repr(outcome.exc),
+                        traceback=outcome.traceback)
+        elif state == states.RETRY:
+            self._event("task-retried", envelope, exception=safe_repr(outcome.exc), countdown=outcome.retry_in)
+        elif state == states.REJECTED:
+            self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
 
     def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception) -> None:
         """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
@@ -166,6 +229,9 @@ class Consumer:
                     "worker": self.hostname, **exception_fields(exc, reason)}
             records.append((task_id, message.dumps(meta), True))
         self.flusher.dead_letter(delivery, reason, records)
+        if self.events:
+            self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
+                                     reason=reason, queue=delivery.queue))
 
     def _finish_without_running(self, delivery: Delivery, envelope: message.Envelope, state: str,
                                 why: str) -> None:
@@ -173,6 +239,7 @@ class Consumer:
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
         self.flusher.finish(delivery, [(envelope.id, message.dumps(meta), True)])
+        self._event("task-revoked", envelope, expired=why == "expired")
 
     def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
         """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
@@ -208,7 +275,9 @@ class Consumer:
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
-                "started": time.time(), "hard": hard or 0}, hard)
+                "started": time.time(), "hard": hard or 0, "args": safe_repr(envelope.args, 1000),
+                "kwargs": safe_repr(redact(envelope.kwargs, self.redact), 1000)}, hard)
+        self._event("task-started", envelope, pid=os.getpid())
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
         track = task.option("track_started", "task_track_started")
@@ -226,7 +295,7 @@ class Consumer:
             if soft and not self.in_thread:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         if self.slots is not None:
-            self.slots.end(self.index)
+            self.slots.end(self.index, failed=outcome.state == states.FAILURE)
         self._conclude(task, delivery, context, outcome, acks_late)
 
     def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
@@ -248,6 +317,8 @@ class Consumer:
                          outcome.traceback or "")
         elif state == states.REJECTED:
             logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
+        if self.events:
+            self._outcome_event(context.envelope, outcome)
         if signals.task_postrun.receivers:
             signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=context.args,
                                       kwargs=context.kwargs, retval=outcome.result, state=state)

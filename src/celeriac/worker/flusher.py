@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import Delivery
+from ..events import EVENT_LOG
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -40,6 +41,8 @@ class Flusher:
         self._cond = threading.Condition(threading.RLock())
         self._ops: deque[tuple[Any, ...]] = deque()
         self._closing = False
+        self._events: list[bytes] = []
+        self._event_maxlen = int(app.conf.event_stream_maxlen)
         self._thread = threading.Thread(target=self._loop, name=f"flusher-{consumer}", daemon=True)
         self._thread.start()
 
@@ -47,6 +50,12 @@ class Flusher:
     def _push(self, op: tuple[Any, ...]) -> None:
         with self._cond:
             self._ops.append(op)
+            self._cond.notify()
+
+    def event(self, data: bytes) -> None:
+        """Queue one encoded event; events are written after the results of the same batch."""
+        with self._cond:
+            self._events.append(data)
             self._cond.notify()
 
     def finish(self, delivery: Delivery, records: list[Record]) -> None:
@@ -94,13 +103,23 @@ class Flusher:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._ops and not self._closing:
+                while not self._ops and not self._events and not self._closing:
                     self._cond.wait()
                 ops = self._ops
                 self._ops = deque()
-                if not ops and self._closing:
+                events, self._events = self._events, []
+                if not ops and not events and self._closing:
                     return
             self._apply_with_retries(ops)
+            if events:
+                self._write_events(events)
+
+    def _write_events(self, events: list[bytes]) -> None:
+        # Events are best-effort: a broker hiccup drops them rather than delaying acks.
+        try:
+            self.broker.log_append_many(EVENT_LOG, events, self._event_maxlen)
+        except Exception as exc:
+            logger.debug("dropped %d events: %s", len(events), exc)
 
     def _apply_with_retries(self, ops: deque[tuple[Any, ...]]) -> None:
         for attempt in range(1, 1_000_000):

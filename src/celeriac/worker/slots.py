@@ -6,8 +6,12 @@ to answer ``inspect active``. No message crosses a process boundary per task: wr
 is a few bytes into an anonymous shared mapping.
 
 Layout of one slot: seq (u64, odd while being written), started (f64, CLOCK_MONOTONIC, which
-is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32, 0 = idle), payload
-(JSON, at most PAYLOAD bytes).
+is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32), processed and failed
+counters (u64 each, kept across the processes that use the slot), payload (JSON).
+
+After the slots, a control page: generation (u64), length (u32), JSON written by the supervisor
+when remote control changes something pool processes must know (rate and time limits, queues,
+revocations). Pool processes compare the generation before each task, which costs nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from typing import Any
 import msgspec
 
 SLOT_SIZE = 4096
-HEADER = struct.Struct("<QddI")
+HEADER = struct.Struct("<QddIxxxxQQ")
 PAYLOAD = SLOT_SIZE - HEADER.size
+PAGE_SIZE = 256 * 1024
+PAGE_HEADER = struct.Struct("<QI")
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -37,37 +43,35 @@ class Running:
 
 class Slots:
     def __init__(self, count: int) -> None:
-        self.count = count
-        self._map = mmap.mmap(-1, SLOT_SIZE * max(count, 1))
+        self.count = max(count, 1)
+        self._page_offset = SLOT_SIZE * self.count
+        self._map = mmap.mmap(-1, self._page_offset + PAGE_SIZE)
 
-    def grow(self, count: int) -> None:
-        """Slots are fixed at start; a pool that grows past them gets a new mapping before the
-        new children are forked (existing children keep theirs)."""
-        if count > self.count:
-            fresh = mmap.mmap(-1, SLOT_SIZE * count)
-            fresh[: len(self._map)] = self._map[:]
-            self._map, self.count = fresh, count
-
+    # -- written by a pool process --------------------------------------------------------------
     def begin(self, index: int, info: dict[str, Any], hard_limit: float | None) -> None:
         payload = _encode(info)[:PAYLOAD]
         offset = index * SLOT_SIZE
-        seq = struct.unpack_from("<Q", self._map, offset)[0]
+        seq, _, _, _, processed, failed = HEADER.unpack_from(self._map, offset)
         struct.pack_into("<Q", self._map, offset, seq + 1)
         self._map[offset + HEADER.size: offset + HEADER.size + len(payload)] = payload
-        HEADER.pack_into(self._map, offset, seq + 2, time.monotonic(), hard_limit or 0.0, len(payload))
+        HEADER.pack_into(self._map, offset, seq + 2, time.monotonic(), hard_limit or 0.0, len(payload),
+                         processed, failed)
 
-    def end(self, index: int) -> None:
+    def end(self, index: int, failed: bool = False) -> None:
         offset = index * SLOT_SIZE
-        seq = struct.unpack_from("<Q", self._map, offset)[0]
-        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0)
+        seq, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
+        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, processed + 1, failures + int(failed))
 
     def clear(self, index: int) -> None:
-        self.end(index)
+        offset = index * SLOT_SIZE
+        seq, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
+        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, processed, failures)
 
+    # -- read by the supervisor -----------------------------------------------------------------
     def read(self, index: int) -> Running | None:
         offset = index * SLOT_SIZE
         for _ in range(100):
-            seq, started, hard_limit, length = HEADER.unpack_from(self._map, offset)
+            seq, started, hard_limit, length, _, _ = HEADER.unpack_from(self._map, offset)
             if seq % 2:
                 continue
             payload = self._map[offset + HEADER.size: offset + HEADER.size + length] if length else b""
@@ -80,3 +84,33 @@ class Slots:
             except msgspec.DecodeError:
                 return None
         return None
+
+    def totals(self) -> tuple[int, int]:
+        """Tasks processed and failed by every process that used any slot."""
+        processed = failed = 0
+        for index in range(self.count):
+            _, _, _, _, p, f = HEADER.unpack_from(self._map, index * SLOT_SIZE)
+            processed += p
+            failed += f
+        return processed, failed
+
+    # -- the control page -----------------------------------------------------------------------
+    def publish(self, state: dict[str, Any]) -> None:
+        data = _encode(state)
+        if len(data) > PAGE_SIZE - PAGE_HEADER.size:
+            raise ValueError("worker control state too large for the shared page")
+        generation, _ = PAGE_HEADER.unpack_from(self._map, self._page_offset)
+        start = self._page_offset + PAGE_HEADER.size
+        self._map[start: start + len(data)] = data
+        # The generation is written last: a reader that sees it sees the data.
+        PAGE_HEADER.pack_into(self._map, self._page_offset, generation + 1, len(data))
+
+    def generation(self) -> int:
+        return int(struct.unpack_from("<Q", self._map, self._page_offset)[0])
+
+    def control_state(self) -> tuple[int, dict[str, Any]]:
+        generation, length = PAGE_HEADER.unpack_from(self._map, self._page_offset)
+        if not length:
+            return generation, {}
+        start = self._page_offset + PAGE_HEADER.size
+        return generation, _decode(self._map[start: start + length])

@@ -23,9 +23,11 @@ import msgspec
 
 from .. import __version__, message, signals, states
 from ..brokers.base import Delivery
+from ..events import EVENT_LOG, event
 from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
 from ..execution import exception_fields
 from .consumer import Consumer
+from .remote import Remote
 from .slots import Running, Slots
 
 if TYPE_CHECKING:
@@ -62,10 +64,14 @@ class Supervisor:
         self.shutdown_timeout = shutdown_timeout
         self.broker = app.broker
         self.backend = app.backend
-        self.slots = Slots(concurrency)
+        # Room for pool_grow: pool processes share this mapping from birth, so it cannot move.
+        self.slots = Slots(max(concurrency * 4, 16))
         self.children: dict[int, int] = {}          # pid -> slot index
         self.consumers: dict[int, str] = {}         # slot index -> consumer name
         self.timed_out: dict[int, Running] = {}     # slot index -> the task killed for its hard limit
+        self.terminated: dict[int, str] = {}        # slot index -> task id revoked with terminate
+        self.events = bool(app.conf.worker_send_task_events)
+        self.event_maxlen = int(app.conf.event_stream_maxlen)
         self.threads: list[tuple[threading.Thread, Consumer]] = []
         self.stop_mode: str | None = None            # None, "warm" or "cold"
         self.stop_deadline = 0.0
@@ -81,7 +87,10 @@ class Supervisor:
         """Run until shut down. Without signals (an in-process test worker), call stop()."""
         if install_signals:
             self._install_signals()
+        self.remote = Remote(self)
+        self.remote.publish()
         self._heartbeat()
+        self._worker_event("worker-online")
         if self.pool == "prefork":
             for index in range(self.concurrency):
                 self._spawn(index)
@@ -90,14 +99,17 @@ class Supervisor:
                 self._start_thread(index)
         promoter = threading.Thread(target=self._promote_loop, name="promoter", daemon=True)
         promoter.start()
+        self.remote.start()
         logger.info("%s ready.", self.hostname)
         signals.worker_ready.send(sender=self)
         try:
             self._loop()
         finally:
             self._stop_event.set()
+            self.remote.stop()
             promoter.join(5)
             self._final_release()
+            self._worker_event("worker-offline")
             try:
                 self.broker.deregister(self.hostname)
             except BrokerError as exc:
@@ -233,7 +245,7 @@ class Supervisor:
             if index is None:
                 continue
             self._child_gone(index, pid, status)
-            if self.stop_mode is None:
+            if self.stop_mode is None and index < self.concurrency:
                 self._spawn(index)
 
     def _child_gone(self, index: int, pid: int, status: int) -> None:
@@ -241,9 +253,13 @@ class Supervisor:
         running = self.slots.read(index)
         self.slots.clear(index)
         killed_for_limit = self.timed_out.pop(index, None)
+        terminated = self.terminated.pop(index, None)
         code = os.waitstatus_to_exitcode(status)
         try:
-            if killed_for_limit is not None:
+            if terminated is not None and running is not None and running.info.get("id") == terminated:
+                self._record_terminated(running)
+                self.broker.release(consumer, self.queues)
+            elif killed_for_limit is not None:
                 self._record_time_limit(killed_for_limit)
                 self.broker.release(consumer, self.queues)
             elif running is not None and self.stop_mode != "cold":
@@ -263,6 +279,16 @@ class Supervisor:
                 "worker": self.hostname, **exception_fields(exc, why)}
         self.backend.write([(task_id, message.dumps(meta), True)])
 
+    def _record_terminated(self, running: Running) -> None:
+        info = running.info
+        logger.warning("Task %s[%s] terminated (revoked)", info["name"], info["id"])
+        meta = {"task_id": info["id"], "status": states.REVOKED, "name": info["name"], "result": "terminated",
+                "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": ["terminated"],
+                "worker": self.hostname}
+        self.backend.write([(info["id"], message.dumps(meta), True)])
+        self.broker.ack([self._delivery(running)])
+        self._task_event("task-revoked", info, terminated=True)
+
     def _record_time_limit(self, running: Running) -> None:
         info = running.info
         exc = TimeLimitExceeded(f"TimeLimitExceeded({running.hard_limit:g})")
@@ -270,6 +296,7 @@ class Supervisor:
         self._store_failure(info["id"], info["name"], exc, f"TimeLimitExceeded: hard time limit "
                             f"({running.hard_limit:g}s) exceeded; the process running it was killed")
         self.broker.ack([self._delivery(running)])
+        self._task_event("task-failed", info, exception=repr(exc))
 
     def _record_lost(self, consumer: str, running: Running, code: int) -> None:
         info = running.info
@@ -282,6 +309,7 @@ class Supervisor:
         exc = WorkerLostError(f"Worker exited prematurely: {how}.")
         logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
         self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
+        self._task_event("task-failed", info, exception=repr(exc))
         self.broker.ack([self._delivery(running)])
         self.broker.release(consumer, self.queues)
 
@@ -301,6 +329,8 @@ class Supervisor:
                    "time; dead-lettered as a poison message")
             logger.error("Task %s[%s] dead-lettered: %s", name, task_id, why)
             self._store_failure(task_id, name, WorkerLostError(why), f"WorkerLostError: {why}")
+            self._task_event("task-dead-lettered", {"id": task_id, "name": name, "q": delivery.queue},
+                             reason=why)
 
     def _enforce_hard_limits(self, now: float) -> float:
         """Kill processes past their task's hard limit; return when the next limit falls due."""
@@ -322,16 +352,77 @@ class Supervisor:
 
     # -- leases, recovery, delayed --------------------------------------------------------------
     def info(self) -> dict[str, Any]:
+        processed, failed = self.slots.totals()
+        active = sum(1 for _, index in self.pool_processes() if self.slots.read(index) is not None)
         return {"hostname": self.hostname, "pid": os.getpid(), "pool": self.pool,
-                "concurrency": self.concurrency, "queues": self.queues, "version": __version__,
+                "concurrency": self.concurrency, "queues": list(self.queues), "version": __version__,
                 "started": self.started_at, "loadavg": list(os.getloadavg()),
-                "prefetch_multiplier": self.prefetch, "pool_pids": sorted(self.children)}
+                "prefetch_multiplier": self.prefetch, "pool_pids": sorted(self.children),
+                "processed": processed, "failed": failed, "active": active}
 
     def _heartbeat(self) -> None:
         try:
-            self.broker.heartbeat(self.hostname, msgspec.json.encode(self.info()), self.queues)
+            info = self.info()
+            self.broker.heartbeat(self.hostname, msgspec.json.encode(info), self.queues)
+            self._worker_event("worker-heartbeat", **info)
         except BrokerError as exc:
             logger.error("heartbeat failed: %s", exc)
+
+    def _worker_event(self, kind: str, **fields: Any) -> None:
+        if not self.events:
+            return
+        fields.setdefault("hostname", self.hostname)
+        try:
+            self.broker.log_append(EVENT_LOG, event(kind, **fields), self.event_maxlen)
+        except BrokerError as exc:
+            logger.debug("could not send %s: %s", kind, exc)
+
+    def _task_event(self, kind: str, info: dict[str, Any], **fields: Any) -> None:
+        self._worker_event(kind, uuid=info.get("id"), name=info.get("name"), queue=info.get("q"), **fields)
+
+    # -- remote control hooks -------------------------------------------------------------------
+    def pool_processes(self) -> list[tuple[int, int]]:
+        """``(pid, slot index)`` of every pool process (threads share the supervisor's pid)."""
+        if self.pool == "prefork":
+            return sorted(self.children.items())
+        return [(os.getpid(), index) for index in range(len(self.threads))]
+
+    def terminate(self, task_ids: set[str], signum: int) -> list[str]:
+        """Stop the processes running any of ``task_ids`` with ``signum``; the task is recorded
+        REVOKED when its process is reaped and the process is replaced."""
+        done = []
+        if self.pool != "prefork":
+            logger.warning("the %s pool cannot terminate running tasks", self.pool)
+            return done
+        for pid, index in list(self.children.items()):
+            running = self.slots.read(index)
+            if running is not None and running.info.get("id") in task_ids:
+                self.terminated[index] = running.info["id"]
+                try:
+                    os.kill(pid, signum)
+                    done.append(running.info["id"])
+                except ProcessLookupError:
+                    pass
+        return done
+
+    def resize(self, delta: int) -> int:
+        """Grow or shrink the pool; shrinking stops the newest processes warmly."""
+        target = max(1, min(self.slots.count, self.concurrency + delta))
+        old, self.concurrency = self.concurrency, target
+        if self.pool == "prefork":
+            for index in range(old, target):
+                self._spawn(index)
+            for pid, index in list(self.children.items()):
+                if index >= target:
+                    os.kill(pid, signal.SIGTERM)
+        else:
+            for index in range(old, target):
+                self._start_thread(index)
+            for _, consumer in self.threads[target:]:
+                consumer.stop()
+            self.threads = self.threads[:target]
+        os.write(self._wake_w, b"x")
+        return target
 
     def _recover(self) -> None:
         try:

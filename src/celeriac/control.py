@@ -1,0 +1,241 @@
+"""Remote control and inspection: ``app.control`` and ``app.control.inspect()``.
+
+Commands travel through a capped log in the broker (``control``) that every worker's supervisor
+reads; replies come back on a per-command log ``reply:<id>``. Revocations are also stored in the
+broker map ``revoked`` (id -> time), so a task revoked before any worker started, or while every
+worker was restarting, is still skipped; entries older than ``REVOKE_EXPIRES`` are pruned.
+
+What lives in the broker rather than in a worker (delayed tasks, queue depths, dead letters) is
+read from the broker directly, so it is right even when no worker is running.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from . import message
+from .brokers.base import DeadLetter, QueueStats
+
+if TYPE_CHECKING:
+    from .app import Celery
+
+CONTROL_LOG = "control"
+REVOKED_MAP = "revoked"
+REVOKE_EXPIRES = 3 * 3600.0
+REPLY_TTL = 60.0
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def _listify(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def describe_body(body: bytes, app: Celery) -> dict[str, Any]:
+    """A task message as inspect shows it (``id``, ``name``, ``args``...), or why it is unreadable."""
+    try:
+        env = message.decode(body, accept=frozenset(app.conf.accept_content), signing_key=app.signing_key)
+    except Exception as exc:
+        return {"id": message.peek_id(body), "name": None, "error": str(exc)}
+    return {"id": env.id, "name": env.task, "args": env.args, "kwargs": env.kwargs, "retries": env.retries,
+            "eta": env.eta, "expires": env.expires, "priority": env.priority, "queue": env.queue}
+
+
+class Control:
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    @property
+    def broker(self) -> Any:
+        return self.app.broker
+
+    # -- the mailbox ----------------------------------------------------------------------------
+    def broadcast(self, command: str, arguments: dict[str, Any] | None = None,
+                  destination: str | Sequence[str] | None = None, reply: bool = False, timeout: float = 1.0,
+                  limit: int | None = None) -> list[dict[str, Any]] | None:
+        """Send ``command`` to every worker (or those named in ``destination``). With ``reply``,
+        wait up to ``timeout`` seconds and return ``[{hostname: reply}, ...]``."""
+        destination = _listify(destination)
+        command_id = uuid.uuid4().hex
+        self.broker.log_append(CONTROL_LOG, _encode({
+            "id": command_id, "command": command, "arguments": arguments or {}, "destination": destination,
+            "reply": reply, "sent": time.time()}), 1000)
+        if not reply:
+            return None
+        expected = limit or self._expected(destination)
+        return self._collect(command_id, expected, timeout)
+
+    def _expected(self, destination: list[str] | None) -> int | None:
+        alive = [w.name for w in self.broker.workers() if w.alive]
+        if destination is None:
+            return len(alive) or None
+        return len([d for d in destination if d in alive]) or None
+
+    def _collect(self, command_id: str, expected: int | None, timeout: float) -> list[dict[str, Any]]:
+        replies: list[dict[str, Any]] = []
+        after: str | None = None
+        deadline = time.monotonic() + timeout
+        name = f"reply:{command_id}"
+        while expected is None or len(replies) < expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for entry_id, data in self.broker.log_read(name, after, 100, timeout=min(remaining, 0.5)):
+                after = entry_id
+                replies.append(_decode(data))
+        return replies
+
+    # -- commands -------------------------------------------------------------------------------
+    def inspect(self, destination: str | Sequence[str] | None = None, timeout: float = 1.0) -> Inspect:
+        return Inspect(self, _listify(destination), timeout)
+
+    def ping(self, destination: str | Sequence[str] | None = None, timeout: float = 1.0) -> list[dict[str, Any]]:
+        return self.broadcast("ping", destination=destination, reply=True, timeout=timeout) or []
+
+    def revoke(self, task_id: str | Iterable[str], destination: str | Sequence[str] | None = None,
+               terminate: bool = False, signal: str | int = "SIGTERM", reply: bool = False,
+               timeout: float = 1.0, **_: Any) -> list[dict[str, Any]] | None:
+        """Skip these tasks if they have not started (cluster-wide, surviving worker restarts for
+        REVOKE_EXPIRES); with ``terminate``, also stop them where they run, with ``signal``."""
+        ids = _listify(task_id) or []
+        now = time.time()
+        for one in ids:
+            self.broker.map_set(REVOKED_MAP, one, _encode({"time": now, "terminate": terminate}))
+        return self.broadcast("revoke", {"task_ids": ids, "terminate": terminate, "signal": str(signal)},
+                              destination=destination, reply=reply, timeout=timeout)
+
+    def terminate(self, task_id: str | Iterable[str], signal: str | int = "SIGTERM", **kwargs: Any) -> Any:
+        return self.revoke(task_id, terminate=True, signal=signal, **kwargs)
+
+    def revoked(self) -> dict[str, float]:
+        """Revoked task ids still remembered, with when they were revoked (old ones pruned)."""
+        horizon = time.time() - REVOKE_EXPIRES
+        out: dict[str, float] = {}
+        for task_id, data in self.broker.map_get(REVOKED_MAP).items():
+            when = float(_decode(data).get("time", 0))
+            if when < horizon:
+                self.broker.map_delete(REVOKED_MAP, task_id)
+            else:
+                out[task_id] = when
+        return out
+
+    def rate_limit(self, task_name: str, rate_limit: str | int | float | None,
+                   destination: str | Sequence[str] | None = None, reply: bool = False,
+                   timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("rate_limit", {"task_name": task_name, "rate_limit": rate_limit},
+                              destination=destination, reply=reply, timeout=timeout)
+
+    def time_limit(self, task_name: str, soft: float | None = None, hard: float | None = None,
+                   destination: str | Sequence[str] | None = None, reply: bool = False,
+                   timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("time_limit", {"task_name": task_name, "soft": soft, "hard": hard},
+                              destination=destination, reply=reply, timeout=timeout)
+
+    def add_consumer(self, queue: str, destination: str | Sequence[str] | None = None, reply: bool = False,
+                     timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("add_consumer", {"queue": queue}, destination=destination, reply=reply,
+                              timeout=timeout)
+
+    def cancel_consumer(self, queue: str, destination: str | Sequence[str] | None = None, reply: bool = False,
+                        timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("cancel_consumer", {"queue": queue}, destination=destination, reply=reply,
+                              timeout=timeout)
+
+    def pool_grow(self, n: int = 1, destination: str | Sequence[str] | None = None, reply: bool = False,
+                  timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("pool_grow", {"n": n}, destination=destination, reply=reply, timeout=timeout)
+
+    def pool_shrink(self, n: int = 1, destination: str | Sequence[str] | None = None, reply: bool = False,
+                    timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("pool_shrink", {"n": n}, destination=destination, reply=reply, timeout=timeout)
+
+    def shutdown(self, destination: str | Sequence[str] | None = None, reply: bool = False,
+                 timeout: float = 1.0, **_: Any) -> Any:
+        return self.broadcast("shutdown", destination=destination, reply=reply, timeout=timeout)
+
+    # -- what the broker holds ----------------------------------------------------------------
+    def purge(self, queues: Sequence[str] | None = None) -> int:
+        return int(self.broker.purge(list(queues or self.app.queues())))
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The registry: every recently seen worker with its last heartbeat info and ``alive``."""
+        out = []
+        for record in self.broker.workers():
+            info = _decode(record.info) if record.info else {}
+            out.append({**info, "hostname": record.name, "alive": record.alive, "last_seen": record.last_seen})
+        return out
+
+    def queues(self, names: Sequence[str] | None = None) -> list[QueueStats]:
+        return list(self.broker.stats(list(names or sorted(set(self.broker.queues()) | set(self.app.queues())))))
+
+    def scheduled(self, queues: Sequence[str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        names = list(queues or sorted(set(self.broker.queues()) | set(self.app.queues())))
+        return [{"eta": s.due, "priority": s.priority, "queue": s.queue,
+                 "request": describe_body(s.body, self.app)} for s in self.broker.scheduled(names, limit)]
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        return list(self.broker.dead_letters(queue, limit))
+
+    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        return int(self.broker.retry_dead(queue, ids))
+
+    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
+        return int(self.broker.drop_dead(queue, ids))
+
+
+class Inspect:
+    """``app.control.inspect()``: each method returns ``{hostname: reply}`` or None if nobody replied."""
+
+    def __init__(self, control: Control, destination: list[str] | None, timeout: float) -> None:
+        self.control = control
+        self.destination = destination
+        self.timeout = timeout
+
+    def _ask(self, command: str, **arguments: Any) -> dict[str, Any] | None:
+        replies = self.control.broadcast(command, arguments, destination=self.destination, reply=True,
+                                         timeout=self.timeout)
+        merged: dict[str, Any] = {}
+        for one in replies or []:
+            merged.update(one)
+        return merged or None
+
+    def ping(self) -> dict[str, Any] | None:
+        return self._ask("ping")
+
+    def active(self) -> dict[str, Any] | None:
+        return self._ask("active")
+
+    def reserved(self) -> dict[str, Any] | None:
+        return self._ask("reserved")
+
+    def registered(self) -> dict[str, Any] | None:
+        return self._ask("registered")
+
+    registered_tasks = registered
+
+    def stats(self) -> dict[str, Any] | None:
+        return self._ask("stats")
+
+    def active_queues(self) -> dict[str, Any] | None:
+        return self._ask("active_queues")
+
+    def conf(self, with_defaults: bool = False) -> dict[str, Any] | None:
+        return self._ask("conf")
+
+    def revoked(self) -> dict[str, Any] | None:
+        return self._ask("revoked")
+
+    def query_task(self, *ids: str) -> dict[str, Any] | None:
+        return self._ask("query_task", ids=list(ids))
+
+    def scheduled(self) -> dict[str, Any] | None:
+        """Delayed tasks wait in the broker, not in a worker: they are listed under ``"broker"``."""
+        return {"broker": self.control.scheduled()}

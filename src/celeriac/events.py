@@ -1,0 +1,81 @@
+"""The event stream: task and worker events in a capped log in the broker.
+
+Events are written where they happen (``task-sent`` by the caller, task events by the pool
+process that runs the task, worker events by the supervisor) to the broker log ``events``,
+capped at ``event_stream_maxlen``. Readers (``celeriac events``, the dashboard, metrics) read
+the log from wherever they left off, so history survives the restart of anything reading it.
+
+Field names follow Celery's events (``uuid``, ``name``, ``args``, ``kwargs``, ``retries``,
+``runtime``, ``result``, ``exception``, ``traceback``, ``hostname``, ``timestamp``), so tools
+written for Celery's event dicts read these too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from .brokers.base import Broker
+
+EVENT_LOG = "events"
+
+TASK_EVENTS = ("task-sent", "task-received", "task-started", "task-progress", "task-succeeded",
+               "task-failed", "task-retried", "task-revoked", "task-rejected", "task-dead-lettered")
+WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+REDACTED = "***"
+MAX_REPR = 1024
+
+
+def safe_repr(value: Any, limit: int = MAX_REPR) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def redact(kwargs: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """Kwargs with the values of secret names (``task_redact_args``) replaced, for display."""
+    if not names:
+        return kwargs
+    return {k: (REDACTED if k in names else v) for k, v in kwargs.items()}
+
+
+def event(type: str, **fields: Any) -> bytes:
+    """One encoded event. Values are kept JSON-safe: anything else is shown by its repr."""
+    fields["type"] = type
+    fields.setdefault("timestamp", time.time())
+    fields.setdefault("pid", os.getpid())
+    try:
+        return _encode(fields)
+    except (TypeError, msgspec.EncodeError):
+        return _encode({k: (v if isinstance(v, (str, int, float, bool, type(None))) else safe_repr(v))
+                        for k, v in fields.items()})
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    value = _decode(data)
+    return value if isinstance(value, dict) else {"type": "unknown", "value": value}
+
+
+def stream(broker: Broker, after: str | None = None, timeout: float = 1.0,
+           stop: Any = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(id, event)`` from the log: from the oldest kept (``after=None``), only new ones
+    (``"$"``), or after a known id. Blocks up to ``timeout`` per read; ends when ``stop()`` is true."""
+    position = after
+    while stop is None or not stop():
+        entries = broker.log_read(EVENT_LOG, position, 500, timeout=timeout)
+        if not entries and position == "$":
+            continue
+        for entry_id, data in entries:
+            position = entry_id
+            try:
+                yield entry_id, decode(data)
+            except msgspec.DecodeError:
+                continue

@@ -1,0 +1,228 @@
+"""The worker's side of remote control: reads the control log, runs commands, replies.
+
+Runs as a thread in the supervisor with its own broker connection. Commands that change what
+pool processes do (rate and time limits, queues, revocations) are published through the shared
+control page (:mod:`.slots`), which pool processes check before each task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .. import __version__
+from ..brokers.base import redact_url
+from ..control import CONTROL_LOG, REPLY_TTL, describe_body
+
+if TYPE_CHECKING:
+    from .supervisor import Supervisor
+
+logger = logging.getLogger("celeriac.worker")
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+SECRET_SETTINGS = ("broker_url", "result_backend", "task_message_signing_key")
+
+
+class Remote:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.sup = supervisor
+        self.app = supervisor.app
+        self.broker = supervisor.app.new_broker()
+        self.stopped = threading.Event()
+        self.rate_limits: dict[str, Any] = {}
+        self.time_limits: dict[str, list[float | None]] = {}
+        self.revoked_version = 0
+        self.thread = threading.Thread(target=self._loop, name="remote-control", daemon=True)
+
+    def start(self) -> None:
+        self.publish()
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(3)
+        self.broker.close()
+
+    def publish(self) -> None:
+        """Tell pool processes the current overrides through the shared page."""
+        self.sup.slots.publish({"rate_limits": self.rate_limits, "time_limits": self.time_limits,
+                                "queues": self.sup.queues, "revoked_version": self.revoked_version})
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        position = "$"
+        while not self.stopped.is_set():
+            try:
+                entries = self.broker.log_read(CONTROL_LOG, position, 100, timeout=1.0)
+            except Exception as exc:
+                logger.error("remote control: cannot read commands: %s", exc)
+                self.stopped.wait(1.0)
+                continue
+            for entry_id, data in entries:
+                position = entry_id
+                self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            msg = _decode(data)
+        except msgspec.DecodeError:
+            return
+        destination = msg.get("destination")
+        if destination and self.sup.hostname not in destination:
+            return
+        command = str(msg.get("command"))
+        handler = getattr(self, f"do_{command}", None)
+        try:
+            reply: Any = handler(**msg.get("arguments", {})) if handler else {"error": f"unknown command {command!r}"}
+        except Exception as exc:
+            logger.exception("remote control command %s failed", command)
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        if msg.get("reply"):
+            try:
+                self.broker.log_append(f"reply:{msg['id']}", _encode({self.sup.hostname: reply}), 100,
+                                       ttl=REPLY_TTL)
+            except Exception as exc:
+                logger.error("remote control: cannot reply to %s: %s", command, exc)
+
+    # -- inspection -----------------------------------------------------------------------------
+    def do_ping(self) -> dict[str, str]:
+        return {"ok": "pong"}
+
+    def _running(self) -> list[dict[str, Any]]:
+        out = []
+        for pid, index in sorted(self.sup.pool_processes().items()):
+            running = self.sup.slots.read(index)
+            if running is None:
+                continue
+            info = running.info
+            out.append({"id": info["id"], "name": info["name"], "args": info.get("args"),
+                        "kwargs": info.get("kwargs"), "time_start": info.get("started"),
+                        "hostname": self.sup.hostname, "worker_pid": pid, "acknowledged": not info.get("al"),
+                        "delivery_info": {"routing_key": info["q"], "priority": info["p"],
+                                          "redelivered": bool(info.get("d"))},
+                        "tag": info["tag"]})
+        return out
+
+    def do_active(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in task.items() if k != "tag"} for task in self._running()]
+
+    def do_reserved(self) -> list[dict[str, Any]]:
+        running = {task["tag"] for task in self._running()}
+        out = []
+        for consumer, delivery in self.broker.held(self.sup.hostname, self.sup.queues):
+            if delivery.tag in running:
+                continue
+            request = describe_body(delivery.body, self.app)
+            request.update(hostname=self.sup.hostname, consumer=consumer, acknowledged=False,
+                           delivery_info={"routing_key": delivery.queue, "priority": delivery.priority,
+                                          "redelivered": delivery.redeliveries > 0})
+            out.append(request)
+        return out
+
+    def do_registered(self) -> list[str]:
+        return sorted(name for name in self.app.tasks if not name.startswith("celeriac."))
+
+    def do_stats(self) -> dict[str, Any]:
+        processed, failed = self.sup.slots.totals()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "pid": os.getpid(), "hostname": self.sup.hostname, "version": __version__,
+            "uptime": round(time.time() - self.sup.started_at, 3),
+            "pool": {"implementation": self.sup.pool, "max-concurrency": self.sup.concurrency,
+                     "processes": sorted(self.sup.pool_processes()),
+                     "max-tasks-per-child": self.sup.max_tasks_per_child,
+                     "max-memory-per-child": self.sup.max_memory_per_child},
+            "prefetch_count": self.sup.prefetch * self.sup.concurrency,
+            "total": {"processed": processed, "failed": failed},
+            "broker": {"url": redact_url(self.app.broker_url)},
+            "rusage": {"utime": usage.ru_utime + children.ru_utime, "stime": usage.ru_stime + children.ru_stime,
+                       "maxrss": usage.ru_maxrss},
+            "queues": self.sup.queues,
+        }
+
+    def do_active_queues(self) -> list[dict[str, Any]]:
+        return [{"name": q, "routing_key": q, "exchange": {"name": q}} for q in self.sup.queues]
+
+    def do_conf(self) -> dict[str, Any]:
+        conf = {}
+        for key, value in self.app.conf.changes().items():
+            if key in SECRET_SETTINGS and value:
+                value = redact_url(str(value)) if "url" in key or "backend" in key else "***"
+            conf[key] = value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else repr(value)
+        return conf
+
+    def do_revoked(self) -> list[str]:
+        return sorted(self.app.control.revoked())
+
+    def do_query_task(self, ids: list[str]) -> dict[str, Any]:
+        wanted = set(ids)
+        return {task["id"]: ["active", task] for task in self.do_active() if task["id"] in wanted}
+
+    # -- steering -------------------------------------------------------------------------------
+    def do_revoke(self, task_ids: list[str], terminate: bool = False, signal: str = "SIGTERM") -> dict[str, Any]:
+        self.revoked_version += 1
+        self.publish()
+        terminated = []
+        if terminate:
+            terminated = self.sup.terminate(set(task_ids), _signal_number(signal))
+        return {"ok": f"tasks {', '.join(task_ids)} flagged as revoked"
+                      + (f"; terminated {', '.join(terminated)}" if terminated else "")}
+
+    def do_rate_limit(self, task_name: str, rate_limit: Any) -> dict[str, str]:
+        if task_name not in self.app.tasks:
+            return {"error": f"unknown task {task_name!r}"}
+        self.rate_limits[task_name] = rate_limit or None
+        self.publish()
+        return {"ok": f"new rate limit set successfully: {rate_limit}"}
+
+    def do_time_limit(self, task_name: str, soft: float | None = None, hard: float | None = None) -> dict[str, str]:
+        if task_name not in self.app.tasks:
+            return {"error": f"unknown task {task_name!r}"}
+        self.time_limits[task_name] = [hard, soft]
+        self.publish()
+        return {"ok": f"time limits set successfully: soft={soft} hard={hard}"}
+
+    def do_add_consumer(self, queue: str) -> dict[str, str]:
+        if queue in self.sup.queues:
+            return {"ok": f"already consuming from {queue!r}"}
+        self.sup.queues.append(queue)
+        self.publish()
+        return {"ok": f"add consumer {queue}"}
+
+    def do_cancel_consumer(self, queue: str) -> dict[str, str]:
+        if queue not in self.sup.queues:
+            return {"error": f"not consuming from {queue!r}"}
+        if len(self.sup.queues) == 1:
+            return {"error": "cannot cancel the last queue; use shutdown"}
+        self.sup.queues.remove(queue)
+        self.publish()
+        return {"ok": f"no longer consuming from {queue}"}
+
+    def do_pool_grow(self, n: int = 1) -> dict[str, str]:
+        grown = self.sup.resize(+int(n))
+        return {"ok": f"pool will grow to {grown}"}
+
+    def do_pool_shrink(self, n: int = 1) -> dict[str, str]:
+        shrunk = self.sup.resize(-int(n))
+        return {"ok": f"pool will shrink to {shrunk}"}
+
+    def do_shutdown(self) -> dict[str, str]:
+        self.sup.stop()
+        return {"ok": "shutting down"}
+
+
+def _signal_number(name: str | int) -> int:
+    if isinstance(name, int) or str(name).isdigit():
+        return int(name)
+    text = str(name).upper()
+    return int(getattr(signal, text if text.startswith("SIG") else f"SIG{text}"))
