@@ -46,9 +46,10 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_bac
 
 
 def _register() -> None:
-    from . import tasks, worker
+    from . import demo, tasks, worker
 
     cli.add_command(worker.worker)
+    cli.add_command(demo.demo)
     for command in tasks.COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,1 @@
+"""``celeriac demo``: the whole system working on one machine, with nothing to install."""
