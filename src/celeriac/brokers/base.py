@@ -293,7 +293,7 @@ class Broker(abc.ABC):
         only new ones), up to ``count``, blocking up to ``timeout`` seconds for the first."""
 
     # -- lifecycle ------------------------------------------------------------------------
-    def check(self) -> list[str]:
+    def check(self, *, allow_evicting: bool = False) -> list[str]:
         """Warnings about the broker's set-up for the worker banner. May raise
         ConfigurationError for set-ups that would lose messages."""
         return []

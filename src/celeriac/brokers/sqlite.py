@@ -385,7 +385,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         return [WorkerRecord(name, info, expires >= now, seen) for name, info, seen, expires in rows]
 
     # -- lifecycle ------------------------------------------------------------------------
-    def check(self) -> list[str]:
+    def check(self, *, allow_evicting: bool = False) -> list[str]:
         self._db.read(lambda conn: None)  # opens the file, so a bad path fails here, at start-up
         if self._db.journal_mode != "wal":
             return [f"SQLite broker {self.path}: journal mode is {self._db.journal_mode!r}, not WAL "

@@ -58,8 +58,7 @@ class Worker:
         for attempt in range(attempts + 1):
             try:
                 self.app.broker.now()
-                return self.app.broker.check(allow_evicting=bool(conf.broker_allow_evicting_redis)) \
-                    if hasattr(self.app.broker, "check") else []
+                return self.app.broker.check(allow_evicting=bool(conf.broker_allow_evicting_redis))
             except BrokerError as exc:
                 if attempt >= attempts:
                     raise
