@@ -660,6 +660,33 @@ def test_log_keeps_only_the_newest_entries_past_maxlen(broker: Broker) -> None:
     assert kept[0][0] != ids[0] and len(kept) < 300
 
 
+def test_log_append_many_appends_in_order(broker: Broker) -> None:
+    """log_append_many adds entries in order after the existing ones, within the cap."""
+    first = broker.log_append("batch", b"a", 100)
+    broker.log_append_many("batch", [b"b", b"c", b"d"], 100)
+    broker.log_append_many("batch", [], 100)
+    entries = broker.log_read("batch", first, 10)
+    assert [data for _, data in entries] == [b"b", b"c", b"d"]
+    assert [i for i, _ in entries] == sorted(i for i, _ in entries) and entries[0][0] > first
+
+
+def test_a_log_with_a_ttl_vanishes_that_long_after_its_last_append(broker: Broker) -> None:
+    """log_append(ttl=...) makes the whole log disappear ttl seconds after the append; a later
+    append with a ttl pushes that back; other logs stay."""
+    broker.log_append("reply:1", b"a", 100, ttl=0.5)
+    broker.log_append("kept", b"k", 100)
+    time.sleep(0.3)
+    last = broker.log_append("reply:1", b"b", 100, ttl=0.5)
+    time.sleep(0.3)  # 0.6 s after the first append, 0.3 s after the second
+    assert [data for _, data in broker.log_read("reply:1", None, 10)] == [b"a", b"b"]
+    time.sleep(0.4)
+    assert broker.log_read("reply:1", None, 10) == []
+    assert [data for _, data in broker.log_read("kept", None, 10)] == [b"k"]
+    again = broker.log_append("reply:1", b"c", 100, ttl=0.5)
+    assert again > last  # a recreated log's ids still sort after the old ones
+    assert [data for _, data in broker.log_read("reply:1", None, 10)] == [b"c"]
+
+
 def test_blocking_log_read_wakes_on_append(make_broker: MakeBroker) -> None:
     """log_read("$", timeout) waits for the next entry and returns promptly when it comes."""
     reader, writer = make_broker(), make_broker()

@@ -72,6 +72,7 @@ class Store:
     logs: dict[str, deque[tuple[str, bytes]]] = field(default_factory=dict)
     log_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     last_log_id: dict[str, str] = field(default_factory=dict)
+    log_expires: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
 
     def make_ready(self, msg: Message) -> None:
@@ -85,6 +86,12 @@ class Store:
     def bury(self, msg: Message, reason: str, now: float) -> None:
         letter = DeadLetter(msg.queue, str(next(self.ids)), msg.body, reason, now)
         self.dead.setdefault(msg.queue, {})[letter.id] = (letter, msg)
+
+    def expire_logs(self, now: float) -> None:
+        """Drop logs whose ttl passed (logs with a ttl are few: replies to recent commands)."""
+        for name in [n for n, at in self.log_expires.items() if at <= now]:
+            del self.log_expires[name]
+            self.logs.pop(name, None)
 
     def charge(self, msg: Message, cap: int, now: float) -> bool:
         """Count one redelivery of a leased message whose consumer died; True if it was buried."""

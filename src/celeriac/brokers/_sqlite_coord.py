@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from ._sqlite_db import Database
 from ._sqlite_wake import Doorbell, block_until
@@ -75,13 +76,30 @@ class SQLiteCoordination:
         return bool(self._db.write(lambda conn: conn.execute(
             "DELETE FROM maps WHERE name = ? AND field = ?", (name, field)).rowcount))
 
-    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
+        return self._append(name, [data], maxlen, ttl)
+
+    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
+        if items:
+            self._append(name, items, maxlen, None)
+
+    def _append(self, name: str, items: Sequence[bytes], maxlen: int, ttl: float | None) -> str:
         def append(conn: sqlite3.Connection) -> int:
-            last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0] or 0
-            conn.execute("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)", (name, last + 1, data))
-            # At least the new entry stays, so the next seq still counts up from it.
-            conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last + 1 - max(maxlen, 1)))
-            return last + 1
+            now = time.time()
+            _drop_expired_logs(conn, name, now)
+            last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]
+            # A new (or expired and recreated) log starts at the clock in microseconds, so its ids
+            # still sort after those of an earlier log of the same name.
+            last = int(now * 1_000_000) if last is None else last
+            conn.executemany("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)",
+                             [(name, last + i, data) for i, data in enumerate(items, 1)])
+            last += len(items)
+            # At least the newest entry stays, so the next seq still counts up from it.
+            conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last - max(maxlen, 1)))
+            if ttl is not None:
+                conn.execute("INSERT OR REPLACE INTO log_expiry (name, expires) VALUES (?, ?)",
+                             (name, now + ttl))
+            return int(last)
 
         seq = self._db.write(append)
         self._bell.ring(LOGS)
@@ -91,14 +109,30 @@ class SQLiteCoordination:
                  timeout: float = 0.0) -> list[tuple[str, bytes]]:
         if after == "$":
             start = self._db.read(lambda conn: conn.execute(
-                "SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]) or 0
+                f"SELECT MAX(seq) FROM logs WHERE name = ? AND {_LOG_LIVE}", (name, name, time.time())
+            ).fetchone()[0]) or 0
         else:
             start = int(after) if after and after.isdigit() else 0
 
         def read() -> list[tuple[int, bytes]]:
             return self._db.read(lambda conn: conn.execute(
-                "SELECT seq, data FROM logs WHERE name = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (name, start, count)).fetchall())
+                f"SELECT seq, data FROM logs WHERE name = ? AND {_LOG_LIVE} AND seq > ? ORDER BY seq LIMIT ?",
+                (name, name, time.time(), start, count)).fetchall())
 
         rows = block_until(read, db=self._db, bell=self._bell, channel=LOGS[0], timeout=timeout)
         return [(f"{seq:016d}", bytes(data)) for seq, data in rows]
+
+
+_LOG_LIVE = "NOT EXISTS (SELECT 1 FROM log_expiry WHERE name = ? AND expires <= ?)"
+
+
+def _drop_expired_logs(conn: sqlite3.Connection, name: str, now: float) -> None:
+    """Delete logs whose ttl passed: this one (so it restarts empty) and a few others, so reply
+    logs nobody reads again do not pile up."""
+    names = {n for (n,) in conn.execute(
+        "SELECT name FROM log_expiry WHERE expires <= ? ORDER BY expires LIMIT 20", (now,))}
+    if conn.execute("SELECT 1 FROM log_expiry WHERE name = ? AND expires <= ?", (name, now)).fetchone():
+        names.add(name)
+    for expired in names:
+        conn.execute("DELETE FROM logs WHERE name = ?", (expired,))
+        conn.execute("DELETE FROM log_expiry WHERE name = ?", (expired,))

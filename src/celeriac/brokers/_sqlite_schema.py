@@ -70,6 +70,9 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS logs (
         name TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (name, seq)
     ) WITHOUT ROWID""",
+    # A log with a ttl (replies to one command) vanishes whole at ``expires``.
+    "CREATE TABLE IF NOT EXISTS log_expiry (name TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS log_expiry_expires ON log_expiry (expires)",
     "CREATE TABLE IF NOT EXISTS rate_slots (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
 )
 

@@ -55,7 +55,7 @@ class MemoryBroker(Broker):
         with st.cond:
             fresh = Store(cond=st.cond)
             for name in ("ready", "delayed", "leased", "dead", "known", "workers", "kv", "maps",
-                         "logs", "last_log_id", "rates"):
+                         "logs", "last_log_id", "log_expires", "rates"):
                 setattr(st, name, getattr(fresh, name))
 
     # -- producing ------------------------------------------------------------------------
@@ -356,16 +356,28 @@ class MemoryBroker(Broker):
         with st.cond:
             return st.maps.get(name, {}).pop(field, None) is not None
 
-    def log_append(self, name: str, data: bytes, maxlen: int) -> str:
+    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
+        return self._append(name, [data], maxlen, ttl)
+
+    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
+        if items:
+            self._append(name, items, maxlen, None)
+
+    def _append(self, name: str, items: Sequence[bytes], maxlen: int, ttl: float | None) -> str:
         st = self._st
         with st.cond:
-            # Zero-padded so ids compare as strings the way they compare as numbers.
-            entry_id = f"{next(st.log_ids):016d}"
+            now = time.time()
+            st.expire_logs(now)
             log = st.logs.setdefault(name, deque())
-            log.append((entry_id, data))
+            for data in items:
+                # Zero-padded so ids compare as strings the way they compare as numbers.
+                entry_id = f"{next(st.log_ids):016d}"
+                log.append((entry_id, data))
             while len(log) > maxlen:
                 log.popleft()
             st.last_log_id[name] = entry_id
+            if ttl is not None:
+                st.log_expires[name] = now + ttl
             st.cond.notify_all()
             return entry_id
 
@@ -378,6 +390,7 @@ class MemoryBroker(Broker):
                 after = st.last_log_id.get(name, "")
             start = after or ""
             while True:
+                st.expire_logs(time.time())
                 found = [(i, d) for i, d in st.logs.get(name, ()) if i > start][:count]
                 remaining = deadline - time.monotonic()
                 if found or remaining <= 0:

@@ -95,7 +95,9 @@ class SQLiteBroker(SQLiteCoordination, Broker):
                              [(*r[:4], now + r[4]) for r in rows if r[4] > 0])
             return bool(ready)
 
-        if rows and self._db.write(insert):
+        if not rows:
+            return
+        if self._db.write(insert):
             self._bell.ring(READY)
 
     # -- consuming ------------------------------------------------------------------------
@@ -274,8 +276,9 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         marks = _marks(queues)
 
         def next_due(conn: sqlite3.Connection) -> float | None:
-            return conn.execute(f"SELECT MIN(due) FROM delayed WHERE queue IN ({marks})",
-                                tuple(queues)).fetchone()[0]
+            due = conn.execute(f"SELECT MIN(due) FROM delayed WHERE queue IN ({marks})",
+                               tuple(queues)).fetchone()[0]
+            return None if due is None else float(due)
 
         due, now = self._db.read(next_due), time.time()
         if due is None or due > now:
