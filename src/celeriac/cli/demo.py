@@ -13,4 +13,4 @@ def demo(duration: float | None, demo_broker: str | None) -> None:
     """Watch the whole system work on one machine: a worker, renders with progress, retries, queues."""
     from ..demo.run import Demo
 
-    raise SystemExit(Demo(demo_broker, duration, Console()).run())
+    raise SystemExit(Demo(demo_broker, duration, Console(soft_wrap=True)).run())
