@@ -31,18 +31,24 @@ def read_marks(marks: Path, name: str) -> list[str]:
 
 
 @pytest.fixture
-def app(redis_url: str, marks: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """coreapp's app pointed at the test Redis, with test settings exported for workers."""
-    monkeypatch.setenv("CELERIAC_BROKER_URL", redis_url)
+def broker_url(redis_url: str) -> str:
+    """The broker the integration tests run on; a module overrides this to run on SQLite."""
+    return redis_url
+
+
+@pytest.fixture
+def app(broker_url: str, marks: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """coreapp's app pointed at the test broker, with test settings exported for workers."""
+    monkeypatch.setenv("CELERIAC_BROKER_URL", broker_url)
     monkeypatch.setenv("CELERIAC_TEST_DIR", str(marks))
-    coreapp.app.conf.broker_url = redis_url
+    coreapp.app.conf.broker_url = broker_url
     coreapp.app._reset_connections()
     yield coreapp.app
     coreapp.app.close()
 
 
 @pytest.fixture
-def start_worker(redis_url: str, marks: Path, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(broker_url: str, marks: Path, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``celeriac -A coreapp worker`` with extra args; every one is stopped at teardown."""
     started: list[WorkerProcess] = []
 
@@ -50,7 +56,7 @@ def start_worker(redis_url: str, marks: Path, tmp_path: Path) -> Iterator[Callab
               name: str | None = None) -> WorkerProcess:
         name = name or f"w{len(started) + 1}"
         full_env = {"CELERIAC_TEST_DIR": str(marks), **(env or {})}
-        proc = worker_process("coreapp", "-n", f"{name}@%h", *args, broker_url=redis_url, env=full_env,
+        proc = worker_process("coreapp", "-n", f"{name}@%h", *args, broker_url=broker_url, env=full_env,
                               log_path=str(tmp_path / f"{name}.log"), pythonpath=[APPS])
         started.append(proc)
         return proc.wait_ready() if ready else proc
