@@ -10,6 +10,7 @@ import itertools
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 import time
 import uuid
@@ -756,6 +757,25 @@ def test_sqlite_full_disk_raises_broker_full_and_writes_nothing(tmp_path: Path) 
         assert broker.stats([Q])[0].ready_total == stored
         assert len(drain(broker, [Q])) == stored  # reads and lease updates still work
     finally:
+        broker.close()
+
+
+def test_sqlite_busy_never_reaches_the_caller(tmp_path: Path) -> None:
+    """While another process holds the write lock, calls wait for it instead of failing."""
+    path = tmp_path / "busy.db"
+    broker = SQLiteBroker(f"sqlite:///{path}")
+    broker.enqueue(Q, b"first")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+        start = time.monotonic()
+        broker.enqueue(Q, b"second")
+        assert 0.4 <= time.monotonic() - start < 5.0
+        assert len(drain(broker, [Q])) == 2
+    finally:
+        time.sleep(0.1)
+        holder.close()
         broker.close()
 
 
