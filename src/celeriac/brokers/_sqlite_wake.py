@@ -115,22 +115,30 @@ class Doorbell:
                 sock.close()
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.directory)  # only succeeds when no one else waits: no litter in /tmp
 
     def _bind(self, channel: str) -> tuple[socket.socket | None, str]:
         path = os.path.join(self.directory, f"{channel}.{os.getpid()}.{secrets.token_hex(4)}")
         sock = None
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            info = os.lstat(self.directory)
-            if hasattr(os, "getuid") and info.st_uid != os.getuid():
-                return None, ""  # someone else's directory: poll instead of trusting it
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(path)
-            return sock, path
+            for attempt in (1, 2):
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                info = os.lstat(self.directory)
+                if hasattr(os, "getuid") and info.st_uid != os.getuid():
+                    break  # someone else's directory: poll instead of trusting it
+                try:
+                    sock.bind(path)
+                    return sock, path
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise  # the last waiter removed the directory between our two calls, twice
+            sock.close()
         except OSError:
             if sock is not None:
                 sock.close()
-            return None, ""
+        return None, ""
 
     def close(self) -> None:
         with self._sender_lock:
