@@ -346,7 +346,21 @@ class Celery:
         serializer = options.get("serializer") or (task and task.serializer) or self.conf.task_serializer
         body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
         self._publish([(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
+        if self.conf.task_send_sent_event:
+            self._sent_event(envelope)
         return AsyncResult(envelope.id, app=self, task_name=name)
+
+    def _sent_event(self, envelope: Envelope) -> None:
+        from .events import EVENT_LOG, event, redact, safe_repr
+
+        try:
+            self.broker.log_append(EVENT_LOG, event(
+                "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(envelope.args),
+                kwargs=safe_repr(redact(envelope.kwargs, frozenset(self.conf.task_redact_args or ()))),
+                queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
+                retries=envelope.retries, hostname=_ORIGIN), int(self.conf.event_stream_maxlen))
+        except BrokerError as exc:  # the task is sent; a lost event must not fail the call
+            logger.debug("could not write task-sent for %s: %s", envelope.id, exc)
 
     def send_many(self, name: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]],
                   **options: Any) -> list[AsyncResult]:

@@ -97,7 +97,7 @@ SETTINGS: dict[str, Setting] = {
     "task_publish_retry": _s(True, bool, nullable=False),
     "task_publish_retry_policy": _s(None, dict),
     "task_annotations": _s(None, dict, list, tuple),
-    "task_send_sent_event": _s(True, bool, nullable=False),
+    "task_send_sent_event": _s(False, bool, nullable=False, doc="write task-sent events (one more write per call)"),
     "task_default_exchange": _ignored("celeriac routes by queue name only"),
     "task_default_exchange_type": _ignored("celeriac routes by queue name only"),
     "task_default_routing_key": _ignored("celeriac routes by queue name only"),
