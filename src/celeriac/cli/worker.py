@@ -52,8 +52,14 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, queues: tupl
         if not selected:
             raise click.UsageError("every queue is excluded by -X")
     if beat:
-        raise click.UsageError("-B needs the periodic scheduler, which this build does not include yet; "
-                               "run it as its own process once available")
+        # The scheduler runs beside the worker, in this (the supervisor's) process, on a broker
+        # connection of its own; it stops when the worker announces its shutdown.
+        from .. import signals
+        from ..beat import Scheduler
+
+        scheduler = Scheduler(app)
+        signals.worker_shutdown.connect(lambda **_: scheduler.stop())
+        scheduler.start_thread()
     if pidfile:
         with open(pidfile, "w") as f:
             f.write(f"{os.getpid()}\n")
