@@ -114,10 +114,10 @@ class Demo:
             self.tally.observe(event)
 
     def _read_events(self) -> list[tuple[str, dict[str, Any]]]:
-        from ..events import decode
+        from ..events import decode_entry
 
         entries = self.app.broker.log_read("events", self.event_position, 1000, timeout=0)
-        return [(entry_id, decode(data)) for entry_id, data in entries]
+        return [(entry_id, one) for entry_id, data in entries for one in decode_entry(data)]
 
     def finished(self) -> bool:
         return all(result.ready() for _, result in self.results)

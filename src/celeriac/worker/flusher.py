@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import Delivery
-from ..events import EVENT_LOG
+from ..events import EVENT_LOG, batch
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -117,7 +117,7 @@ class Flusher:
     def _write_events(self, events: list[bytes]) -> None:
         # Events are best-effort: a broker hiccup drops them rather than delaying acks.
         try:
-            self.broker.log_append_many(EVENT_LOG, events, self._event_maxlen)
+            self.broker.log_append(EVENT_LOG, batch(events), self._event_maxlen)
         except Exception as exc:
             logger.debug("dropped %d events: %s", len(events), exc)
 
