@@ -370,16 +370,41 @@ class Celery:
         task = self.tasks.get(name)
         serializer = options.pop("serializer", None) or (task and task.serializer) or self.conf.task_serializer
         named = {k: options.pop(k) for k in list(options) if k in _ENVELOPE_PARAMS}
+        signing_key = self.signing_key
+        # What does not depend on the arguments is worked out once for the whole batch.
+        fixed = None if callable(self.conf.task_routes) else self._defaults(name, task, (), {}, named)
         items = []
         results = []
         for args, kwargs in calls:
-            envelope, delay = self._envelope(name, args, kwargs, task=task, options=dict(options), **named)
-            items.append((envelope.queue, message.encode(envelope, serializer=serializer,
-                                                         signing_key=self.signing_key),
+            envelope, delay = self._envelope(name, args, kwargs, task=task, options=options, fixed=fixed, **named)
+            items.append((envelope.queue, message.encode(envelope, serializer=serializer, signing_key=signing_key),
                           envelope.priority, delay, envelope.id))
             results.append(AsyncResult(envelope.id, app=self, task_name=name))
         self._publish(items, None, None)
         return results
+
+    def _defaults(self, name: str, task: Task[Any, Any] | None, args: Sequence[Any], kwargs: dict[str, Any],
+                  given: dict[str, Any]) -> dict[str, Any]:
+        """Queue, priority, expiry and ignore_result from the call, the routes, the task and the
+        settings, in that order of precedence."""
+        queue, priority = given.get("queue"), given.get("priority")
+        route = self.route(name, args, kwargs) if (queue is None or priority is None) else {}
+        if priority is None:
+            priority = route.get("priority")
+            if priority is None and task is not None:
+                priority = task.priority
+            if priority is None:
+                priority = self.conf.task_default_priority
+        ignore_result = given.get("ignore_result")
+        if ignore_result is None:
+            ignore_result = task.ignore_result if task and task.ignore_result is not None \
+                else self.conf.task_ignore_result
+        expires = given.get("expires")
+        return {
+            "queue": queue or route.get("queue") or (task.queue if task else None) or self.default_queue,
+            "priority": clamp_priority(priority), "ignore_result": bool(ignore_result),
+            "expires": task.expires if expires is None and task is not None else expires,
+        }
 
     def _envelope(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None, *,
                   countdown: float | None = None, eta: datetime | float | None = None,
@@ -387,40 +412,35 @@ class Celery:
                   queue: str | None = None, task_id: str | None = None, headers: dict[str, Any] | None = None,
                   ignore_result: bool | None = None, time_limit: float | None = None,
                   soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
-                  options: dict[str, Any]) -> tuple[Envelope, float]:
-        unknown = set(options) - _INERT_SEND_OPTIONS - {"serializer", "group_id", "root_id", "parent_id",
-                                                          "retries", "link", "link_error"}
-        if unknown:
-            raise ConfigurationError(f"send_task({name!r}): unknown option {sorted(unknown)[0]!r}")
-        if options.get("link") or options.get("link_error"):
-            raise ConfigurationError(f"send_task({name!r}): link/link_error callbacks are not supported yet")
+                  options: dict[str, Any], fixed: dict[str, Any] | None = None) -> tuple[Envelope, float]:
+        if options:
+            unknown = set(options) - _INERT_SEND_OPTIONS - {"serializer", "group_id", "root_id", "parent_id",
+                                                              "retries", "link", "link_error"}
+            if unknown:
+                raise ConfigurationError(f"send_task({name!r}): unknown option {sorted(unknown)[0]!r}")
+            if options.get("link") or options.get("link_error"):
+                raise ConfigurationError(f"send_task({name!r}): link/link_error callbacks are not supported yet")
         if args is not None and not isinstance(args, (list, tuple)):
             raise ConfigurationError(f"send_task({name!r}): args must be a list or tuple, not {type(args).__name__}")
         if kwargs is not None and not isinstance(kwargs, dict):
             raise ConfigurationError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
         if task is None:
             task = self.tasks.get(name)
-        route = self.route(name, args or (), kwargs or {}) if (queue is None or priority is None) else {}
+        if fixed is None:
+            fixed = self._defaults(name, task, args or (), kwargs or {}, {
+                "queue": queue, "priority": priority, "ignore_result": ignore_result, "expires": expires})
         now = time.time()
         delay = 0.0
         if countdown is not None:
             delay = float(countdown)
         elif eta is not None:
             delay = _to_timestamp(eta, now) - now
-        if expires is None and task is not None:
-            expires = task.expires
-        if priority is None:
-            priority = route.get("priority")
-            if priority is None and task is not None:
-                priority = task.priority
-            if priority is None:
-                priority = self.conf.task_default_priority
+        expires = fixed["expires"]
         parent = _current_request()
         envelope = Envelope(
             id=task_id or str(uuid.uuid4()), task=name,
             args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
-            queue=queue or route.get("queue") or (task.queue if task else None) or self.default_queue,
-            priority=clamp_priority(priority),
+            queue=fixed["queue"], priority=fixed["priority"],
             eta=now + delay if delay > 0 else None,
             expires=_to_timestamp(expires, now) if expires is not None else None,
             retries=int(options.get("retries", 0)),
@@ -428,9 +448,7 @@ class Celery:
             parent_id=options.get("parent_id") or (parent.id if parent else None),
             group_id=options.get("group_id"),
             headers=dict(headers) if headers else {},
-            ignore_result=bool(ignore_result if ignore_result is not None else
-                               (task.ignore_result if task and task.ignore_result is not None
-                                else self.conf.task_ignore_result)),
+            ignore_result=fixed["ignore_result"],
             time_limit=time_limit, soft_time_limit=soft_time_limit,
             origin=_ORIGIN, sent=now,
         )
