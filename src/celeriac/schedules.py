@@ -26,6 +26,7 @@ Daylight saving time: no run is doubled and none is lost.
 from __future__ import annotations
 
 import abc
+import copy
 import math
 import os
 import re
@@ -245,7 +246,8 @@ def _field_text(field: str, value: Any) -> str:
         items = list(value)
         if not items or any(isinstance(v, bool) or not isinstance(v, (int, str)) for v in items):
             raise ConfigurationError(f"crontab {field}={value!r}: a list must hold numbers")
-        text = ",".join(str(v).strip() for v in sorted(items, key=str))
+        ordered = sorted(items, key=lambda v: (0, v, "") if isinstance(v, int) else (1, 0, v))
+        text = ",".join(str(v).strip() for v in ordered)
     else:
         raise ConfigurationError(f"crontab {field}={value!r}: give a number, a string or a list of numbers")
     if not text or re.search(r"\s", text):
@@ -294,10 +296,17 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         if app is not None and self.tz is None and getattr(app.conf, "timezone", None):
             self.tz = zone(app.conf.timezone)
         self._hourly = expanded[1] == ["*"]
+        # Parsed once; each search starts from a shallow copy (croniter re-parses on every build).
+        self._proto = croniter(self.expression, datetime(2000, 1, 1), day_or=False)
         try:
-            croniter(self.expression, datetime(2000, 1, 1), day_or=False).get_next(datetime)
+            self._walls(datetime(2000, 1, 1)).get_next(datetime)
         except CroniterError:
             raise ConfigurationError(f"crontab {self.expression!r} never matches a date") from None
+
+    def _walls(self, start: datetime) -> croniter:
+        it = copy.copy(self._proto)
+        it.set_current(start, force=True)
+        return it
 
     # Celery exposes the fields as sets of numbers.
     def _set(self, index: int) -> set[int]:
@@ -357,7 +366,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         start, fold, shift = self._local(t, tz)
         if shift and fold == 0:
             start -= timedelta(seconds=shift)  # in the first pass of a repeated hour, earlier times come again
-        it = croniter(self.expression, start, day_or=False)
+        it = self._walls(start)
         best: float | None = None
         # Earliest moments never go down as wall times go up, so once one passes the best
         # candidate nothing later can beat it.
@@ -375,7 +384,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         tz = self.zone(tz)
         start, fold, shift = self._local(t, tz)
         start += timedelta(seconds=1 + (shift if fold == 1 else 0))  # the second pass follows later times
-        it = croniter(self.expression, start, day_or=False)
+        it = self._walls(start)
         best: float | None = None
         for _ in range(100_000):
             wall = it.get_prev(datetime)
@@ -465,7 +474,7 @@ def _times(minutes: list[Any], hours: list[Any]) -> str | None:
             return None
         every = "every minute" if minutes == ["*"] else f"every {minute_step} minutes"
         return f"{every} from {span[0]:02d}:00 to {span[1]:02d}:59"
-    if hour_step and hour_step > 1 and len(minutes) == 1:
+    if hour_step and len(hours) > 4 and len(minutes) == 1:  # fewer times read better listed
         return f"every {hour_step} hours at :{minutes[0]:02d}"
     moments = [f"{h:02d}:{m:02d}" for h in hours for m in minutes]
     if len(moments) > 6:
