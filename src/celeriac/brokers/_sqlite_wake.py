@@ -8,13 +8,13 @@ two mechanisms together:
    path>/``. A writer, after its transaction committed, sends one byte to every socket of the
    channel it touched (``q`` for ready messages, ``l`` for logs, ``r<hash of a task id>`` for a
    result), and the waiter wakes at once. Measured on a 2-core box, from ``enqueue()`` in one
-   process to ``fetch()`` returning in another: median 1.0 ms, p90 1.2 ms, max 1.9 ms. Sockets of
+   process to ``fetch()`` returning in another: median 1.0-1.2 ms, p90 1.3 ms, max 2 ms. Sockets of
    processes that died are unlinked by the first writer that finds them refusing datagrams.
 2. **A fallback poll** of ``PRAGMA data_version`` (an in-memory counter read, no disk access)
    with exponential backoff from 1 ms, capped at :data:`POLL_CAP` (50 ms); the real query runs
    only when the counter moved. This covers platforms without AF_UNIX, a directory we may not use
    (another user's, a TMPDIR path too long for a socket name), and writers in other TMPDIRs:
-   there the same measurement gives median 20 ms, max 47 ms.
+   there the same measurement gives median 20-25 ms, max 50 ms.
 
 The waiter binds its socket *before* its final check of the database, so a write that lands
 between the check and the wait still rings it.
