@@ -1,0 +1,470 @@
+"""``status``, ``inspect``, ``control``, ``revoke``, ``queues``, ``dead`` and ``events``.
+
+Replies are printed the way ``celery inspect`` prints them ("-> node: OK", the reply indented
+under it, "- empty -", "N nodes online."), so habits and grep pipelines carry over; ``--json``
+prints one JSON document instead. What the broker holds (delayed tasks, queue depths, dead
+letters) is read from the broker, so those commands work with no worker running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..config import parse_rate, suggest
+from ..exceptions import ConfigurationError
+from .context import CLIContext
+
+if TYPE_CHECKING:
+    from ..app import Celery
+
+# Celery exits with EX_UNAVAILABLE when no worker answers; scripts test for it.
+EX_UNAVAILABLE = 69
+
+INSPECT = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues", "conf",
+           "revoked", "query_task")
+
+
+class NoReplies(click.ClickException):
+    exit_code = EX_UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("No nodes replied within time constraint")
+
+
+# -- shared options and printing -----------------------------------------------------------------
+def _nodes(value: str | None) -> list[str] | None:
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    return names or None
+
+
+def _split(value: str | None) -> list[str]:
+    return [q.strip() for q in (value or "").split(",") if q.strip()]
+
+
+def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("-j", "--json", "as_json", is_flag=True, help="Print one JSON document.")(fn)
+    fn = click.option("-t", "--timeout", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                      help="Seconds to wait for replies.")(fn)
+    return click.option("-d", "--destination", help="Only these workers (comma-separated node names).")(fn)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return json.dumps(value, indent=4, sort_keys=True, default=str)
+    if isinstance(value, list):
+        return "\n".join(f"* {item}" for item in value) if value else "- empty -"
+    return repr(value)
+
+
+def pretty(reply: Any) -> tuple[str, str]:
+    """``(status, text)`` of one node's reply: OK or ERROR, and the reply as Celery shows it."""
+    if isinstance(reply, dict) and len(reply) == 1 and ("ok" in reply or "error" in reply):
+        key = next(iter(reply))
+        return ("OK" if key == "ok" else "ERROR"), _text(reply[key])
+    return "OK", _text(reply)
+
+
+def say_replies(replies: dict[str, Any], show_reply: bool = True) -> bool:
+    """Print each node's reply; True if any node replied with an error."""
+    failed = False
+    for node in sorted(replies):
+        status, text = pretty(replies[node])
+        failed |= status == "ERROR"
+        click.echo(f"-> {node}: {status}")
+        if show_reply:
+            click.echo(textwrap.indent(text, "    "))
+    return failed
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _merge(replies: list[dict[str, Any]] | None) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for one in replies or []:
+        merged.update(one)
+    return merged
+
+
+def _ago(when: float) -> str:
+    seconds = max(0.0, time.time() - when)
+    return f"{seconds:.1f}s ago" if seconds < 120 else f"{seconds / 60:.0f}m ago"
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts).astimezone().isoformat()
+
+
+# -- status ----------------------------------------------------------------------------------------
+@click.command()
+@remote_options
+@click.pass_obj
+def status(obj: CLIContext, destination: str | None, timeout: float, as_json: bool) -> None:
+    """Show the workers that answer a ping, and those recently seen that no longer do."""
+    app = obj.app
+    nodes = _nodes(destination)
+    replied = _merge(app.control.ping(destination=nodes, timeout=timeout))
+    registry = {w["hostname"]: w for w in app.control.workers() if nodes is None or w["hostname"] in nodes}
+    if as_json:
+        click.echo(json.dumps({name: {"replied": name in replied, "alive": registry.get(name, {}).get("alive", True),
+                                      "last_seen": registry.get(name, {}).get("last_seen")}
+                               for name in sorted(set(replied) | set(registry))}))
+    else:
+        for name in sorted(replied):
+            click.echo(f"-> {name}: OK")
+        for name in sorted(set(registry) - set(replied)):
+            worker = registry[name]
+            # Heartbeating but silent means its remote-control thread is stuck or the timeout too short.
+            state = "NO REPLY (heartbeating)" if worker["alive"] else "OFFLINE"
+            click.echo(f"-> {name}: {state}, last seen {_ago(worker['last_seen'])}")
+        if replied:
+            click.echo(f"\n{_plural(len(replied), 'node')} online.")
+    if not replied:
+        raise NoReplies()
+
+
+# -- inspect ---------------------------------------------------------------------------------------
+def _scheduled(app: Celery) -> dict[str, Any]:
+    """Delayed tasks wait in the broker, not in a worker: Celery's shape, under node "broker"."""
+    items = [{"eta": _iso(s["eta"]), "priority": s["priority"], "queue": s["queue"], "request": s["request"]}
+             for s in app.control.scheduled()]
+    return {"broker": items}
+
+
+@click.command()
+@click.argument("what", metavar="COMMAND")
+@click.argument("ids", nargs=-1, metavar="[TASK_ID]...")
+@remote_options
+@click.pass_obj
+def inspect(obj: CLIContext, what: str, ids: tuple[str, ...], destination: str | None, timeout: float,
+            as_json: bool) -> None:
+    """Ask workers what they are doing: active, reserved, scheduled, registered, stats, ping,
+    active_queues, conf, revoked, or query_task TASK_ID..."""
+    if what not in INSPECT:
+        raise click.ClickException(f"unknown inspect command {what!r}{suggest(what, list(INSPECT))}; "
+                                   f"choose from {', '.join(INSPECT)}")
+    if what == "query_task" and not ids:
+        raise click.ClickException("query_task needs at least one task id")
+    if ids and what != "query_task":
+        raise click.ClickException(f"inspect {what} takes no arguments")
+    app = obj.app
+    if what == "scheduled":
+        replies = _scheduled(app)
+    else:
+        found = app.control.inspect(destination=_nodes(destination), timeout=timeout)
+        replies = (found.query_task(*ids) if ids else getattr(found, what)()) or {}
+    if not replies:
+        raise NoReplies()
+    if as_json:
+        click.echo(json.dumps(replies, default=str))
+        return
+    failed = say_replies(replies)
+    if what != "scheduled":
+        click.echo(f"\n{_plural(len(replies), 'node')} online.")
+    if failed:
+        raise SystemExit(1)
+
+
+# -- control ---------------------------------------------------------------------------------------
+def _number(value: str, what: str, kind: type = float) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise click.ClickException(f"{what} must be a {'whole ' if kind is int else ''}number, not {value!r}")
+    if number < 0:
+        raise click.ClickException(f"{what} cannot be negative ({value})")
+    return number
+
+
+def _arity(command: str, args: tuple[str, ...], low: int, high: int, usage: str) -> None:
+    if not low <= len(args) <= high:
+        raise click.ClickException(f"usage: control {command} {usage}")
+
+
+def _rate(args: tuple[str, ...]) -> dict[str, Any]:
+    _arity("rate_limit", args, 2, 2, "TASK_NAME RATE (e.g. 10/m; 0 removes the limit)")
+    try:
+        parse_rate(args[1])
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc))
+    return {"task_name": args[0], "rate_limit": args[1]}
+
+
+def _time(args: tuple[str, ...]) -> dict[str, Any]:
+    _arity("time_limit", args, 2, 3, "TASK_NAME SOFT_SECONDS [HARD_SECONDS]")
+    soft = _number(args[1], "the soft limit")
+    hard = _number(args[2], "the hard limit") if len(args) > 2 else None
+    return {"task_name": args[0], "soft": soft or None, "hard": hard or None}
+
+
+def _one_queue(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
+    def parse(args: tuple[str, ...]) -> dict[str, Any]:
+        _arity(command, args, 1, 1, "QUEUE")
+        return {"queue": args[0]}
+
+    return parse
+
+
+def _pool(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
+    def parse(args: tuple[str, ...]) -> dict[str, Any]:
+        _arity(command, args, 0, 1, "[N]")
+        n = _number(args[0], "N", int) if args else 1
+        if n < 1:
+            raise click.ClickException("N must be at least 1")
+        return {"n": n}
+
+    return parse
+
+
+def _revoke(args: tuple[str, ...]) -> dict[str, Any]:
+    _arity("revoke", args, 1, 10_000, "TASK_ID...")
+    return {"task_ids": list(args), "terminate": False, "signal": "SIGTERM"}
+
+
+def _terminate(args: tuple[str, ...]) -> dict[str, Any]:
+    _arity("terminate", args, 2, 10_000, "SIGNAL TASK_ID...")
+    return {"task_ids": list(args[1:]), "terminate": True, "signal": _signal_name(args[0])}
+
+
+def _nothing(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
+    def parse(args: tuple[str, ...]) -> dict[str, Any]:
+        _arity(command, args, 0, 0, "")
+        return {}
+
+    return parse
+
+
+CONTROL: dict[str, Callable[[tuple[str, ...]], dict[str, Any]]] = {
+    "rate_limit": _rate, "time_limit": _time, "add_consumer": _one_queue("add_consumer"),
+    "cancel_consumer": _one_queue("cancel_consumer"), "pool_grow": _pool("pool_grow"),
+    "pool_shrink": _pool("pool_shrink"), "shutdown": _nothing("shutdown"), "revoke": _revoke,
+    "terminate": _terminate,
+}
+
+
+def _signal_name(name: str) -> str:
+    text = name.upper()
+    if text.isdigit():
+        return text
+    full = text if text.startswith("SIG") else f"SIG{text}"
+    if not isinstance(getattr(signal, full, None), signal.Signals):
+        raise click.ClickException(f"unknown signal {name!r} (e.g. SIGTERM, SIGKILL, SIGUSR1)")
+    return full
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", metavar="COMMAND")
+@click.argument("args", nargs=-1, metavar="[ARGS]...")
+@remote_options
+@click.pass_obj
+def control(obj: CLIContext, command: str, args: tuple[str, ...], destination: str | None, timeout: float,
+            as_json: bool) -> None:
+    """Steer workers: rate_limit TASK RATE, time_limit TASK SOFT [HARD], add_consumer QUEUE,
+    cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], shutdown, revoke ID..., terminate SIGNAL ID..."""
+    parse = CONTROL.get(command)
+    if parse is None:
+        raise click.ClickException(f"unknown control command {command!r}{suggest(command, list(CONTROL))}; "
+                                   f"choose from {', '.join(CONTROL)}")
+    arguments = parse(args)
+    app = obj.app
+    if command in ("revoke", "terminate"):
+        _send_revoke(app, arguments, _nodes(destination), timeout, as_json)
+        return
+    replies = _merge(app.control.broadcast(command, arguments, destination=_nodes(destination), reply=True,
+                                           timeout=timeout))
+    _finish(replies, as_json)
+
+
+def _finish(replies: dict[str, Any], as_json: bool) -> None:
+    if not replies:
+        raise NoReplies()
+    if as_json:
+        click.echo(json.dumps(replies, default=str))
+        failed = any(isinstance(r, dict) and "error" in r for r in replies.values())
+    else:
+        failed = say_replies(replies)
+    if failed:
+        raise SystemExit(1)
+
+
+def _send_revoke(app: Celery, arguments: dict[str, Any], nodes: list[str] | None, timeout: float,
+                 as_json: bool) -> None:
+    ids = arguments["task_ids"]
+    replies = _merge(app.control.revoke(ids, destination=nodes, terminate=arguments["terminate"],
+                                        signal=arguments["signal"], reply=True, timeout=timeout))
+    if replies:
+        _finish(replies, as_json)
+        return
+    # The revocation is kept in the broker, so it holds for workers that start later.
+    if as_json:
+        click.echo(json.dumps({}))
+    else:
+        click.echo(f"revoked {_plural(len(ids), 'task')}; no worker replied: "
+                   "a worker that picks it up later skips it")
+
+
+@click.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("--terminate", is_flag=True, help="Also stop the task where it runs.")
+@click.option("-s", "--signal", "signal_name", default="SIGTERM", show_default=True,
+              help="Signal sent with --terminate.")
+@remote_options
+@click.pass_obj
+def revoke(obj: CLIContext, task_ids: tuple[str, ...], terminate: bool, signal_name: str, destination: str | None,
+           timeout: float, as_json: bool) -> None:
+    """Revoke tasks: not started yet, they are skipped (on every worker, also ones that start
+    later); with --terminate, a running one is stopped and recorded REVOKED."""
+    arguments = {"task_ids": list(task_ids), "terminate": terminate, "signal": _signal_name(signal_name)}
+    _send_revoke(obj.app, arguments, _nodes(destination), timeout, as_json)
+
+
+# -- queues and dead letters -------------------------------------------------------------------------
+def known_queues(app: Celery) -> list[str]:
+    """Queues that ever held a message, the app's own, and those workers consume (which may
+    not have held anything yet)."""
+    consumed = {q for w in app.control.workers() for q in w.get("queues", [])}
+    return sorted(set(app.broker.queues()) | set(app.queues()) | consumed)
+
+
+def _queue_names(app: Celery, queues: str | None) -> list[str]:
+    return _split(queues) or known_queues(app)
+
+
+@click.command()
+@click.option("-Q", "--queues", help="Comma-separated queues (default: every known queue).")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def queues(obj: CLIContext, queues: str | None, as_json: bool) -> None:
+    """Depth of each queue: ready (per priority), delayed, unacked (leased to workers), dead."""
+    from .events_view import console, queue_table
+
+    stats = obj.app.control.queues(_queue_names(obj.app, queues))
+    if as_json:
+        click.echo(json.dumps([{"name": s.name, "ready": s.ready_total,
+                                "ready_by_priority": {str(p): n for p, n in enumerate(s.ready) if n},
+                                "delayed": s.delayed, "unacked": s.unacked, "dead": s.dead} for s in stats]))
+        return
+    console().print(queue_table(stats))
+
+
+@click.group()
+def dead() -> None:
+    """Dead letters: messages taken out of circulation, with why (list, requeue, drop)."""
+
+
+def _letters(app: Celery, names: list[str]) -> list[dict[str, Any]]:
+    from ..control import describe_body
+
+    out = []
+    for name in names:
+        for letter in app.control.dead_letters(name, limit=10_000):
+            request = describe_body(letter.body, app)
+            out.append({"queue": name, "id": letter.id, "task_id": request.get("id"), "task": request.get("name"),
+                        "reason": letter.reason, "time": letter.time, "args": request.get("args"),
+                        "kwargs": request.get("kwargs")})
+    return out
+
+
+def _chosen(app: Celery, names: list[str], ids: Sequence[str]) -> dict[str, list[str] | None]:
+    """Dead-letter ids per queue for ``ids`` (dead-letter or task ids); every letter when empty."""
+    if not ids:
+        return {name: None for name in names}
+    wanted, found = set(ids), set()
+    chosen: dict[str, list[str] | None] = {}
+    for letter in _letters(app, names):
+        hit = {letter["id"], letter["task_id"]} & wanted
+        if hit:
+            found |= hit
+            chosen.setdefault(letter["queue"], []).append(letter["id"])  # type: ignore[union-attr]
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise click.ClickException(f"no dead letter {', '.join(missing)} in {', '.join(names)}")
+    return chosen
+
+
+@dead.command("list")
+@click.option("-Q", "--queues", help="Comma-separated queues (default: every known queue).")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def dead_list(obj: CLIContext, queues: str | None, as_json: bool) -> None:
+    """List dead letters with their reasons."""
+    from .events_view import console, dead_table
+
+    letters = _letters(obj.app, _queue_names(obj.app, queues))
+    if as_json:
+        click.echo(json.dumps(letters, default=str))
+    elif not letters:
+        click.echo("No dead letters.")
+    else:
+        console().print(dead_table(letters))
+
+
+@dead.command("requeue")
+@click.argument("ids", nargs=-1)
+@click.option("-Q", "--queues", help="Comma-separated queues (default: every known queue).")
+@click.pass_obj
+def dead_requeue(obj: CLIContext, ids: tuple[str, ...], queues: str | None) -> None:
+    """Put dead letters (all, or these dead-letter or task ids) back in their queue."""
+    app = obj.app
+    total = sum(app.control.retry_dead(name, chosen)
+                for name, chosen in _chosen(app, _queue_names(app, queues), ids).items())
+    click.echo(f"Requeued {_plural(total, 'dead letter')}.")
+
+
+@dead.command("drop")
+@click.argument("ids", nargs=-1)
+@click.option("-Q", "--queues", help="Comma-separated queues (default: every known queue).")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def dead_drop(obj: CLIContext, ids: tuple[str, ...], queues: str | None, force: bool) -> None:
+    """Delete dead letters (all, or these dead-letter or task ids) for good."""
+    app = obj.app
+    chosen = _chosen(app, _queue_names(app, queues), ids)
+    if not force:
+        what = f"{_plural(len(ids), 'dead letter')}" if ids else "every dead letter"
+        click.confirm(f"Delete {what} from {', '.join(chosen) or 'no queue'}? There is no undo", abort=True)
+    total = sum(app.control.drop_dead(name, letters) for name, letters in chosen.items())
+    click.echo(f"Dropped {_plural(total, 'dead letter')}.")
+
+
+# -- events ----------------------------------------------------------------------------------------
+@click.command()
+@click.option("-d", "--dump", is_flag=True, help="Print one plain line per event instead of the live view.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="With --dump: one JSON object per line.")
+@click.option("--from-start", is_flag=True, help="Replay the history the stream keeps first.")
+@click.option("--max-events", type=click.IntRange(min=1), help="Stop after this many events.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.pass_obj
+def events(obj: CLIContext, dump: bool, as_json: bool, from_start: bool, max_events: int | None,
+           duration: float | None) -> None:
+    """Watch the cluster live (workers, queues, recent tasks), or --dump the event stream."""
+    from .events_view import dump_events, live_view
+
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        if dump:
+            dump_events(obj.app, from_start=from_start, max_events=max_events, deadline=deadline, as_json=as_json)
+        else:
+            live_view(obj.app, from_start=from_start, max_events=max_events, deadline=deadline)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        # `events --dump | head`: the reader left. Point stdout at /dev/null so the flush at
+        # exit does not raise a second time, and end quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+COMMANDS = [status, inspect, control, revoke, queues, dead, events]
