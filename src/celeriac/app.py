@@ -178,6 +178,8 @@ class Celery:
         expires = self.conf.result_expires
         if isinstance(expires, timedelta):
             expires = expires.total_seconds()
+        if self.backend_url.startswith("sqlite"):
+            return from_url(self.backend_url, expires=expires, durable=self.conf.broker_sqlite_durable)
         return from_url(self.backend_url, expires=expires)
 
     @property

@@ -21,10 +21,6 @@ def store_name(url: str) -> str:
     return url.partition("://")[2].strip("/")
 
 
-def worker_of(consumer: str) -> str:
-    """``"<worker>/<suffix>"`` -> ``"<worker>"``; a name without a slash is its own worker."""
-    worker, sep, _ = consumer.rpartition("/")
-    return worker if sep else consumer
 
 
 @dataclass(slots=True)

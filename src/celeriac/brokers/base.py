@@ -176,7 +176,8 @@ class Broker(abc.ABC):
         """Return to their queues the messages leased by workers whose lease expired.
 
         Each such message counts one redelivery; one past ``max_redeliveries`` is dead-lettered
-        instead (reason ``"redelivered N times: its worker died each time"``). Safe to run from
+        instead, with a reason starting ``"redelivered N times"`` (N = redeliveries counted, so
+        ``max_redeliveries + 1``). Safe to run from
         many workers at once: each lost message is recovered exactly once. Returns the
         deliveries dead-lettered, so the caller can record why.
         """
@@ -278,9 +279,10 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
-        """Append to the capped log ``name`` (oldest entries drop past ``maxlen``); returns the
-        new entry's id. Ids increase, and compare as strings via :meth:`log_read`. With ``ttl``
-        the whole log disappears ``ttl`` seconds after this append (replies to one command)."""
+        """Append to the capped log ``name`` and return the new entry's id. The oldest entries drop
+        past about ``maxlen`` (at least ``maxlen`` are kept; Redis trims lazily). Ids are opaque:
+        callers only hand them back as ``after``. With ``ttl`` the whole log disappears ``ttl``
+        seconds after this append (replies to one command); without, an earlier ttl stays."""
 
     def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
         """Append several entries in order; implementations batch."""
@@ -314,3 +316,9 @@ def redact_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user, colon, _password = creds.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def worker_of(consumer: str) -> str:
+    """The worker a consumer name belongs to: ``"<worker>/<suffix>"`` -> ``"<worker>"``."""
+    worker, sep, _ = consumer.rpartition("/")
+    return worker if sep else consumer

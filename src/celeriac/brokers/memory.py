@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from ..exceptions import BrokerError
-from ._memory_store import WORKER_RETENTION, Message, Store, WorkerEntry, store_for, worker_of
+from ._memory_store import WORKER_RETENTION, Message, Store, WorkerEntry, store_for
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -30,6 +30,7 @@ from .base import (
     Scheduled,
     WorkerRecord,
     clamp_priority,
+    worker_of,
 )
 
 

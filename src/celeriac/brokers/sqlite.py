@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._memory_store import WORKER_RETENTION, worker_of
+from ._memory_store import WORKER_RETENTION
 from ._sqlite_coord import SQLiteCoordination
 from ._sqlite_db import Database, sqlite_path
 from ._sqlite_schema import ROW, SCHEMA
@@ -40,6 +40,7 @@ from .base import (
     Scheduled,
     WorkerRecord,
     clamp_priority,
+    worker_of,
 )
 
 READY = ("q",)  # doorbell channel of fetchers
