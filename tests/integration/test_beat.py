@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from celeriac import Celery
+from celeriac import Celery, message
 from celeriac.beat import Schedule
 from celeriac.beat.store import BeatStore
 from celeriac.brokers import from_url
@@ -85,7 +85,8 @@ def start(broker_url: str, record_file: Path, tmp_path: Path) -> Iterator[Callab
     finally:
         for proc in started:  # all at once: each shuts down while the others do
             if proc.proc is not None and proc.proc.poll() is None:
-                proc.proc.send_signal(signal.SIGTERM)
+                # Workers get a cold shutdown: their tasks are instant and their shutdown is not under test.
+                proc.proc.send_signal(signal.SIGQUIT if "worker" in proc.args else signal.SIGTERM)
         for proc in started:
             assert proc.proc is not None
             try:
@@ -249,8 +250,6 @@ def test_run_now_sends_with_the_entry_options(memory_app: Celery) -> None:
     result = plan.run_now("reader")
     [delivery] = memory_app.broker.fetch(["light"], "t/1", 10, 0)
     assert delivery.priority == 2
-    from celeriac import message
-
     envelope = message.decode(delivery.body)
     assert envelope.id == result.id
     assert envelope.headers["periodic_task_name"] == "reader" and envelope.headers["periodic_task_tick"] is None
@@ -263,3 +262,66 @@ def test_beat_list_shows_entries_in_words_with_next_runs(broker_url: str) -> Non
     assert out.returncode == 0, out.stderr
     assert "catch-up-once" in out.stdout and "catch-up-skip" in out.stdout
     assert "every 3 seconds" in out.stdout and "skip" in out.stdout
+
+
+def test_beat_survives_a_broker_restart(tmp_path: Path, record_file: Path) -> None:
+    """Redis goes away for a few seconds: beat logs it, retries, and carries on sending once per tick."""
+    import shutil
+
+    from redis_server import free_port
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    data = tmp_path / "redis"
+    data.mkdir()
+    server_args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
+                   "--appendonly", "yes", "--protected-mode", "yes", "--loglevel", "warning"]
+
+    def serve() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(server_args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        probe = from_url(url)
+        try:
+            wait_until(lambda: _answers(probe), 10, interval=0.05, message="redis-server up")
+        finally:
+            probe.close()
+        return proc
+
+    server = serve()
+    env = {**os.environ, "CELERIAC_BROKER_URL": url, "BEATAPP_SCENARIO": "ticks", "PYTHONPATH": APPS}
+    beat = WorkerProcess(["-A", "beatapp", "beat", "-l", "info"], env, str(tmp_path / "beat.log")).start()
+    try:
+        wait_started(beat)
+        wait_until(lambda: beat.log().count("Sending due task") >= 2, 10, message="beat sending")
+        server.kill()
+        server.wait(10)
+        wait_until(lambda: "broker unavailable" in beat.log(), 10, message="beat noticed the outage")
+        time.sleep(1.5)
+        server = serve()
+        before = beat.log().count("Sending due task")
+        wait_until(lambda: beat.log().count("Sending due task") >= before + 2, 15, message="beat sending again")
+        assert beat.proc is not None and beat.proc.poll() is None
+        assert "broker reachable again" in beat.log()
+        broker = from_url(url)
+        try:
+            ticks = []
+            while deliveries := broker.fetch(["celery"], "probe/1", 100, 0):
+                ticks += [message.decode(d.body).headers["periodic_task_tick"] for d in deliveries]
+                broker.ack(deliveries)
+        finally:
+            broker.close()
+        assert ticks and len(ticks) == len(set(ticks)), sorted(ticks)
+    finally:
+        beat.stop(10)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(10)
+
+
+def _answers(broker: Broker) -> bool:
+    try:
+        broker.now()
+        return True
+    except Exception:
+        return False

@@ -110,7 +110,15 @@ class Scheduler:
                 continue
             due = self._next.get(name)
             if due is None or now >= due:
-                due = self._next[name] = self._handle(entry, now)
+                try:
+                    due = self._handle(entry, now)
+                except BrokerError:
+                    raise
+                except Exception:
+                    # One broken entry must not hold up the others; it is tried again shortly.
+                    logger.exception("Scheduler: entry %s failed", name)
+                    due = now + self.max_interval
+                self._next[name] = due
             upcoming = min(upcoming, due)
         return max(0.0, upcoming - now - (time.monotonic() - began))
 
@@ -154,13 +162,15 @@ class Scheduler:
         if not self.store.claim_tick(name, latest, ttl):
             return upcoming  # another scheduler has this tick
         if late and entry.missed == "skip":
-            self.store.set_last(name, LastRun(tick=latest, sig=sig))
+            self._record(name, LastRun(tick=latest, sig=sig))
             logger.warning("Scheduler: %s missed %s while no scheduler was running; skipping (missed='skip')",
                            name, _runs(missed))
             return upcoming
-        if missed:
-            logger.warning("Scheduler: %s missed %s%s; sending one now (missed=%r)", name, _runs(missed),
-                           " while no scheduler was running" if late else "", entry.missed)
+        if missed and entry.missed == "skip":  # the tick due now still runs; the older ones do not
+            logger.warning("Scheduler: %s missed %s; skipping them (missed='skip')", name, _runs(missed))
+        elif missed:
+            logger.warning("Scheduler: %s missed %s%s; sending one now (missed='once')", name, _runs(missed),
+                           " while no scheduler was running" if late else "")
         logger.info("Scheduler: Sending due task %s (%s)", name, entry.task)
         try:
             result = send(self.app, entry, tick=latest)
