@@ -91,7 +91,19 @@ def _local_zone() -> tzinfo:
 
 class BaseSchedule(abc.ABC):
     """What beat needs from a schedule. Times are seconds since the epoch; ``tz`` is the app's
-    zone (a schedule with its own zone ignores it)."""
+    zone (a schedule with its own zone ignores it).
+
+    A bad definition does not raise where it is written (``crontab(hour=25)`` inside a settings
+    dict would take a whole web app down, and could not say which entry it belongs to): it is
+    kept in ``error`` and raised by :meth:`check` and by every use. Beat checks each entry when it
+    loads the schedule, so the error names the entry and the field."""
+
+    error: ConfigurationError | None = None
+
+    def check(self) -> None:
+        """Raise the ConfigurationError this schedule was defined with, if any."""
+        if self.error is not None:
+            raise self.error
 
     @abc.abstractmethod
     def next_after(self, t: float, tz: tzinfo = UTC) -> float:
@@ -165,19 +177,23 @@ class schedule(BaseSchedule):  # lower case: Celery's name
 
     def __init__(self, run_every: float | timedelta, relative: bool = False, nowfun: Any = None,
                  app: Any = None) -> None:
+        self.relative = relative
+        self.seconds = math.nan
         if isinstance(run_every, bool) or not isinstance(run_every, (int, float, timedelta)):
-            raise ConfigurationError(f"schedule {run_every!r}: give seconds (a number) or a timedelta")
+            self.error = ConfigurationError(f"schedule {run_every!r}: give seconds (a number) or a timedelta")
+            return
         seconds = run_every.total_seconds() if isinstance(run_every, timedelta) else float(run_every)
         if not math.isfinite(seconds) or seconds <= 0:
-            raise ConfigurationError(f"schedule {run_every!r}: the interval must be more than 0 seconds")
+            self.error = ConfigurationError(f"schedule {run_every!r}: the interval must be more than 0 seconds")
+            return
         self.seconds = seconds
-        self.relative = relative
 
     @property
     def run_every(self) -> timedelta:
         return timedelta(seconds=self.seconds)
 
     def next_after(self, t: float, tz: tzinfo = UTC) -> float:
+        self.check()
         k = math.floor(t / self.seconds) + 1
         tick = k * self.seconds
         # Float division can land one step off at exact multiples; correct rather than trust it.
@@ -201,12 +217,15 @@ class schedule(BaseSchedule):  # lower case: Celery's name
         return min(cap, round((self.last_at_or_before(until) - first) / self.seconds) + 1)
 
     def key(self, tz: tzinfo = UTC) -> str:
+        self.check()
         return f"every {self.seconds!r}s"
 
     def human(self) -> str:
+        self.check()
         return _every(self.seconds)
 
     def to_dict(self) -> dict[str, Any]:
+        self.check()
         return {"every": self.seconds}
 
     def __eq__(self, other: object) -> bool:
@@ -216,7 +235,7 @@ class schedule(BaseSchedule):  # lower case: Celery's name
         return hash(("schedule", self.seconds))
 
     def __repr__(self) -> str:
-        return f"<freq: {_every(self.seconds)}>"
+        return f"<freq: {_every(self.seconds)}>" if self.error is None else f"<freq: invalid: {self.error}>"
 
 
 def _every(seconds: float) -> str:
@@ -275,6 +294,15 @@ class crontab(BaseSchedule):  # lower case: Celery's name
                  app: Any = None) -> None:
         given = {"minute": minute, "hour": hour, "day_of_month": day_of_month,
                  "month_of_year": month_of_year, "day_of_week": day_of_week}
+        self.expression = " ".join(str(given[name]) for name in _FIELDS)
+        self.tz: tzinfo | None = None
+        self._tz_name = tz if isinstance(tz, str) or tz is None else getattr(tz, "key", str(tz))
+        try:
+            self._build(given, tz, app)
+        except ConfigurationError as exc:
+            self.error = exc
+
+    def _build(self, given: dict[str, Any], tz: str | tzinfo | None, app: Any) -> None:
         texts = {name: _field_text(name, value) for name, value in given.items()}
         expanded: list[list[Any]] = []
         for i, name in enumerate(_FIELDS):
@@ -291,8 +319,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         self._texts = texts
         self._expanded = expanded
         self.expression = " ".join(texts[name] for name in _FIELDS)
-        self._tz_name = tz if isinstance(tz, str) or tz is None else getattr(tz, "key", str(tz))
-        self.tz: tzinfo | None = zone(tz) if tz is not None else None
+        self.tz = zone(tz) if tz is not None else None
         if app is not None and self.tz is None and getattr(app.conf, "timezone", None):
             self.tz = zone(app.conf.timezone)
         self._hourly = expanded[1] == ["*"]
@@ -310,6 +337,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
 
     # Celery exposes the fields as sets of numbers.
     def _set(self, index: int) -> set[int]:
+        self.check()
         low, high = _RANGES[_FIELDS[index]]
         values = self._expanded[index]
         if values == ["*"]:
@@ -362,6 +390,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         return local.replace(tzinfo=None), local.fold, shift
 
     def next_after(self, t: float, tz: tzinfo = UTC) -> float:
+        self.check()
         tz = self.zone(tz)
         start, fold, shift = self._local(t, tz)
         if shift and fold == 0:
@@ -381,6 +410,7 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         raise ConfigurationError(f"crontab {self.expression!r}: no run found after {t}")  # pragma: no cover
 
     def last_at_or_before(self, t: float, tz: tzinfo = UTC) -> float:
+        self.check()
         tz = self.zone(tz)
         start, fold, shift = self._local(t, tz)
         start += timedelta(seconds=1 + (shift if fold == 1 else 0))  # the second pass follows later times
@@ -398,9 +428,11 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         raise ConfigurationError(f"crontab {self.expression!r}: no run found before {t}")  # pragma: no cover
 
     def key(self, tz: tzinfo = UTC) -> str:
+        self.check()
         return f"cron {self.expression} {getattr(self.zone(tz), 'key', None) or self.zone(tz)}"
 
     def to_dict(self) -> dict[str, Any]:
+        self.check()
         data: dict[str, Any] = {"cron": dict(self._texts)}
         if self._tz_name:
             data["tz"] = self._tz_name
@@ -413,10 +445,13 @@ class crontab(BaseSchedule):  # lower case: Celery's name
         return hash(("crontab", self.expression, str(self.tz)))
 
     def __repr__(self) -> str:
+        if self.error is not None:
+            return f"<crontab: invalid: {self.error}>"
         return f"<crontab: {self.expression} (m/h/dM/MY/d)>"
 
     # -- in words -----------------------------------------------------------------------------
     def human(self) -> str:
+        self.check()
         minutes, hours, doms, months, dows = self._expanded
         if any(v != "*" and not isinstance(v, int) for values in self._expanded for v in values):
             return f"cron '{self.expression}'"  # croniter extras such as 'L': no words for those
@@ -536,7 +571,9 @@ def as_schedule(value: Any) -> BaseSchedule:
     if isinstance(value, BaseSchedule):
         return value
     if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
-        return schedule(value)
+        made = schedule(value)
+        made.check()
+        return made
     raise ConfigurationError(f"{value!r} is not a schedule: give seconds, a timedelta, crontab(...) or schedule(...)")
 
 
@@ -545,5 +582,7 @@ def from_dict(data: dict[str, Any]) -> BaseSchedule:
     if "every" in data:
         return schedule(float(data["every"]))
     if "cron" in data:
-        return crontab(**data["cron"], tz=data.get("tz"))
+        stored = crontab(**data["cron"], tz=data.get("tz"))
+        stored.check()
+        return stored
     raise ConfigurationError(f"stored schedule {data!r} is not understood")

@@ -261,8 +261,19 @@ def test_celery_is_due_and_remaining_estimate() -> None:
 ])
 def test_bad_schedules_give_one_line_errors(make, message) -> None:
     with pytest.raises(ConfigurationError, match=message) as caught:
-        make()
+        make().check()
     assert "\n" not in str(caught.value)
+
+
+def test_a_bad_schedule_raises_when_used_and_names_its_entry_in_beat_schedule() -> None:
+    """Written in a settings dict, ``crontab(hour=25)`` must not break the import; beat names the entry."""
+    bad = crontab(hour=25, minute=0)
+    assert "invalid" in repr(bad)
+    with pytest.raises(ConfigurationError, match=r"^crontab hour=25: out of range"):
+        bad.next_after(0)
+    with pytest.raises(ConfigurationError, match=r"^beat_schedule\['cleanup-old-carts'\]: 'schedule': "
+                                                 r"crontab hour=25: out of range \(use 0-23"):
+        parse("cleanup-old-carts", {"task": "store.tasks.cleanup_old_carts", "schedule": bad})
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -75,6 +75,7 @@ def parse(name: str, spec: Any, default_missed: str = "once", source: str = "cod
         raise ConfigurationError(f"{where}: 'schedule' is missing (seconds, a timedelta or crontab(...))")
     try:
         schedule = as_schedule(spec["schedule"])
+        schedule.check()
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: 'schedule': {exc}") from None
     args = spec.get("args") or ()
