@@ -7,13 +7,16 @@ Each loop (at least every ``beat_max_loop_interval`` seconds, and at each entry'
 3. for each entry whose next tick has come, reads the entry's last handled tick from the broker,
    finds the latest tick due now, and claims ``beat:tick:<name>:<tick>``. The claim is the whole
    of the exactly-once guarantee: one scheduler wins it and sends, the others move on. The
-   winner then records the tick as handled. A failed send gives the claim back so the tick can
-   be tried again.
+   winner then records the tick as handled. A send the broker refused gives the claim back so
+   the tick is tried again; a scheduler killed between its claim and its send (microseconds)
+   loses that one tick, which is never sent twice. The claim expires once the next tick is due
+   (plus a minute), when no scheduler can take the old tick for the latest any more.
 
 Catch-up: ticks due while no scheduler ran (older than this scheduler's start, less a grace of
 ``max_interval + 1`` s) are *missed*. Per entry, ``missed='once'`` (the default, from
 ``beat_missed_policy``) sends one run for all of them; ``missed='skip'`` sends none and waits for
-the next tick. Several missed ticks never become several runs.
+the next tick. Several missed ticks never become several runs. A new entry, a changed schedule
+and a resumed entry start counting from the moment they are seen: they never catch up.
 """
 
 from __future__ import annotations
