@@ -630,6 +630,7 @@ ROWS = [
     ("drain_ignore", "drain 20k noop, ignore_result (-c 2)", "/s", True, 10.0, ""),
     ("drain_results_noevents", "drain 20k noop, results, celeriac events off†", "/s", True, None,
      "†worker_send_task_events=False, Celery's default (celeriac's is on)"),
+    ("drain_results_startup_s", "worker start to first task taken", "s", False, None, ""),
     ("lat_p50_ms", "delay().get() latency p50", "ms", False, 1 / 3, ""),
     ("lat_p99_ms", "delay().get() latency p99", "ms", False, None, ""),
     ("rss_before_mb", "worker RSS before (sup.+children)", "MB", False, None, ""),
@@ -717,6 +718,18 @@ def print_table(run: Run) -> None:
     for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
+
+
+def source_version() -> str:
+    """The commit celeriac ran from, and whether src/ had uncommitted changes (others edit it)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' + uncommitted src/ changes' if dirty else ''}" if head else "unknown"
 
 
 def celery_version() -> str:
@@ -875,10 +888,11 @@ def report(run: Run, args: argparse.Namespace, t_start: float) -> None:
         "sizes": {"enqueue_drain": sizes[0], "latency_calls": sizes[1], "countdown_tasks": sizes[2]},
         "celery": celery_version(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
         "concurrency": CONCURRENCY, "seconds": round(time.perf_counter() - t_start, 1),
-        "loadavg": os.getloadavg(),
+        "loadavg": os.getloadavg(), "celeriac_source": source_version(),
     }
     print_table(run)
-    print(f"(run took {time.perf_counter() - t_start:.0f}s; loadavg {os.getloadavg()[0]:.2f}; "
+    print(f"(celeriac at {run.results['meta']['celeriac_source']}; run took {time.perf_counter() - t_start:.0f}s; "
+          f"loadavg {os.getloadavg()[0]:.2f}; "
           f"ratios are celeriac/Celery: > 1 is better for rates, < 1 is better for latency)")
     if args.json:
         table = [dict(zip(HEADERS, r, strict=True)) for r in table_rows(run)]
