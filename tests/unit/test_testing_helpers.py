@@ -1,0 +1,54 @@
+"""celeriac.testing, as users' own tests use it: an in-process worker on the memory broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from celeriac import Celery, states
+from celeriac.testing import push_raw, start_worker, wait_until
+
+
+@pytest.fixture
+def app(request):
+    app = Celery("users-tests", broker=f"memory://{request.node.name}", set_as_current=False)
+    app.conf.broker_lease_seconds = 2
+    yield app
+    app.close()
+
+
+def test_start_worker_runs_tasks_in_process(app):
+    @app.task(bind=True, max_retries=2)
+    def greet(self, name):
+        if self.request.retries == 0:
+            raise self.retry(countdown=0.05)
+        return f"hello {name} after {self.request.retries} retry"
+
+    with start_worker(app, concurrency=2):
+        assert greet.delay("ada").get(timeout=10) == "hello ada after 1 retry"
+        results = [greet.delay(str(i)) for i in range(10)]
+        assert [r.get(timeout=10) for r in results] == [f"hello {i} after 1 retry" for i in range(10)]
+
+
+def test_push_raw_bad_bytes_are_dead_lettered_and_the_worker_goes_on(app):
+    @app.task
+    def ok():
+        return "ok"
+
+    with start_worker(app):
+        push_raw(app.broker_url, "celery", b"\x00garbage")
+        assert ok.delay().get(timeout=10) == "ok"
+        wait_until(lambda: app.broker.dead_letters("celery"), 5)
+    (dead,) = app.broker.dead_letters("celery")
+    assert "not valid JSON" in dead.reason
+
+
+def test_failures_and_states_through_the_in_process_worker(app):
+    @app.task
+    def boom():
+        raise RuntimeError("nope")
+
+    with start_worker(app):
+        result = boom.delay()
+        with pytest.raises(RuntimeError, match="nope"):
+            result.get(timeout=10)
+    assert result.state == states.FAILURE
