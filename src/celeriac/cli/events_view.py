@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..events import EVENT_LOG, decode_entry
+from ..exceptions import BrokerError
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -58,10 +59,11 @@ def _clock(ts: Any) -> str:
 
 
 # -- reading the stream ----------------------------------------------------------------------------
-def read_events(broker: Broker, *, from_start: bool, max_events: int | None,
-                deadline: float | None) -> Iterator[list[dict[str, Any]]]:
+def read_events(broker: Broker, *, from_start: bool, max_events: int | None, deadline: float | None,
+                on_error: Callable[[BrokerError], None] | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of decoded events; an empty batch at least every READ_WAIT seconds, so the caller
-    can refresh while the cluster is quiet. Ends at ``max_events`` or at ``deadline`` (monotonic)."""
+    can refresh while the cluster is quiet. Ends at ``max_events`` or at ``deadline`` (monotonic).
+    With ``on_error``, a broker error is reported to it and reading resumes where it stopped."""
     position: str | None = None if from_start else "$"
     seen = 0
     while True:
@@ -71,7 +73,15 @@ def read_events(broker: Broker, *, from_start: bool, max_events: int | None,
             if wait <= 0:
                 return
         batch: list[dict[str, Any]] = []
-        for entry_id, data in broker.log_read(EVENT_LOG, position, 500, timeout=wait):
+        try:
+            entries = broker.log_read(EVENT_LOG, position, 500, timeout=wait)
+        except BrokerError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            time.sleep(wait)
+            entries = []
+        for entry_id, data in entries:
             position = entry_id
             try:
                 events = decode_entry(data)  # one entry may hold a pool process's whole batch
@@ -173,8 +183,11 @@ class ClusterView:
             self.workers = sorted(self.app.control.workers(), key=lambda w: w["hostname"])
             self.queues = self.app.control.queues(known_queues(self.app))
             self.error = ""
-        except Exception as exc:  # the view keeps its last picture while the broker is away
-            self.error = f"{type(exc).__name__}: {exc}"
+        except BrokerError as exc:  # the view keeps its last picture while the broker is away
+            self.failed(exc)
+
+    def failed(self, exc: BrokerError) -> None:
+        self.error = str(exc)
 
     def _workers_table(self) -> Table:
         table = Table(title="Workers", title_justify="left")
@@ -216,9 +229,12 @@ def live_view(app: Celery, *, from_start: bool, max_events: int | None, deadline
     out = console()
     view = ClusterView(app)
     view.poll()
+    if view.error:  # unreachable from the start: one error line beats an empty picture
+        raise BrokerError(view.error)
     next_poll = time.monotonic() + POLL_EVERY
     with Live(view.render(out.width), console=out, auto_refresh=False, screen=False) as live:
-        for batch in read_events(app.broker, from_start=from_start, max_events=max_events, deadline=deadline):
+        for batch in read_events(app.broker, from_start=from_start, max_events=max_events, deadline=deadline,
+                                 on_error=view.failed):
             for event in batch:
                 view.apply(event)
             if time.monotonic() >= next_poll:
