@@ -1,0 +1,28 @@
+"""coreapp plus the tasks the control-plane tests need (``-A controlapp``).
+
+CELERIAC_TEST_RESULT_BACKEND, when set in a worker's environment, becomes its result_backend,
+so a test can give a worker a URL with a password and check that no command shows it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from coreapp import *  # noqa: F403
+from coreapp import app, mark
+
+from celeriac import Reject
+
+if os.environ.get("CELERIAC_TEST_RESULT_BACKEND"):
+    app.conf.result_backend = os.environ["CELERIAC_TEST_RESULT_BACKEND"]
+
+
+@app.task(acks_late=True)
+def reject_until_allowed(tag):
+    """Dead-letters itself until the test leaves an ``allow-<tag>`` file, then succeeds."""
+    directory = os.environ.get("CELERIAC_TEST_DIR", "")
+    if not os.path.exists(os.path.join(directory, f"allow-{tag}")):
+        mark("rejected", tag)
+        raise Reject(f"not allowed yet: {tag}", requeue=False)
+    mark("allowed", tag)
+    return tag
