@@ -4,11 +4,12 @@ revoke before start, queues and dead letters, against real workers sharing one f
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_control import blocks, control_workers, node, ok, run_cli
+from test_control import FAST_LEASE, blocks, control_workers, node, ok, run_cli
 
 from celeriac import states
 from celeriac.testing import WorkerProcess, wait_until
@@ -75,3 +76,20 @@ def test_revoke_before_start_queues_and_dead_letters(app, start, broker_url, mar
     (marks / "allow-d1").touch()
     assert ok(run_cli(broker_url, "dead", "requeue", rejected.id)).strip() == "Requeued 1 dead letter."
     wait_until(lambda: rejected.state == states.SUCCESS, 10, message="requeued task ran")
+
+
+def test_killed_worker_shows_offline_in_status(app, start, broker_url):
+    """The same promise as on Redis: kill -9 shows as offline within the heartbeat bound, and
+    stays listed while the other worker's recovery passes run."""
+    start("-Q", "a", "-c", "1", name="w1")
+    start("-Q", "b", "-c", "1", name="w2", env=FAST_LEASE).kill()
+
+    def offline() -> bool:
+        return any(w["hostname"] == node("w2") and not w["alive"] for w in app.control.workers())
+
+    wait_until(offline, 6, 0.05, message="w2 listed offline")
+    time.sleep(1.5)
+    assert offline()
+    lines = ok(run_cli(broker_url, "status", "-t", "1")).splitlines()
+    assert lines[0] == f"-> {node('w1')}: OK" and lines[1].startswith(f"-> {node('w2')}: OFFLINE, last seen ")
+    assert lines[-1] == "1 node online."
