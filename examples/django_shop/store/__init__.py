@@ -1,0 +1,1 @@
+"""The shop's "store" Django app: orders, carts, payments, and their background tasks."""
