@@ -189,69 +189,38 @@ def _number(value: str, what: str, kind: type = float) -> Any:
     return number
 
 
-def _arity(command: str, args: tuple[str, ...], low: int, high: int, usage: str) -> None:
-    if not low <= len(args) <= high:
-        raise click.ClickException(f"usage: control {command} {usage}")
-
-
-def _rate(args: tuple[str, ...]) -> dict[str, Any]:
-    _arity("rate_limit", args, 2, 2, "TASK_NAME RATE (e.g. 10/m; 0 removes the limit)")
+def _rate(value: str) -> str:
     try:
-        parse_rate(args[1])
+        parse_rate(value)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc))
-    return {"task_name": args[0], "rate_limit": args[1]}
+    return value
 
 
-def _time(args: tuple[str, ...]) -> dict[str, Any]:
-    _arity("time_limit", args, 2, 3, "TASK_NAME SOFT_SECONDS [HARD_SECONDS]")
-    soft = _number(args[1], "the soft limit")
-    hard = _number(args[2], "the hard limit") if len(args) > 2 else None
-    return {"task_name": args[0], "soft": soft or None, "hard": hard or None}
+def _pool_size(args: tuple[str, ...]) -> int:
+    n = _number(args[0], "N", int) if args else 1
+    if n < 1:
+        raise click.ClickException("N must be at least 1")
+    return int(n)
 
 
-def _one_queue(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
-    def parse(args: tuple[str, ...]) -> dict[str, Any]:
-        _arity(command, args, 1, 1, "QUEUE")
-        return {"queue": args[0]}
-
-    return parse
-
-
-def _pool(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
-    def parse(args: tuple[str, ...]) -> dict[str, Any]:
-        _arity(command, args, 0, 1, "[N]")
-        n = _number(args[0], "N", int) if args else 1
-        if n < 1:
-            raise click.ClickException("N must be at least 1")
-        return {"n": n}
-
-    return parse
-
-
-def _revoke(args: tuple[str, ...]) -> dict[str, Any]:
-    _arity("revoke", args, 1, 10_000, "TASK_ID...")
-    return {"task_ids": list(args), "terminate": False, "signal": "SIGTERM"}
-
-
-def _terminate(args: tuple[str, ...]) -> dict[str, Any]:
-    _arity("terminate", args, 2, 10_000, "SIGNAL TASK_ID...")
-    return {"task_ids": list(args[1:]), "terminate": True, "signal": _signal_name(args[0])}
-
-
-def _nothing(command: str) -> Callable[[tuple[str, ...]], dict[str, Any]]:
-    def parse(args: tuple[str, ...]) -> dict[str, Any]:
-        _arity(command, args, 0, 0, "")
-        return {}
-
-    return parse
-
-
-CONTROL: dict[str, Callable[[tuple[str, ...]], dict[str, Any]]] = {
-    "rate_limit": _rate, "time_limit": _time, "add_consumer": _one_queue("add_consumer"),
-    "cancel_consumer": _one_queue("cancel_consumer"), "pool_grow": _pool("pool_grow"),
-    "pool_shrink": _pool("pool_shrink"), "shutdown": _nothing("shutdown"), "revoke": _revoke,
-    "terminate": _terminate,
+MANY = 100_000
+# command -> (usage, fewest and most arguments, the command's arguments from them)
+CONTROL: dict[str, tuple[str, int, int, Callable[[tuple[str, ...]], dict[str, Any]]]] = {
+    "rate_limit": ("TASK_NAME RATE (e.g. 10/m; 0 removes the limit)", 2, 2,
+                   lambda a: {"task_name": a[0], "rate_limit": _rate(a[1])}),
+    # 0 means no limit, as in the task options.
+    "time_limit": ("TASK_NAME SOFT_SECONDS [HARD_SECONDS]", 2, 3,
+                   lambda a: {"task_name": a[0], "soft": _number(a[1], "the soft limit") or None,
+                              "hard": (_number(a[2], "the hard limit") or None) if len(a) > 2 else None}),
+    "add_consumer": ("QUEUE", 1, 1, lambda a: {"queue": a[0]}),
+    "cancel_consumer": ("QUEUE", 1, 1, lambda a: {"queue": a[0]}),
+    "pool_grow": ("[N]", 0, 1, lambda a: {"n": _pool_size(a)}),
+    "pool_shrink": ("[N]", 0, 1, lambda a: {"n": _pool_size(a)}),
+    "shutdown": ("", 0, 0, lambda a: {}),
+    "revoke": ("TASK_ID...", 1, MANY, lambda a: {"task_ids": list(a), "terminate": False, "signal": "SIGTERM"}),
+    "terminate": ("SIGNAL TASK_ID...", 2, MANY,
+                  lambda a: {"task_ids": list(a[1:]), "terminate": True, "signal": _signal_name(a[0])}),
 }
 
 
@@ -274,10 +243,12 @@ def control(obj: CLIContext, command: str, args: tuple[str, ...], destination: s
             as_json: bool) -> None:
     """Steer workers: rate_limit TASK RATE, time_limit TASK SOFT [HARD], add_consumer QUEUE,
     cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], shutdown, revoke ID..., terminate SIGNAL ID..."""
-    parse = CONTROL.get(command)
-    if parse is None:
+    if command not in CONTROL:
         raise click.ClickException(f"unknown control command {command!r}{suggest(command, list(CONTROL))}; "
                                    f"choose from {', '.join(CONTROL)}")
+    usage, fewest, most, parse = CONTROL[command]
+    if not fewest <= len(args) <= most:
+        raise click.ClickException(f"usage: control {command} {usage}".rstrip())
     arguments = parse(args)
     app = obj.app
     if command in ("revoke", "terminate"):
