@@ -89,6 +89,7 @@ class WorkerProcess:
     env: dict[str, str]
     log_path: str | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _terminating: bool = field(default=False, repr=False)
 
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -123,7 +124,9 @@ class WorkerProcess:
         """Warm shutdown (SIGTERM); kill -9 if it does not exit within ``timeout``."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            if not self._terminating:  # a second SIGTERM would turn a warm shutdown cold
+                self._terminating = True
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -52,3 +52,42 @@ def test_failures_and_states_through_the_in_process_worker(app):
         with pytest.raises(RuntimeError, match="nope"):
             result.get(timeout=10)
     assert result.state == states.FAILURE
+
+
+def test_signed_messages_required_when_a_key_is_set(app):
+    """Promise 9: with task_message_signing_key, unsigned or tampered messages never run."""
+    app.conf.task_message_signing_key = "s3cret"
+    ran = []
+
+    @app.task
+    def transfer(amount):
+        ran.append(amount)
+        return amount
+
+    with start_worker(app):
+        assert transfer.delay(10).get(timeout=10) == 10
+        forged = b'{"id": "forged-1", "task": "%s", "args": [1000000]}' % transfer.name.encode()
+        push_raw(app.broker_url, "celery", forged)
+        wait_until(lambda: app.broker.dead_letters("celery"), 5)
+    assert ran == [10]
+    (dead,) = app.broker.dead_letters("celery")
+    assert "requires signatures" in dead.reason
+    assert app.AsyncResult("forged-1").state == states.FAILURE
+
+
+def test_redacted_kwargs_never_reach_events(app):
+    """Promise 9: secrets named in task_redact_args are shown as *** in the event stream."""
+    from celeriac.events import EVENT_LOG, decode_entry
+
+    app.conf.task_redact_args = ["password"]
+
+    @app.task
+    def login(user, password):
+        return user
+
+    with start_worker(app):
+        assert login.delay(user="ada", password="hunter2").get(timeout=10) == "ada"
+        wait_until(lambda: any(e["type"] == "task-succeeded" for _, d in app.broker.log_read(EVENT_LOG, None, 1000)
+                               for e in decode_entry(d)), 5)
+    text = b"".join(d for _, d in app.broker.log_read(EVENT_LOG, None, 1000))
+    assert b"hunter2" not in text and b"***" in text
