@@ -88,7 +88,7 @@ def test_the_seed_usage_examples(bot, tmp_path):
                                        "price": 1850000}
 
     # Asynchronously, in 10 s at priority 7: held by the broker until due.
-    other = add_post(bot, "Kia Rio 2015, 700 000 руб")
+    other = add_post(bot, "Kia Rio 2015, 700 000 ₽")
     delayed = process_post_task.apply_async(args=[other], countdown=10, priority=7)
     [entry] = [s for s in app.control.scheduled() if s["request"]["id"] == delayed.id]
     assert (entry["queue"], entry["priority"]) == ("ai_processing", 7)
