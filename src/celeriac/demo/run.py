@@ -70,7 +70,7 @@ class Demo:
         env = {**os.environ, "CELERIAC_BROKER_URL": self.url}
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "celeriac", "-A", "celeriac.demo.tasks", "worker", "-l", "info", "-c", "4",
-             "-n", "demo@%h", "-Q", ",".join(QUEUES)],
+             "-n", "demo@%h", "-Q", ",".join(QUEUES), "-B"],
             env=env, stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -153,6 +153,8 @@ class Demo:
             if states.get(state):
                 lines.append(f"  {state.lower():<17} {states[state]}")
         lines.append(f"  retries:          {self.tally.retried}")
+        periodic = len(self.tally.runtimes.get("demo.cleanup_old_results", [])) - states_of(self, "cleanup")
+        lines.append(f"  periodic cleanups: {max(periodic, 0)} (sent by beat inside the worker, -B)")
         for name, runtimes in sorted(self.tally.runtimes.items()):
             lines.append(f"  {name:<28} ran {len(runtimes):3d}x, mean {sum(runtimes) / len(runtimes):.2f}s")
         unfinished = sum(1 for _, r in self.results if not r.ready())
@@ -204,6 +206,11 @@ class Demo:
             self.worker.wait(10)
         finally:
             self.log_file.close()
+
+
+def states_of(demo: Demo, prefix: str) -> int:
+    """How many of the demo's own sends (not beat's) with this label prefix succeeded."""
+    return sum(1 for label, r in demo.results if label.startswith(prefix) and r.state == "SUCCESS")
 
 
 class _NoLive:

@@ -25,6 +25,11 @@ app.conf.update(
     },
     worker_prefetch_multiplier=1,
     broker_lease_seconds=6.0,
+    beat_schedule={
+        # The cars bot runs its cleanup daily at 03:00; the demo runs it every 10 seconds.
+        "cleanup-every-10-seconds": {"task": "demo.cleanup_old_results", "schedule": 10.0,
+                                     "options": {"queue": "low_priority"}},
+    },
 )
 
 STEPS = ("loading the model", "encoding the prompt", "denoising", "upscaling", "uploading to the cloud")
