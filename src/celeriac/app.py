@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,16 @@ _ENVELOPE_PARAMS = frozenset({
     "countdown", "eta", "expires", "priority", "queue", "headers", "ignore_result", "time_limit",
     "soft_time_limit",
 })
+
+
+def new_task_id() -> str:
+    """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at a third of the cost:
+    every call of ``delay()`` makes one."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def default_broker_url() -> str:
@@ -376,14 +385,17 @@ class Celery:
         # What does not depend on the arguments is worked out once for the whole batch.
         fixed = None if callable(self.conf.task_routes) else self._defaults(name, task, (), {}, named)
         items = []
-        results = []
+        envelopes = []
         for args, kwargs in calls:
             envelope, delay = self._envelope(name, args, kwargs, task=task, options=options, fixed=fixed, **named)
             items.append((envelope.queue, message.encode(envelope, serializer=serializer, signing_key=signing_key),
                           envelope.priority, delay, envelope.id))
-            results.append(AsyncResult(envelope.id, app=self, task_name=name))
+            envelopes.append(envelope)
         self._publish(items, None, None)
-        return results
+        if self.conf.task_send_sent_event:
+            for envelope in envelopes:
+                self._sent_event(envelope)
+        return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]
 
     def _defaults(self, name: str, task: Task[Any, Any] | None, args: Sequence[Any], kwargs: dict[str, Any],
                   given: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +452,7 @@ class Celery:
         expires = fixed["expires"]
         parent = _current_request()
         envelope = Envelope(
-            id=task_id or str(uuid.uuid4()), task=name,
+            id=task_id or new_task_id(), task=name,
             args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
             queue=fixed["queue"], priority=fixed["priority"],
             eta=now + delay if delay > 0 else None,
@@ -459,10 +471,6 @@ class Celery:
     def _publish(self, items: list[tuple[str, bytes, int, float, str]], retry: bool | None,
                  policy: dict[str, Any] | None) -> None:
         broker = self.broker
-        if retry is None:
-            retry = self.conf.task_publish_retry
-        policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
-                  **(self.conf.task_publish_retry_policy or {}), **(policy or {})}
         attempt = 0
         while True:
             try:
@@ -473,6 +481,10 @@ class Celery:
                     broker.enqueue_many(items)
                 return
             except BrokerError as exc:
+                if retry is None:
+                    retry = self.conf.task_publish_retry
+                policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
+                          **(self.conf.task_publish_retry_policy or {}), **(policy or {})}
                 max_retries = policy.get("max_retries")
                 if not retry or (max_retries is not None and attempt >= max_retries):
                     raise

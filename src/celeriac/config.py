@@ -266,6 +266,14 @@ class Settings(MutableMapping[str, Any]):
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_values", {})
+        # Resolved values also live in the instance __dict__, so ``conf.task_default_queue`` on
+        # the publish path is a plain attribute read. Settings that fall back to the
+        # environment stay out of it until set, so a changed environment is still seen.
+        for key, spec in SETTINGS.items():
+            if key not in ENV_URLS:
+                default = spec.default
+                self.__dict__[key] = list(default) if isinstance(default, list) else \
+                    dict(default) if isinstance(default, dict) else default
         if initial:
             self.update(initial)
 
@@ -285,10 +293,13 @@ class Settings(MutableMapping[str, Any]):
         return list(default) if isinstance(default, (list, dict)) and not default else default
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._values[key] = check(key, value)
+        self._values[key] = self.__dict__[key] = check(key, value)
 
     def __delitem__(self, key: str) -> None:
         del self._values[key]
+        self.__dict__.pop(key, None)
+        if key not in ENV_URLS:
+            self.__dict__[key] = self[key]
 
     def __iter__(self) -> Iterator[str]:
         return iter(SETTINGS)
@@ -321,6 +332,7 @@ class Settings(MutableMapping[str, Any]):
         items = dict(other, **kwargs) if other else dict(kwargs)
         checked = {key: check(key, value) for key, value in items.items()}
         self._values.update(checked)  # all or nothing: one bad key leaves the rest unapplied
+        self.__dict__.update(checked)
 
     def load_object(self, obj: Any, namespace: str | None = None) -> None:
         """Copy settings from a module, class, dict or ``'module:attr'`` / ``'module.attr'`` path."""

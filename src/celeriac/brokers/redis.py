@@ -138,7 +138,10 @@ class RedisBroker(Broker):
     @translate_errors
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
                 key: str = "") -> None:
-        self.enqueue_many([(queue, body, priority, delay, key)])
+        if (delay and delay > 0) or queue not in self._known_queues:
+            self.enqueue_many([(queue, body, priority, delay, key)])
+        else:  # the common case: one command, no pipeline to build
+            self.client.xadd(self.keys(queue).streams[clamp_priority(priority)], {"b": body})
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
