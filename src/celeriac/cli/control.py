@@ -76,16 +76,30 @@ def pretty(reply: Any) -> tuple[str, str]:
     return "OK", _text(reply)
 
 
-def say_replies(replies: dict[str, Any], show_reply: bool = True) -> bool:
+def say_replies(replies: dict[str, Any]) -> bool:
     """Print each node's reply; True if any node replied with an error."""
     failed = False
     for node in sorted(replies):
         status, text = pretty(replies[node])
         failed |= status == "ERROR"
         click.echo(f"-> {node}: {status}")
-        if show_reply:
-            click.echo(textwrap.indent(text, "    "))
+        click.echo(textwrap.indent(text, "    "))
     return failed
+
+
+def _finish(replies: dict[str, Any], as_json: bool, footer: bool = False) -> None:
+    """Print the replies; exit 1 when a node replied with an error, so scripts can tell."""
+    if not replies:
+        raise NoReplies()
+    if as_json:
+        click.echo(json.dumps(replies, default=str))
+        failed = any(pretty(reply)[0] == "ERROR" for reply in replies.values())
+    else:
+        failed = say_replies(replies)
+        if footer:
+            click.echo(f"\n{_plural(len(replies), 'node')} online.")
+    if failed:
+        raise SystemExit(1)
 
 
 def _plural(n: int, word: str) -> str:
@@ -166,16 +180,7 @@ def inspect(obj: CLIContext, what: str, ids: tuple[str, ...], destination: str |
     else:
         found = app.control.inspect(destination=_nodes(destination), timeout=timeout)
         replies = (found.query_task(*ids) if ids else getattr(found, what)()) or {}
-    if not replies:
-        raise NoReplies()
-    if as_json:
-        click.echo(json.dumps(replies, default=str))
-        return
-    failed = say_replies(replies)
-    if what != "scheduled":
-        click.echo(f"\n{_plural(len(replies), 'node')} online.")
-    if failed:
-        raise SystemExit(1)
+    _finish(replies, as_json, footer=what != "scheduled")
 
 
 # -- control ---------------------------------------------------------------------------------------
@@ -257,18 +262,6 @@ def control(obj: CLIContext, command: str, args: tuple[str, ...], destination: s
     replies = _merge(app.control.broadcast(command, arguments, destination=_nodes(destination), reply=True,
                                            timeout=timeout))
     _finish(replies, as_json)
-
-
-def _finish(replies: dict[str, Any], as_json: bool) -> None:
-    if not replies:
-        raise NoReplies()
-    if as_json:
-        click.echo(json.dumps(replies, default=str))
-        failed = any(isinstance(r, dict) and "error" in r for r in replies.values())
-    else:
-        failed = say_replies(replies)
-    if failed:
-        raise SystemExit(1)
 
 
 def _send_revoke(app: Celery, arguments: dict[str, Any], nodes: list[str] | None, timeout: float,
