@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_control import FAST_LEASE, blocks, control_workers, node, ok, run_cli
+from test_control import FAST_LEASE, blocks, control_workers, node, ok, read_log, run_cli
 
 from celeriac import states
+from celeriac.events import EVENT_LOG
 from celeriac.testing import WorkerProcess, wait_until
 from conftest import read_marks
 
@@ -93,3 +94,10 @@ def test_killed_worker_shows_offline_in_status(app, start, broker_url):
     lines = ok(run_cli(broker_url, "status", "-t", "1")).splitlines()
     assert lines[0] == f"-> {node('w1')}: OK" and lines[1].startswith(f"-> {node('w2')}: OFFLINE, last seen ")
     assert lines[-1] == "1 node online."
+
+
+def test_event_stream_is_capped_exactly(app):
+    """SQLite trims the capped log exactly: the newest ``maxlen`` entries stay."""
+    for i in range(300):
+        app.broker.log_append(EVENT_LOG, json.dumps({"type": "test", "i": i}).encode(), 100)
+    assert [event["i"] for _, event in read_log(app.broker)] == list(range(200, 300))
