@@ -32,8 +32,8 @@ def node(name: str) -> str:
 
 def run_cli(broker_url: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """``celeriac -A controlapp ARGS`` as a user types it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([APPS, os.environ.get("PYTHONPATH", "")]),
-           "CELERIAC_BROKER_URL": broker_url}
+    path = [APPS, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "CELERIAC_BROKER_URL": broker_url}
     return subprocess.run([sys.executable, "-m", "celeriac", "-A", "controlapp", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
