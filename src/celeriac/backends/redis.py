@@ -4,7 +4,8 @@
 anyone reading Redis by hand. A ready state also pushes one element onto
 ``celeriac-task-done-{<id>}``; waiters rotate that list with BLMOVE (pop and push back in one
 step), so every waiter wakes, one that starts after the write wakes at once, and nobody polls.
-Both keys expire together with ``result_expires``.
+Both keys expire together with ``result_expires``. The commands are plain ones in a pipeline (in
+order: the record is set before the list is pushed): a Lua script cost three times the Redis CPU.
 """
 
 from __future__ import annotations
@@ -18,21 +19,6 @@ import redis
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError
 from .base import ResultBackend
-
-STORE = """
--- KEYS[1] meta key, KEYS[2] done list; ARGV[1] meta, ARGV[2] ttl ms (0: none), ARGV[3] '1' if ready
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-if ARGV[3] == '1' then
-  redis.call('DEL', KEYS[2])
-  redis.call('RPUSH', KEYS[2], '1')
-  if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
-end
-return 1
-"""
 
 
 def meta_key(task_id: str) -> str:
@@ -50,7 +36,6 @@ class RedisBackend(ResultBackend):
         super().__init__(url, expires=expires)
         self._pid = os.getpid()
         self._client = redis.Redis.from_url(url, socket_connect_timeout=5)
-        self._store = self._client.register_script(STORE)
 
     @property
     def client(self) -> redis.Redis:
@@ -64,20 +49,24 @@ class RedisBackend(ResultBackend):
 
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         try:
-            client = self.client
-            ttl = self._ttl_ms()
-            if len(records) == 1:
-                task_id, data, ready = records[0]
-                self._store(keys=[meta_key(task_id), done_key(task_id)],
-                            args=[data, ttl, "1" if ready else "0"], client=client)
-                return
-            pipe = client.pipeline(transaction=False)
-            for task_id, data, ready in records:
-                self._store(keys=[meta_key(task_id), done_key(task_id)],
-                            args=[data, ttl, "1" if ready else "0"], client=pipe)
+            pipe = self.client.pipeline(transaction=False)
+            self.write_into(pipe, records)
             pipe.execute()
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
+
+    def write_into(self, pipe: Any, records: Sequence[tuple[str, bytes, bool]]) -> None:
+        """Queue the commands storing ``records`` on ``pipe`` (shared with the broker's acks when
+        both live on one Redis)."""
+        ttl = self._ttl_ms() or None
+        for task_id, data, ready in records:
+            pipe.set(meta_key(task_id), data, px=ttl)
+            if ready:
+                done = done_key(task_id)
+                pipe.delete(done)  # exactly one element, however often the record was written
+                pipe.rpush(done, b"1")
+                if ttl:
+                    pipe.pexpire(done, ttl)
 
     def read(self, task_id: str) -> bytes | None:
         try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 PRIORITY_LEVELS = 10  # 0..9, higher first, as on RabbitMQ
 
@@ -150,6 +151,19 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
         """Move these deliveries' messages to their queue's dead letters with ``reason``."""
+
+    def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
+               records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
+        """Store ``records`` in ``backend``, then ack ``deliveries``, then append ``events``
+        (``(log, data, maxlen)``), in that order, so nothing is acked before its result is
+        stored. Implementations may do all three in one round trip when the result store lives
+        in the same server."""
+        if records:
+            backend.write(records)
+        if deliveries:
+            self.ack(deliveries)
+        if events is not None:
+            self.log_append(*events)
 
     def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
         """Atomically enough: store ``body`` as delayed in the delivery's queue, then ack it.

@@ -215,10 +215,31 @@ class RedisBroker(Broker):
         if not deliveries:
             return
         pipe = self.client.pipeline(transaction=False)
+        self._ack_into(pipe, deliveries)
+        pipe.execute()
+
+    def _ack_into(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
             stream = self.keys(d.queue).streams[d.priority]
             pipe.xack(stream, GROUP, d.tag)
             pipe.xdel(stream, d.tag)
+
+    @translate_errors
+    def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
+               records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
+        from ..backends.redis import RedisBackend
+
+        if records and not (isinstance(backend, RedisBackend) and backend.url == self.url):
+            backend.write(records)
+            records = ()
+        # One round trip: results (same server), then acks, then events, executed in that order.
+        pipe = self.client.pipeline(transaction=False)
+        if records:
+            backend.write_into(pipe, records)
+        self._ack_into(pipe, deliveries)
+        if events is not None:
+            name, data, maxlen = events
+            pipe.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
         pipe.execute()
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:

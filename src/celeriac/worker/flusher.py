@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import Delivery
-from ..events import EVENT_LOG, batch
+from ..events import EVENT_LOG
+from ..events import batch as batch_events
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -110,21 +111,19 @@ class Flusher:
                 events, self._events = self._events, []
                 if not ops and not events and self._closing:
                     return
-            self._apply_with_retries(ops)
-            if events:
-                self._write_events(events)
+            self._apply_with_retries(ops, events)
 
     def _write_events(self, events: list[bytes]) -> None:
         # Events are best-effort: a broker hiccup drops them rather than delaying acks.
         try:
-            self.broker.log_append(EVENT_LOG, batch(events), self._event_maxlen)
+            self.broker.log_append(EVENT_LOG, batch_events(events), self._event_maxlen)
         except Exception as exc:
             logger.debug("dropped %d events: %s", len(events), exc)
 
-    def _apply_with_retries(self, ops: deque[tuple[Any, ...]]) -> None:
+    def _apply_with_retries(self, ops: deque[tuple[Any, ...]], events: list[bytes]) -> None:
         for attempt in range(1, 1_000_000):
             try:
-                self._apply(ops)
+                self._apply(ops, events)
                 return
             except Exception as exc:
                 if self._closing and attempt >= 5:
@@ -135,21 +134,24 @@ class Flusher:
                 logger.warning("cannot write results/acks (%s); retrying in %.1fs", exc, pause)
                 time.sleep(pause)
 
-    def _apply(self, ops: deque[tuple[Any, ...]]) -> None:
+    def _apply(self, ops: deque[tuple[Any, ...]], events: list[bytes]) -> None:
         """Apply ``ops`` in order, popping each once written, so a retry after a failure
-        resumes where it stopped instead of repeating what already happened."""
+        resumes where it stopped instead of repeating what already happened. Events ride
+        along with the last batch of finished tasks (or go alone)."""
         while ops:
             if ops[0][0] == "finish":
                 batch = []
                 while ops and ops[0][0] == "finish":
                     batch.append(ops.popleft())
+                last = not ops
                 try:
                     records = [r for op in batch for r in op[2]]
-                    if records:
-                        self.backend.write(records)
                     acks = [op[1] for op in batch if op[1] is not None]
-                    if acks:
-                        self.broker.ack(acks)
+                    self.broker.finish(acks, backend=self.backend, records=records,
+                                       events=(EVENT_LOG, batch_events(events), self._event_maxlen)
+                                       if last and events else None)
+                    if last:
+                        events.clear()
                 except BaseException:
                     ops.extendleft(reversed(batch))
                     raise
@@ -175,3 +177,6 @@ class Flusher:
             elif kind == "giveback":
                 self.broker.requeue(op[1])
             ops.popleft()
+        if events:
+            self._write_events(events)
+            events.clear()
