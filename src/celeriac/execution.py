@@ -10,6 +10,7 @@ import logging
 import time
 import traceback as tb
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import message, states
@@ -132,8 +133,6 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False) 
     if extended:
         fields["args"], fields["kwargs"] = context.args, context.kwargs
     if outcome.state in states.READY_STATES:
-        from datetime import UTC, datetime
-
         fields["date_done"] = datetime.now(UTC).isoformat()
     if outcome.exc is not None:
         fields.update(exception_fields(outcome.exc, outcome.traceback))

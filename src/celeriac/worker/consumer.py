@@ -102,6 +102,13 @@ class Consumer:
                 continue
         self.revoked = revoked
 
+    @staticmethod
+    def _args_repr(envelope: message.Envelope) -> str:
+        return safe_repr(envelope.args, 1000) if envelope.args else "()"
+
+    def _kwargs_repr(self, envelope: message.Envelope) -> str:
+        return safe_repr(redact(envelope.kwargs, self.redact), 1000) if envelope.kwargs else "{}"
+
     def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
         if self.events:
             self.flusher.event(event(kind, uuid=envelope.id, name=envelope.task, hostname=self.hostname, **fields))
@@ -191,8 +198,8 @@ class Consumer:
             return
         self._sync_control()
         if self.events:
-            self._event("task-received", envelope, args=safe_repr(envelope.args),
-                        kwargs=safe_repr(redact(envelope.kwargs, self.redact)), retries=envelope.retries,
+            self._event("task-received", envelope, args=self._args_repr(envelope),
+                        kwargs=self._kwargs_repr(envelope), retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
                         priority=delivery.priority)
         if envelope.expires is not None and time.time() > envelope.expires:
@@ -275,8 +282,8 @@ class Consumer:
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
-                "started": time.time(), "hard": hard or 0, "args": safe_repr(envelope.args, 1000),
-                "kwargs": safe_repr(redact(envelope.kwargs, self.redact), 1000)}, hard)
+                "started": time.time(), "hard": hard or 0, "args": self._args_repr(envelope),
+                "kwargs": self._kwargs_repr(envelope)}, hard)
         self._event("task-started", envelope, pid=os.getpid())
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
