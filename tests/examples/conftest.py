@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from examples_support import BROKER_ENV, Example
+
+from .examples_support import BROKER_ENV, Example
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import time
 import uuid
 
 import pytest
-from examples_support import TestClient, poll
+
+from .examples_support import TestClient, poll
 
 APP = "app.core.celery_app"
 TOKEN = "test-admin-token"

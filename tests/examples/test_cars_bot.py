@@ -13,9 +13,10 @@ import json
 import time
 
 import pytest
-from examples_support import poll
 
 from celeriac.result import AsyncResult
+
+from .examples_support import poll
 
 APP = "cars_bot.celery_app"
 QUEUES = ["ai_processing", "default", "monitoring", "publishing", "sheets_sync"]

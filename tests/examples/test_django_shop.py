@@ -13,7 +13,8 @@ import sqlite3
 import time
 
 import pytest
-from examples_support import poll
+
+from .examples_support import poll
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from examples_support import TestClient, poll
+from .examples_support import TestClient, poll
 
 APP = "app.celery_app"
 # The seed's worker command, with the command name changed.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from examples_support import TestClient, poll
+from .examples_support import TestClient, poll
 
 # The stand-ins for real work, shortened (the seed sleeps 5 s and 10 s).
 FAST = {"ADD_NUMBERS_SECONDS": "0.6", "SEND_EMAIL_SECONDS": "0.2"}
