@@ -83,11 +83,9 @@ def stream(broker: Broker, after: str | None = None, timeout: float = 1.0,
     """Yield ``(id, event)`` from the log: from the oldest kept (``after=None``), only new ones
     (``"$"``), or after a known id. Blocks up to ``timeout`` per read; ends when ``stop()`` is true.
     Events of one batch share their entry's id; resuming after that id skips the whole batch."""
-    position = after
+    position = broker.log_last(EVENT_LOG) if after == "$" else after
     while stop is None or not stop():
         entries = broker.log_read(EVENT_LOG, position, 500, timeout=timeout)
-        if not entries and position == "$":
-            continue
         for entry_id, data in entries:
             position = entry_id
             try:

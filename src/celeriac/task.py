@@ -232,8 +232,18 @@ class Task(Generic[P, R]):
         task_id = task_id or self.request.id
         if task_id is None:
             return
+        request = self.request
         self.app.backend.store(task_id, state or states.PENDING, meta, name=self.name,
-                               worker=self.request.hostname, retries=self.request.retries)
+                               worker=request.hostname, retries=request.retries)
+        if request.hostname and not request.is_eager and self.app.conf.worker_send_task_events:
+            from .events import EVENT_LOG, event
+
+            try:
+                self.app.broker.log_append(EVENT_LOG, event(
+                    "task-progress", uuid=task_id, name=self.name, hostname=request.hostname, state=state,
+                    meta=meta), int(self.app.conf.event_stream_maxlen))
+            except Exception:  # progress is recorded above; its event is best-effort
+                pass
 
     # -- hooks a subclass may override (called by the worker) ----------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:

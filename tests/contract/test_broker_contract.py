@@ -653,6 +653,17 @@ def test_log_ids_increase_and_reads_resume_after_an_id(broker: Broker) -> None:
     assert broker.log_read("nothing", None, 10) == []
 
 
+def test_log_last_lets_a_reader_start_from_now_without_gaps(broker: Broker) -> None:
+    """log_last names the newest entry; following ids from it sees every later append."""
+    assert broker.log_last("control") is None
+    broker.log_append("control", b"old", 100)
+    start = broker.log_last("control")
+    assert start is not None
+    broker.log_append("control", b"new1", 100)
+    broker.log_append("control", b"new2", 100)
+    assert [d for _, d in broker.log_read("control", start, 10)] == [b"new1", b"new2"]
+
+
 def test_log_keeps_only_the_newest_entries_past_maxlen(broker: Broker) -> None:
     """A capped log drops its oldest entries: the newest maxlen stay, the first ones go."""
     ids = [broker.log_append("capped", b"%03d" % i, 10) for i in range(300)]

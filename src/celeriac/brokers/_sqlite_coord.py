@@ -105,6 +105,12 @@ class SQLiteCoordination:
         self._bell.ring(LOGS)
         return f"{seq:016d}"  # zero-padded: ids compare as strings as they do as numbers
 
+    def log_last(self, name: str) -> str | None:
+        last = self._db.read(lambda conn: conn.execute(
+            f"SELECT MAX(seq) FROM logs WHERE name = ? AND {_LOG_LIVE}", (name, name, time.time())
+        ).fetchone()[0])
+        return None if last is None else f"{last:016d}"
+
     def log_read(self, name: str, after: str | None, count: int,
                  timeout: float = 0.0) -> list[tuple[str, bytes]]:
         if after == "$":

@@ -298,6 +298,11 @@ class Broker(abc.ABC):
         callers only hand them back as ``after``. With ``ttl`` the whole log disappears ``ttl``
         seconds after this append (replies to one command); without, an earlier ttl stays."""
 
+    @abc.abstractmethod
+    def log_last(self, name: str) -> str | None:
+        """The id of the newest entry of log ``name`` (None when empty), so a reader can start
+        "from now" and then follow ids without missing what lands between two reads."""
+
     def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
         """Append several entries in order; implementations batch."""
         for data in items:

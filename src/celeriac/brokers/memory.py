@@ -382,6 +382,12 @@ class MemoryBroker(Broker):
             st.cond.notify_all()
             return entry_id
 
+    def log_last(self, name: str) -> str | None:
+        st = self._st
+        with st.cond:
+            log = st.logs.get(name)
+            return log[-1][0] if log else None
+
     def log_read(self, name: str, after: str | None, count: int,
                  timeout: float = 0.0) -> list[tuple[str, bytes]]:
         st = self._st

@@ -272,7 +272,8 @@ class RedisBroker(Broker):
     # -- leases and recovery ----------------------------------------------------------------
     @translate_errors
     def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
-        lapsed = self._run("heartbeat", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:info", f"{WORKERS_TAG}:queues"],
+        lapsed = self._run("heartbeat", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:info", f"{WORKERS_TAG}:queues",
+                                         f"{WORKERS_TAG}:seen", f"{WORKERS_TAG}:gone"],
                            [worker, int(self.lease_seconds * 1000), info, ",".join(queues)])
         if lapsed:
             logger.warning("worker %s missed its lease: tasks it held may have been handed to others", worker)
@@ -281,8 +282,9 @@ class RedisBroker(Broker):
     def deregister(self, worker: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(f"{WORKERS_TAG}:leases", worker)
-        pipe.hdel(f"{WORKERS_TAG}:queues", worker)
-        pipe.hdel(f"{WORKERS_TAG}:info", worker)
+        pipe.zrem(f"{WORKERS_TAG}:gone", worker)
+        for field in ("queues", "info", "seen"):
+            pipe.hdel(f"{WORKERS_TAG}:{field}", worker)
         pipe.execute()
 
     def _recover_queue(self, queue: str, mode: str, name: str, charge_all: bool,
@@ -302,7 +304,7 @@ class RedisBroker(Broker):
             queues = [q for q in flat[i + 1].decode().split(",") if q]
             for queue in queues:
                 dead += self._recover_queue(queue, "prefix", worker + "/", True)
-            if self._run("forget_worker", [f"{WORKERS_TAG}:leases"], [worker]):
+            if self._run("forget_worker", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:gone"], [worker]):
                 logger.warning("worker %s stopped heartbeating; its tasks went back to their queues", worker)
         return dead
 
@@ -434,13 +436,27 @@ class RedisBroker(Broker):
     @translate_errors
     def workers(self) -> list[WorkerRecord]:
         now = self.now()
-        leases = self.client.zrange(f"{WORKERS_TAG}:leases", 0, -1, withscores=True)
-        infos = self.client.hgetall(f"{WORKERS_TAG}:info")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(f"{WORKERS_TAG}:leases", 0, -1, withscores=True)
+        pipe.zrange(f"{WORKERS_TAG}:gone", 0, -1, withscores=True)
+        pipe.hgetall(f"{WORKERS_TAG}:info")
+        pipe.hgetall(f"{WORKERS_TAG}:seen")
+        leases, gone, infos, seen = pipe.execute()
+        retention = max(300.0, 10 * self.lease_seconds)
+        stale = [name for name, when in gone if when / 1000.0 < now - retention]
+        if stale:  # a worker gone for long enough leaves the registry
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(f"{WORKERS_TAG}:gone", *stale)
+            for field in ("queues", "info", "seen"):
+                pipe.hdel(f"{WORKERS_TAG}:{field}", *stale)
+            pipe.execute()
         out = []
         for name, expiry in leases:
-            expiry_s = expiry / 1000.0
-            out.append(WorkerRecord(name.decode(), infos.get(name, b""), expiry_s > now,
-                                    expiry_s - self.lease_seconds))
+            out.append(WorkerRecord(name.decode(), infos.get(name, b""), expiry / 1000.0 > now,
+                                    int(seen.get(name, 0)) / 1000.0))
+        for name, _when in gone:
+            if name not in stale:
+                out.append(WorkerRecord(name.decode(), infos.get(name, b""), False, int(seen.get(name, 0)) / 1000.0))
         return out
 
     # -- coordination -----------------------------------------------------------------------
@@ -501,6 +517,14 @@ class RedisBroker(Broker):
         for data in items:
             pipe.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
         pipe.execute()
+
+    @translate_errors
+    def log_last(self, name: str) -> str | None:
+        entries = self.client.xrevrange(f"celeriac:log:{name}", count=1)
+        if not entries:
+            return None
+        entry_id = entries[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     @translate_errors
     def log_read(self, name: str, after: str | None, count: int,

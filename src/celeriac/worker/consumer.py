@@ -132,7 +132,13 @@ class Consumer:
         self.flusher.give_back(self.reserved)
 
     def _on_term(self, signum: int, frame: Any) -> None:
-        self.stop()
+        if self.slots is not None and self.slots.terminating(self.index):
+            # revoke(terminate=True): die of this signal, as a process without a handler would
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if signum == signal.SIGTERM:
+            self.stop()
 
     def run(self) -> int:
         """The fetch-run loop. Returns the exit code (0: clean stop or recycled)."""
@@ -141,7 +147,8 @@ class Consumer:
         self.flusher = Flusher(self.app, self.consumer_name, self.queues)
         if not self.in_thread:
             signal.signal(signal.SIGTERM, self._on_term)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+            # Ctrl-C is the supervisor's to handle; SIGINT only matters for revoke(terminate=True)
+            signal.signal(signal.SIGINT, self._on_term)
             signal.signal(signal.SIGALRM, _soft_limit)
             signals.worker_process_init.send(sender=None)
         try:

@@ -59,7 +59,13 @@ class Remote:
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        position = "$"
+        position: str | None = None
+        while position is None and not self.stopped.is_set():
+            try:  # start from now; following ids from here misses nothing sent while we read
+                position = self.broker.log_last(CONTROL_LOG) or "0"
+            except Exception as exc:
+                logger.error("remote control: cannot reach the broker: %s", exc)
+                self.stopped.wait(1.0)
         while not self.stopped.is_set():
             try:
                 entries = self.broker.log_read(CONTROL_LOG, position, 100, timeout=1.0)
@@ -99,7 +105,7 @@ class Remote:
 
     def _running(self) -> list[dict[str, Any]]:
         out = []
-        for pid, index in sorted(self.sup.pool_processes().items()):
+        for pid, index in self.sup.pool_processes():
             running = self.sup.slots.read(index)
             if running is None:
                 continue
@@ -139,7 +145,7 @@ class Remote:
             "pid": os.getpid(), "hostname": self.sup.hostname, "version": __version__,
             "uptime": round(time.time() - self.sup.started_at, 3),
             "pool": {"implementation": self.sup.pool, "max-concurrency": self.sup.concurrency,
-                     "processes": sorted(self.sup.pool_processes()),
+                     "processes": sorted({pid for pid, _ in self.sup.pool_processes()}),
                      "max-tasks-per-child": self.sup.max_tasks_per_child,
                      "max-memory-per-child": self.sup.max_memory_per_child},
             "prefetch_count": self.sup.prefetch * self.sup.concurrency,

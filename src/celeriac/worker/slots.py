@@ -7,7 +7,8 @@ is a few bytes into an anonymous shared mapping.
 
 Layout of one slot: seq (u64, odd while being written), started (f64, CLOCK_MONOTONIC, which
 is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32), processed and failed
-counters (u64 each, kept across the processes that use the slot), payload (JSON).
+counters (u64 each, kept across the processes that use the slot), payload (JSON), and in the
+last 4 bytes a terminate flag that only the supervisor writes.
 
 After the slots, a control page: generation (u64), length (u32), JSON written by the supervisor
 when remote control changes something pool processes must know (rate and time limits, queues,
@@ -26,7 +27,8 @@ import msgspec
 
 SLOT_SIZE = 4096
 HEADER = struct.Struct("<QddIxxxxQQ")
-PAYLOAD = SLOT_SIZE - HEADER.size
+FLAG = struct.Struct("<I")  # the slot's last 4 bytes: written only by the supervisor
+PAYLOAD = SLOT_SIZE - HEADER.size - FLAG.size
 PAGE_SIZE = 256 * 1024
 PAGE_HEADER = struct.Struct("<QI")
 
@@ -84,6 +86,14 @@ class Slots:
             except msgspec.DecodeError:
                 return None
         return None
+
+    def flag_terminate(self, index: int, on: bool = True) -> None:
+        """Mark the slot's process as being terminated for a revoke, so its SIGTERM handler
+        dies instead of stopping warmly."""
+        FLAG.pack_into(self._map, index * SLOT_SIZE + SLOT_SIZE - FLAG.size, int(on))
+
+    def terminating(self, index: int) -> bool:
+        return bool(FLAG.unpack_from(self._map, index * SLOT_SIZE + SLOT_SIZE - FLAG.size)[0])
 
     def totals(self) -> tuple[int, int]:
         """Tasks processed and failed by every process that used any slot."""

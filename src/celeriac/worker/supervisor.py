@@ -252,6 +252,7 @@ class Supervisor:
         consumer = self.consumers.pop(index, f"{self.hostname}/{pid}-{index}")
         running = self.slots.read(index)
         self.slots.clear(index)
+        self.slots.flag_terminate(index, False)
         killed_for_limit = self.timed_out.pop(index, None)
         terminated = self.terminated.pop(index, None)
         code = os.waitstatus_to_exitcode(status)
@@ -398,6 +399,7 @@ class Supervisor:
             running = self.slots.read(index)
             if running is not None and running.info.get("id") in task_ids:
                 self.terminated[index] = running.info["id"]
+                self.slots.flag_terminate(index)
                 try:
                     os.kill(pid, signum)
                     done.append(running.info["id"])
