@@ -64,7 +64,8 @@ def read_events(broker: Broker, *, from_start: bool, max_events: int | None, dea
     """Batches of decoded events; an empty batch at least every READ_WAIT seconds, so the caller
     can refresh while the cluster is quiet. Ends at ``max_events`` or at ``deadline`` (monotonic).
     With ``on_error``, a broker error is reported to it and reading resumes where it stopped."""
-    position: str | None = None if from_start else "$"
+    # "From now" is the newest id, followed from there, so nothing between two reads is missed.
+    position: str | None = None if from_start else (broker.log_last(EVENT_LOG) or "0")
     seen = 0
     while True:
         wait = READ_WAIT
