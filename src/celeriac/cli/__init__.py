@@ -46,14 +46,14 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_bac
 
 
 def _register() -> None:
-    from . import beat, control, demo, tasks, worker
+    from . import beat, control, demo, queues, tasks, worker
 
     cli.add_command(worker.worker)
     cli.add_command(beat.beat)
     cli.add_command(demo.demo)
     for command in tasks.COMMANDS:
         cli.add_command(command)
-    for command in control.COMMANDS:
+    for command in [*control.COMMANDS, *queues.COMMANDS]:
         cli.add_command(command)
 
 

@@ -178,7 +178,7 @@ class ClusterView:
             self.tasks.popitem(last=False)
 
     def poll(self) -> None:
-        from .control import known_queues
+        from .queues import known_queues
 
         try:
             self.workers = sorted(self.app.control.workers(), key=lambda w: w["hostname"])
