@@ -1,0 +1,120 @@
+"""The Redis broker's coordination primitives (clock, rate slots, keys, maps, logs) and the
+translation of redis-py's errors into celeriac's; mixed into :class:`~.redis.RedisBroker`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from ..exceptions import BrokerError, BrokerFull
+from .base import redact_url
+
+
+def translate_errors(func: Any) -> Any:
+    """Turn redis-py's connection and out-of-memory errors into celeriac's, with the URL."""
+    @functools.wraps(func)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except redis.exceptions.ConnectionError as exc:
+            raise BrokerError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
+        except redis.exceptions.TimeoutError as exc:
+            raise BrokerError(f"Redis at {redact_url(self.url)} timed out: {exc}") from None
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith("OOM"):
+                raise BrokerFull(f"Redis at {redact_url(self.url)} is full (maxmemory): {exc}") from None
+            raise
+
+    return wrapper
+
+
+class RedisCoordination:
+    """Needs ``client`` (a redis.Redis) and ``_run(script, keys, args)`` from the broker."""
+
+    client: redis.Redis
+    url: str
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
+        raise NotImplementedError
+
+    @translate_errors
+    def now(self) -> float:
+        seconds, micros = self.client.time()
+        return seconds + micros / 1_000_000
+
+    @translate_errors
+    def rate_slot(self, key: str, interval: float) -> float:
+        wait_ms = self._run("rate_slot", ["{celeriac:rate:" + key + "}"], [max(1, int(interval * 1000))])
+        return int(wait_ms) / 1000.0
+
+    @translate_errors
+    def claim(self, key: str, ttl: float) -> bool:
+        return bool(self.client.set(f"celeriac:kv:{key}", b"1", nx=True, px=max(1, int(ttl * 1000))))
+
+    @translate_errors
+    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.client.set(f"celeriac:kv:{key}", value, px=int(ttl * 1000) if ttl else None)
+
+    @translate_errors
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self.client.get(f"celeriac:kv:{key}")
+        return value
+
+    @translate_errors
+    def delete(self, key: str) -> None:
+        self.client.delete(f"celeriac:kv:{key}")
+
+    @translate_errors
+    def map_set(self, name: str, field: str, value: bytes) -> None:
+        self.client.hset(f"celeriac:map:{name}", field, value)
+
+    @translate_errors
+    def map_get(self, name: str) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.client.hgetall(f"celeriac:map:{name}").items()}
+
+    @translate_errors
+    def map_delete(self, name: str, field: str) -> bool:
+        return bool(self.client.hdel(f"celeriac:map:{name}", field))
+
+    @translate_errors
+    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
+        key = f"celeriac:log:{name}"
+        if ttl:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xadd(key, {"d": data}, maxlen=maxlen, approximate=True)
+            pipe.pexpire(key, int(ttl * 1000))
+            entry_id = pipe.execute()[0]
+        else:
+            entry_id = self.client.xadd(key, {"d": data}, maxlen=maxlen, approximate=True)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    @translate_errors
+    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for data in items:
+            pipe.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
+        pipe.execute()
+
+    @translate_errors
+    def log_last(self, name: str) -> str | None:
+        entries = self.client.xrevrange(f"celeriac:log:{name}", count=1)
+        if not entries:
+            return None
+        entry_id = entries[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    @translate_errors
+    def log_read(self, name: str, after: str | None, count: int,
+                 timeout: float = 0.0) -> list[tuple[str, bytes]]:
+        key = f"celeriac:log:{name}"
+        start = "0-0" if after is None else after
+        block = int(timeout * 1000) if timeout > 0 else None
+        reply = self.client.xread({key: start}, count=count, block=block)
+        out = []
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                out.append((entry_id.decode(), fields.get(b"d", b"")))
+        return out
