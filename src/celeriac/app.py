@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from . import message
-from .brokers.base import Broker, clamp_priority
+from . import message, publish
+from .brokers.base import Broker
 from .config import Settings, import_object
-from .exceptions import BrokerError, ConfigurationError, NotRegistered
-from .message import Envelope
+from .exceptions import ConfigurationError, NotRegistered
 from .signals import Signal
 from .task import Task, make_task_class
 
@@ -31,30 +28,6 @@ logger = logging.getLogger("celeriac.app")
 _current: Celery | None = None
 _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 
-# Options Celery's send_task takes that carry no meaning here; accepted so calls port unchanged.
-_INERT_SEND_OPTIONS = frozenset({
-    "exchange", "routing_key", "compression", "producer", "connection", "publisher", "router",
-    "result_cls", "add_to_parent", "reply_to", "route_name", "shadow", "mandatory", "immediate",
-    "delivery_mode", "exchange_type", "declare", "group_index", "replaced_task_nesting",
-})
-
-
-_ENVELOPE_PARAMS = frozenset({
-    "countdown", "eta", "expires", "priority", "queue", "headers", "ignore_result", "time_limit",
-    "soft_time_limit",
-})
-
-
-def new_task_id() -> str:
-    """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at a third of the cost:
-    every call of ``delay()`` makes one."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 def default_broker_url() -> str:
     """The embedded default: one SQLite file per user, in the XDG data directory."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -67,16 +40,6 @@ def current_app() -> Celery:
     if _current is None:
         _current = Celery("default")
     return _current
-
-
-def _to_timestamp(value: datetime | float | int, now: float) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:  # Celery treats naive datetimes as UTC when enable_utc is on
-            value = value.replace(tzinfo=UTC)
-        return value.timestamp()
-    if isinstance(value, timedelta):
-        return now + value.total_seconds()
-    return now + float(value)  # a number of seconds from now, as Celery's expires=60
 
 
 class Celery:
@@ -323,21 +286,8 @@ class Celery:
 
     # -- sending ----------------------------------------------------------------------------
     def route(self, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        routes = self.conf.task_routes
-        if not routes:
-            return {}
-        for table in routes if isinstance(routes, (list, tuple)) else [routes]:
-            if callable(table):
-                found = table(name, args, kwargs, {}, task=self.tasks.get(name))
-                if found:
-                    return {"queue": found} if isinstance(found, str) else dict(found)
-                continue
-            for pattern, target in table.items():
-                matched = pattern.match(name) if isinstance(pattern, re.Pattern) else \
-                    (pattern == name or fnmatch.fnmatchcase(name, pattern))
-                if matched:
-                    return {"queue": target} if isinstance(target, str) else dict(target)
-        return {}
+        """Where ``task_routes`` sends this call: ``{"queue": ..., "priority": ...}`` or ``{}``."""
+        return publish.route(self, name, args, kwargs)
 
     def send_task(self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
                   *, countdown: float | None = None, eta: datetime | float | None = None,
@@ -350,28 +300,16 @@ class Celery:
         """Send a task by name; the sender needs no code for it (``send_task('add', args=[2, 2])``)."""
         from .result import AsyncResult
 
-        envelope, delay = self._envelope(
+        envelope, delay = publish.build_envelope(self,
             name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
             queue=queue, task_id=task_id, headers=headers, ignore_result=ignore_result,
             time_limit=time_limit, soft_time_limit=soft_time_limit, task=task, options=options)
         serializer = options.get("serializer") or (task and task.serializer) or self.conf.task_serializer
         body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
-        self._publish([(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
+        publish.publish(self, [(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
         if self.conf.task_send_sent_event:
-            self._sent_event(envelope)
+            publish.sent_event(self, envelope)
         return AsyncResult(envelope.id, app=self, task_name=name)
-
-    def _sent_event(self, envelope: Envelope) -> None:
-        from .events import EVENT_LOG, event, redact, safe_repr
-
-        try:
-            self.broker.log_append(EVENT_LOG, event(
-                "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(envelope.args),
-                kwargs=safe_repr(redact(envelope.kwargs, frozenset(self.conf.task_redact_args or ()))),
-                queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
-                retries=envelope.retries, hostname=_ORIGIN), int(self.conf.event_stream_maxlen))
-        except BrokerError as exc:  # the task is sent; a lost event must not fail the call
-            logger.debug("could not write task-sent for %s: %s", envelope.id, exc)
 
     def send_many(self, name: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]],
                   **options: Any) -> list[AsyncResult]:
@@ -380,119 +318,23 @@ class Celery:
 
         task = self.tasks.get(name)
         serializer = options.pop("serializer", None) or (task and task.serializer) or self.conf.task_serializer
-        named = {k: options.pop(k) for k in list(options) if k in _ENVELOPE_PARAMS}
+        named = {k: options.pop(k) for k in list(options) if k in publish.ENVELOPE_PARAMS}
         signing_key = self.signing_key
         # What does not depend on the arguments is worked out once for the whole batch.
-        fixed = None if callable(self.conf.task_routes) else self._defaults(name, task, (), {}, named)
+        fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, named)
         items = []
         envelopes = []
         for args, kwargs in calls:
-            envelope, delay = self._envelope(name, args, kwargs, task=task, options=options, fixed=fixed, **named)
+            envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
+                                                     fixed=fixed, **named)
             items.append((envelope.queue, message.encode(envelope, serializer=serializer, signing_key=signing_key),
                           envelope.priority, delay, envelope.id))
             envelopes.append(envelope)
-        self._publish(items, None, None)
+        publish.publish(self, items, None, None)
         if self.conf.task_send_sent_event:
             for envelope in envelopes:
-                self._sent_event(envelope)
+                publish.sent_event(self, envelope)
         return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]
-
-    def _defaults(self, name: str, task: Task[Any, Any] | None, args: Sequence[Any], kwargs: dict[str, Any],
-                  given: dict[str, Any]) -> dict[str, Any]:
-        """Queue, priority, expiry and ignore_result from the call, the routes, the task and the
-        settings, in that order of precedence."""
-        queue, priority = given.get("queue"), given.get("priority")
-        route = self.route(name, args, kwargs) if (queue is None or priority is None) else {}
-        if priority is None:
-            priority = route.get("priority")
-            if priority is None and task is not None:
-                priority = task.priority
-            if priority is None:
-                priority = self.conf.task_default_priority
-        ignore_result = given.get("ignore_result")
-        if ignore_result is None:
-            ignore_result = task.ignore_result if task and task.ignore_result is not None \
-                else self.conf.task_ignore_result
-        expires = given.get("expires")
-        return {
-            "queue": queue or route.get("queue") or (task.queue if task else None) or self.default_queue,
-            "priority": clamp_priority(priority), "ignore_result": bool(ignore_result),
-            "expires": task.expires if expires is None and task is not None else expires,
-        }
-
-    def _envelope(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None, *,
-                  countdown: float | None = None, eta: datetime | float | None = None,
-                  expires: float | datetime | None = None, priority: int | None = None,
-                  queue: str | None = None, task_id: str | None = None, headers: dict[str, Any] | None = None,
-                  ignore_result: bool | None = None, time_limit: float | None = None,
-                  soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
-                  options: dict[str, Any], fixed: dict[str, Any] | None = None) -> tuple[Envelope, float]:
-        if options:
-            unknown = set(options) - _INERT_SEND_OPTIONS - {"serializer", "group_id", "root_id", "parent_id",
-                                                              "retries", "link", "link_error"}
-            if unknown:
-                raise ConfigurationError(f"send_task({name!r}): unknown option {sorted(unknown)[0]!r}")
-            if options.get("link") or options.get("link_error"):
-                raise ConfigurationError(f"send_task({name!r}): link/link_error callbacks are not supported yet")
-        if args is not None and not isinstance(args, (list, tuple)):
-            raise ConfigurationError(f"send_task({name!r}): args must be a list or tuple, not {type(args).__name__}")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise ConfigurationError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
-        if task is None:
-            task = self.tasks.get(name)
-        if fixed is None:
-            fixed = self._defaults(name, task, args or (), kwargs or {}, {
-                "queue": queue, "priority": priority, "ignore_result": ignore_result, "expires": expires})
-        now = time.time()
-        delay = 0.0
-        if countdown is not None:
-            delay = float(countdown)
-        elif eta is not None:
-            delay = _to_timestamp(eta, now) - now
-        expires = fixed["expires"]
-        parent = _current_request()
-        envelope = Envelope(
-            id=task_id or new_task_id(), task=name,
-            args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
-            queue=fixed["queue"], priority=fixed["priority"],
-            eta=now + delay if delay > 0 else None,
-            expires=_to_timestamp(expires, now) if expires is not None else None,
-            retries=int(options.get("retries", 0)),
-            root_id=options.get("root_id") or (parent.root_id if parent else None),
-            parent_id=options.get("parent_id") or (parent.id if parent else None),
-            group_id=options.get("group_id"),
-            headers=dict(headers) if headers else {},
-            ignore_result=fixed["ignore_result"],
-            time_limit=time_limit, soft_time_limit=soft_time_limit,
-            origin=_ORIGIN, sent=now,
-        )
-        return envelope, max(delay, 0.0)
-
-    def _publish(self, items: list[tuple[str, bytes, int, float, str]], retry: bool | None,
-                 policy: dict[str, Any] | None) -> None:
-        broker = self.broker
-        attempt = 0
-        while True:
-            try:
-                if len(items) == 1:
-                    queue, body, priority, delay, key = items[0]
-                    broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
-                else:
-                    broker.enqueue_many(items)
-                return
-            except BrokerError as exc:
-                if retry is None:
-                    retry = self.conf.task_publish_retry
-                policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
-                          **(self.conf.task_publish_retry_policy or {}), **(policy or {})}
-                max_retries = policy.get("max_retries")
-                if not retry or (max_retries is not None and attempt >= max_retries):
-                    raise
-                pause = min(float(policy["interval_max"]),
-                            float(policy["interval_start"]) + attempt * float(policy["interval_step"]))
-                logger.warning("publish failed (%s); retry %d in %.1fs", exc, attempt + 1, pause)
-                time.sleep(pause)
-                attempt += 1
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         from .result import AsyncResult
@@ -532,14 +374,6 @@ class _AppRef(str):
         ref = super().__new__(cls, app.main or "__main__")
         ref.app = app
         return ref
-
-
-def _current_request() -> Any:
-    stack = Task._requests.stack
-    return stack[-1] if stack and not stack[-1].called_directly else None
-
-
-_ORIGIN = f"{os.getpid()}@{os.uname().nodename}"
 
 
 def shared_task(*args: Any, **options: Any) -> Any:
