@@ -148,3 +148,13 @@ def unencodable_result():
 @app.task
 def fail(message):
     raise ValueError(message)
+
+
+_hoard: list[bytearray] = []
+
+
+@app.task
+def hog(megabytes):
+    """Keep memory after returning, as a leaky task would."""
+    _hoard.append(bytearray(megabytes * 1024 * 1024))
+    return os.getpid()

@@ -270,3 +270,14 @@ def test_worker_warns_without_persistence_and_refuses_evicting_redis(tmp_path):
                 proc.stdout.close()
         finally:
             server.stop()
+
+
+def test_max_memory_per_child_replaces_a_bloated_process_after_its_task(app, start_worker):
+    """The task that crossed the limit completes; its process is then replaced."""
+    import coreapp
+
+    start_worker("-c", "1", "--max-memory-per-child", str(150 * 1024), "--prefetch-multiplier", "1")
+    first = coreapp.pid.delay().get(timeout=10)
+    assert coreapp.hog.delay(5).get(timeout=10) == first  # under the limit: same process
+    assert coreapp.hog.delay(200).get(timeout=20) == first  # crosses it, and still completes
+    assert coreapp.pid.delay().get(timeout=20) != first
