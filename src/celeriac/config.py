@@ -200,11 +200,14 @@ OLD_NAMES: dict[str, str] = {
     "CELERY_INCLUDE": "include",
 }
 
-# Environment variables read when nothing in code set the value (Celery reads the first two).
+# As in Celery, CELERY_BROKER_URL (and our CELERIAC_ spelling) in the environment overrides what
+# code set, so one image runs against any broker; REDIS_URL, which the seed projects export,
+# is only a fallback when neither the environment nor the code names a broker.
 ENV_URLS: dict[str, tuple[str, ...]] = {
-    "broker_url": ("CELERIAC_BROKER_URL", "CELERY_BROKER_URL", "REDIS_URL"),
+    "broker_url": ("CELERIAC_BROKER_URL", "CELERY_BROKER_URL"),
     "result_backend": ("CELERIAC_RESULT_BACKEND", "CELERY_RESULT_BACKEND"),
 }
+ENV_FALLBACKS: dict[str, tuple[str, ...]] = {"broker_url": ("REDIS_URL",)}
 
 
 def suggest(name: str, known: list[str] | set[str] | dict[str, Any]) -> str:
@@ -280,20 +283,28 @@ class Settings(MutableMapping[str, Any]):
     # Mapping protocol -------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
         values: dict[str, Any] = self._values
+        if key in ENV_URLS:
+            for env in ENV_URLS[key]:
+                if os.environ.get(env):
+                    return os.environ[env]
+            if values.get(key) is not None:
+                return values[key]
+            for env in ENV_FALLBACKS.get(key, ()):
+                if os.environ.get(env):
+                    return os.environ[env]
+            return None
         if key in values:
             return values[key]
         spec = SETTINGS.get(key)
         if spec is None:
             raise KeyError(key)
-        if key in ENV_URLS:
-            for env in ENV_URLS[key]:
-                if os.environ.get(env):
-                    return os.environ[env]
         default = spec.default
         return list(default) if isinstance(default, (list, dict)) and not default else default
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._values[key] = self.__dict__[key] = check(key, value)
+        self._values[key] = check(key, value)
+        if key not in ENV_URLS:  # those are read through __getattr__, where the environment can win
+            self.__dict__[key] = self._values[key]
 
     def __delitem__(self, key: str) -> None:
         del self._values[key]
@@ -332,7 +343,7 @@ class Settings(MutableMapping[str, Any]):
         items = dict(other, **kwargs) if other else dict(kwargs)
         checked = {key: check(key, value) for key, value in items.items()}
         self._values.update(checked)  # all or nothing: one bad key leaves the rest unapplied
-        self.__dict__.update(checked)
+        self.__dict__.update({k: v for k, v in checked.items() if k not in ENV_URLS})
 
     def load_object(self, obj: Any, namespace: str | None = None) -> None:
         """Copy settings from a module, class, dict or ``'module:attr'`` / ``'module.attr'`` path."""

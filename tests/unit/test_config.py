@@ -90,9 +90,20 @@ def test_broker_url_from_environment(monkeypatch):
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     monkeypatch.setenv("REDIS_URL", "redis://example:6379/1")
     assert Celery("t", set_as_current=False).broker_url == "redis://example:6379/1"
+    assert Celery("t", broker="memory://code", set_as_current=False).broker_url == "memory://code"
     monkeypatch.setenv("CELERIAC_BROKER_URL", "memory://env")
     assert Celery("t", set_as_current=False).broker_url == "memory://env"
-    assert Celery("t", broker="memory://code", set_as_current=False).broker_url == "memory://code"
+    # As in Celery, the broker named in the environment wins over the one in code.
+    assert Celery("t", broker="memory://code", set_as_current=False).broker_url == "memory://env"
+
+
+def test_explicit_none_broker_still_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("CELERIAC_BROKER_URL", raising=False)
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://fallback:6379/0")
+    app = Celery("t", set_as_current=False)
+    app.config_from_object({"CELERY_BROKER_URL": None}, namespace="CELERY")
+    assert app.broker_url == "redis://fallback:6379/0"
 
 
 def test_default_broker_is_embedded_sqlite(monkeypatch, tmp_path):

@@ -150,6 +150,8 @@ class Consumer:
             # Ctrl-C is the supervisor's to handle; SIGINT only matters for revoke(terminate=True)
             signal.signal(signal.SIGINT, self._on_term)
             signal.signal(signal.SIGALRM, _soft_limit)
+            # The supervisor forked us with stop signals blocked; one sent meanwhile lands now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
             signals.worker_process_init.send(sender=None)
         try:
             self._sync_control()

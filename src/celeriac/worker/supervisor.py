@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 PR_SET_PDEATHSIG = 1
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -172,9 +173,10 @@ class Supervisor:
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + self.heartbeat_every
-            if now >= next_recover and self.stop_mode is None:
-                self._recover()
-                next_recover = now + 1.0
+            if now >= next_recover:
+                if self.stop_mode is None:
+                    self._recover()
+                next_recover = now + 1.0  # moved on while stopping too, or select() would spin
             deadline = self._enforce_hard_limits(now)
             timeout = max(0.0, min(next_beat, next_recover, deadline, now + 0.25) - time.monotonic())
             try:
@@ -205,7 +207,15 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         parent = os.getpid()
-        pid = os.fork()
+        # A stop signal must not reach the child while it still runs the supervisor's handlers:
+        # it stays pending until the consumer has installed its own (Consumer.run unblocks).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if pid == 0:  # the pool process
             code = 1
             try:
