@@ -28,13 +28,11 @@ from __future__ import annotations
 import abc
 import copy
 import math
-import os
 import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from croniter.croniter import CroniterError
@@ -43,6 +41,7 @@ from .exceptions import ConfigurationError
 from .schedule_words import days as _days
 from .schedule_words import every as _every
 from .schedule_words import times as _times
+from .timezones import zone
 
 __all__ = ["BaseSchedule", "crontab", "schedule", "schedstate", "solar", "as_schedule", "zone"]
 
@@ -54,40 +53,6 @@ class schedstate(NamedTuple):  # lower case: Celery's name
 
     is_due: bool
     next: float
-
-
-def zone(name: str | tzinfo | None, enable_utc: bool = True) -> tzinfo:
-    """The tzinfo for a ``timezone`` setting: a zone name, a tzinfo, or None (UTC, or the
-    machine's local zone when ``enable_utc`` is off, as Celery does)."""
-    if isinstance(name, tzinfo):
-        return name
-    if not name:
-        return UTC if enable_utc else _local_zone()
-    if name.upper() == "UTC":
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        import difflib
-        import zoneinfo
-
-        close = difflib.get_close_matches(name, sorted(zoneinfo.available_timezones()), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigurationError(f"timezone {name!r} is not a known zone{hint}") from None
-
-
-def _local_zone() -> tzinfo:
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except OSError:
-        return UTC
 
 
 class BaseSchedule(abc.ABC):
