@@ -29,3 +29,11 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Remember each phase's report on the test, so fixtures can tell in teardown that it failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -48,7 +48,8 @@ def app(broker_url: str, marks: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 @pytest.fixture
-def start_worker(broker_url: str, marks: Path, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(broker_url: str, marks: Path, tmp_path: Path,
+                 request: pytest.FixtureRequest) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``celeriac -A coreapp worker`` with extra args; every one is stopped at teardown."""
     started: list[WorkerProcess] = []
 
@@ -65,6 +66,7 @@ def start_worker(broker_url: str, marks: Path, tmp_path: Path) -> Iterator[Calla
     for proc in started:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.kill()
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for proc in started:
-        if os.environ.get("CELERIAC_TEST_SHOW_LOGS"):
-            print(proc.log())
+        if failed or os.environ.get("CELERIAC_TEST_SHOW_LOGS"):
+            print(f"----- log of worker {' '.join(proc.args)} -----\n{proc.log()[-6000:]}")

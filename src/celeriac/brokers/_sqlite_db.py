@@ -30,6 +30,52 @@ GIVE_UP_AFTER = 60.0  # seconds of SQLITE_BUSY after which a lock is treated as 
 
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
+class _ForkGate:
+    """Keeps os.fork() out of the moments any thread of this process is inside SQLite.
+
+    SQLite has process-wide mutexes (its allocator, the unix VFS's inode list). A worker's
+    supervisor forks pool processes while its other threads (delayed-task promoter, remote
+    control, beat) talk to SQLite; a fork landing while one of them holds such a mutex leaves
+    the child with a mutex nobody will ever release, and the child hangs on its first query.
+    Threads enter and leave freely; fork waits until none is inside, and holds new ones off.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._forking = False
+
+    def enter(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._inside += 1
+
+    def leave(self) -> None:
+        with self._cond:
+            self._inside -= 1
+            if not self._inside:
+                self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        with self._cond:
+            self._forking = True
+            while self._inside:
+                self._cond.wait()
+
+    def after_fork_in_parent(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()  # type: ignore[misc]  # only this thread exists in the child
+
+
+_gate = _ForkGate()
+os.register_at_fork(before=_gate.before_fork, after_in_parent=_gate.after_fork_in_parent,
+                    after_in_child=_gate.after_fork_in_child)
+
 # Connections inherited through fork(). Closing them in the child could checkpoint or delete the
 # parent's WAL; dropping them would close them on garbage collection. So they are kept, unused.
 _inherited: list[sqlite3.Connection] = []
@@ -128,11 +174,15 @@ class Database:
 
     def close(self) -> None:
         self._after_fork()
-        with self._lock:
-            self._closed = True
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        _gate.enter()
+        try:
+            with self._lock:
+                self._closed = True
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+        finally:
+            _gate.leave()
 
     # -- transactions ---------------------------------------------------------------------
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -170,6 +220,13 @@ class Database:
 
     def _attempt(self, fn: Callable[[sqlite3.Connection], T], begin: str | None) -> T:
         self._after_fork()
+        _gate.enter()
+        try:
+            return self._attempt_inside(fn, begin)
+        finally:
+            _gate.leave()
+
+    def _attempt_inside(self, fn: Callable[[sqlite3.Connection], T], begin: str | None) -> T:
         with self._lock:
             conn = self._connection()
             if begin is None:
