@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+import msgspec
+
 from . import message, publish
 from .brokers.base import Broker
 from .config import Settings, import_object
@@ -324,12 +326,27 @@ class Celery:
         fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, named)
         items = []
         envelopes = []
-        for args, kwargs in calls:
-            envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
+        if fixed is not None:
+            # One envelope built and checked in full; each call only changes id and arguments.
+            template, delay = publish.build_envelope(self, name, (), {}, task=task, options=options,
                                                      fixed=fixed, **named)
-            items.append((envelope.queue, message.encode(envelope, serializer=serializer, signing_key=signing_key),
-                          envelope.priority, delay, envelope.id))
-            envelopes.append(envelope)
+            for args, kwargs in calls:
+                publish.check_arguments(name, args, kwargs)
+                envelope = msgspec.structs.replace(template, id=publish.new_task_id(),
+                                                   args=list(args) if args else [],
+                                                   kwargs=dict(kwargs) if kwargs else {})
+                items.append((envelope.queue, message.encode(envelope, serializer=serializer,
+                                                             signing_key=signing_key),
+                              envelope.priority, delay, envelope.id))
+                envelopes.append(envelope)
+        else:
+            for args, kwargs in calls:
+                envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
+                                                         fixed=fixed, **named)
+                items.append((envelope.queue, message.encode(envelope, serializer=serializer,
+                                                             signing_key=signing_key),
+                              envelope.priority, delay, envelope.id))
+                envelopes.append(envelope)
         publish.publish(self, items, None, None)
         if self.conf.task_send_sent_event:
             for envelope in envelopes:

@@ -125,6 +125,13 @@ def call_defaults(app: Celery, name: str, task: Task[Any, Any] | None, args: Seq
         "expires": task.expires if expires is None and task is not None else expires,
     }
 
+def check_arguments(name: str, args: Any, kwargs: Any) -> None:
+    if args is not None and not isinstance(args, (list, tuple)):
+        raise ConfigurationError(f"send_task({name!r}): args must be a list or tuple, not {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ConfigurationError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
+
+
 def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None, *,
               countdown: float | None = None, eta: datetime | float | None = None,
               expires: float | datetime | None = None, priority: int | None = None,

@@ -89,14 +89,22 @@ class ResultBackend(abc.ABC):
         """The meta of ``task_id`` once it is ready, or None if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            meta = self.get_meta(task_id)
+            remaining = 5.0 if deadline is None else deadline - time.monotonic()
+            # Waiting first costs nothing when the task is already done (the notification is
+            # still there) and saves a read when it is not. Capped so a lost notification
+            # (store restarted) costs seconds, not forever.
+            data = self.wait_and_read(task_id, min(max(remaining, 0.0), 5.0))
+            meta = pending_meta(task_id) if data is None else message.loads(data)
             if meta["status"] in states.READY_STATES:
                 return meta
-            remaining = 5.0 if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline is not None and time.monotonic() >= deadline:
                 return None
-            # Capped so a lost notification (store restarted) costs seconds, not forever.
-            self.wait_ready(task_id, min(remaining, 5.0))
+
+    def wait_and_read(self, task_id: str, timeout: float) -> bytes | None:
+        """:meth:`wait_ready` then :meth:`read`; stores that can do both in one round trip do."""
+        if timeout > 0:
+            self.wait_ready(task_id, timeout)
+        return self.read(task_id)
 
     def forget(self, task_id: str) -> None:
         self.delete(task_id)

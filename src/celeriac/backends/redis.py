@@ -93,5 +93,19 @@ class RedisBackend(ResultBackend):
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
+    def wait_and_read(self, task_id: str, timeout: float) -> bytes | None:
+        # BLMOVE then GET in one pipeline: Redis answers the GET right after the BLMOVE unblocks,
+        # so a waiter learns the result one round trip after it was stored.
+        key = done_key(task_id)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            if timeout > 0:
+                pipe.blmove(key, key, max(timeout, 0.01), "RIGHT", "LEFT")
+            pipe.get(meta_key(task_id))
+            value: bytes | None = pipe.execute()[-1]
+            return value
+        except redis.exceptions.ConnectionError as exc:
+            raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
+
     def close(self) -> None:
         self._client.close()
