@@ -265,7 +265,7 @@ class Task(Generic[P, R]):
     def option(self, name: str, setting: str) -> Any:
         """The task's own ``name`` attribute, else the app-wide ``setting``."""
         value = getattr(self, name)
-        return self.app.conf[setting] if value is None else value
+        return getattr(self.app.conf, setting) if value is None else value  # a plain attribute read
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"

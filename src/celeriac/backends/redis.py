@@ -62,8 +62,9 @@ class RedisBackend(ResultBackend):
         for task_id, data, ready in records:
             pipe.set(meta_key(task_id), data, px=ttl)
             if ready:
+                # Waiters rotate this list, so its length does not matter: a task that became
+                # ready twice (run again after its worker died) just leaves two elements.
                 done = done_key(task_id)
-                pipe.delete(done)  # exactly one element, however often the record was written
                 pipe.rpush(done, b"1")
                 if ttl:
                     pipe.pexpire(done, ttl)
