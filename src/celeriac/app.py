@@ -330,9 +330,10 @@ class Celery:
             # One envelope built and checked in full; each call only changes id and arguments.
             template, delay = publish.build_envelope(self, name, (), {}, task=task, options=options,
                                                      fixed=fixed, **named)
-            for args, kwargs in calls:
+            calls = list(calls)
+            for (args, kwargs), task_id in zip(calls, publish.new_task_ids(len(calls)), strict=True):
                 publish.check_arguments(name, args, kwargs)
-                envelope = msgspec.structs.replace(template, id=publish.new_task_id(),
+                envelope = msgspec.structs.replace(template, id=task_id,
                                                    args=list(args) if args else [],
                                                    kwargs=dict(kwargs) if kwargs else {})
                 items.append((envelope.queue, message.encode(envelope, serializer=serializer,

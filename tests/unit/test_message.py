@@ -73,3 +73,15 @@ def test_pickle_only_when_accepted():
 
 def test_priority_is_clamped():
     assert message.decode(b'{"id": "1", "task": "t", "priority": 42}').priority == 9
+
+
+def test_task_ids_are_valid_distinct_uuid4():
+    import uuid
+
+    from celeriac.publish import new_task_id, new_task_ids
+
+    ids = [*new_task_ids(2000), *(new_task_id() for _ in range(2000))]
+    assert len(set(ids)) == 4000
+    for task_id in ids:
+        parsed = uuid.UUID(task_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == task_id
