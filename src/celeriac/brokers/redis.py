@@ -140,8 +140,9 @@ class RedisBroker(RedisCoordination, Broker):
         for stream, bodies in ready.items():
             if len(bodies) == 1:
                 pipe.xadd(stream, {"b": bodies[0]})
-            else:  # one command for many messages: redis-py packs one command much faster than N
-                self._run("xadd_many", [stream], bodies, client=pipe)
+            else:  # one command per chunk: redis-py packs one command much faster than N
+                for start in range(0, len(bodies), 1000):  # chunks keep each script call short
+                    self._run("xadd_many", [stream], bodies[start:start + 1000], client=pipe)
         pipe.execute()
 
     # -- consuming --------------------------------------------------------------------------
