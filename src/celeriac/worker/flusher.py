@@ -40,24 +40,32 @@ class Flusher:
         # Re-entrant: give_back() runs from a signal handler that may interrupt the task
         # thread while it holds this lock in _push().
         self._cond = threading.Condition(threading.RLock())
+        # Appended by the task thread, drained by this one; deque ends are atomic, so the hot
+        # path takes the lock only to wake this thread when it sleeps (``_idle``).
         self._ops: deque[tuple[Any, ...]] = deque()
+        self._events: deque[bytes] = deque()
+        self._idle = False
         self._closing = False
-        self._events: list[bytes] = []
         self._event_maxlen = int(app.conf.event_stream_maxlen)
         self._thread = threading.Thread(target=self._loop, name=f"flusher-{consumer}", daemon=True)
         self._thread.start()
 
     # -- called from the task thread ------------------------------------------------------------
     def _push(self, op: tuple[Any, ...]) -> None:
-        with self._cond:
-            self._ops.append(op)
-            self._cond.notify()
+        self._ops.append(op)
+        self._wake()
+
+    def _wake(self) -> None:
+        # This thread sets _idle under the lock before it checks for work, so either it sees
+        # what was just appended, or we see _idle and wake it.
+        if self._idle:
+            with self._cond:
+                self._cond.notify()
 
     def event(self, data: bytes) -> None:
         """Queue one encoded event; events are written after the results of the same batch."""
-        with self._cond:
-            self._events.append(data)
-            self._cond.notify()
+        self._events.append(data)
+        self._wake()
 
     def finish(self, delivery: Delivery, records: list[Record]) -> None:
         """Store ``records``, then ack ``delivery``."""
@@ -104,13 +112,17 @@ class Flusher:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                self._idle = True
                 while not self._ops and not self._events and not self._closing:
                     self._cond.wait()
-                ops = self._ops
-                self._ops = deque()
-                events, self._events = self._events, []
-                if not ops and not events and self._closing:
-                    return
+                self._idle = False
+                closing = self._closing
+            ops: deque[tuple[Any, ...]] = deque()
+            events: list[bytes] = []
+            _drain(self._ops, ops.append)
+            _drain(self._events, events.append)
+            if not ops and not events and closing:
+                return
             self._apply_with_retries(ops, events)
 
     def _write_events(self, events: list[bytes]) -> None:
@@ -180,3 +192,11 @@ class Flusher:
         if events:
             self._write_events(events)
             events.clear()
+
+
+def _drain(source: deque[Any], sink: Any) -> None:
+    while True:
+        try:
+            sink(source.popleft())
+        except IndexError:
+            return
