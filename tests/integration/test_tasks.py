@@ -245,3 +245,19 @@ def test_queue_routing_and_worker_queues(app, start_worker, marks):
     time.sleep(0.3)
     assert [m.split()[0] for m in read_marks(marks, "record")] == ["on-high"]
     assert app.broker.stats(["low_priority"])[0].ready_total == 1
+
+
+def test_publish_survives_a_dropped_connection(app, redis_url):
+    """delay() keeps its own connection; when Redis drops it, the publish retry reconnects."""
+    import coreapp
+    import redis
+
+    first = coreapp.add.delay(1, 1)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.client_kill_filter(_type="normal", skipme=True)  # every client but this one
+    finally:
+        admin.close()
+    second = coreapp.add.delay(2, 2)
+    assert app.broker.stats(["celery"])[0].ready_total == 2
+    assert first.id != second.id

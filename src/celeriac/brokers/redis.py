@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
@@ -83,6 +84,9 @@ class RedisBroker(RedisCoordination, Broker):
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
         self._grouped: set[str] = set()
+        self._direct = threading.local()
+        self._direct_lock = threading.Lock()
+        self._direct_conns: list[Any] = []
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -120,8 +124,28 @@ class RedisBroker(RedisCoordination, Broker):
                 key: str = "") -> None:
         if (delay and delay > 0) or queue not in self._known_queues:
             self.enqueue_many([(queue, body, priority, delay, key)])
-        else:  # the common case: one command, no pipeline to build
-            self.client.xadd(self.keys(queue).streams[clamp_priority(priority)], {"b": body})
+        else:  # the common case: one command on this thread's own connection
+            self._direct_xadd(self.keys(queue).streams[clamp_priority(priority)], body)
+
+    def _direct_xadd(self, stream: str, body: bytes) -> None:
+        """XADD on a connection this thread keeps to itself, skipping the client's per-command
+        machinery (pool checkout, retries, observability hooks): a quarter of delay()'s cost.
+
+        A failure disconnects and raises; the publish retry policy then reconnects and resends
+        (at-least-once, as with any client)."""
+        local = self._direct
+        conn = getattr(local, "conn", None)
+        if conn is None or getattr(local, "pid", None) != os.getpid():
+            conn = local.conn = self.client.connection_pool.make_connection()
+            local.pid = os.getpid()
+            with self._direct_lock:
+                self._direct_conns.append(conn)
+        try:
+            conn.send_command("XADD", stream, "*", "b", body)
+            conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            conn.disconnect()
+            raise
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
@@ -466,4 +490,8 @@ class RedisBroker(RedisCoordination, Broker):
         return warnings
 
     def close(self) -> None:
+        with self._direct_lock:
+            conns, self._direct_conns = self._direct_conns, []
+        for conn in conns:
+            conn.disconnect()  # redis-py only shuts a socket down in the process that opened it
         self._client.close()
