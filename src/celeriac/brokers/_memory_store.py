@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from .base import DeadLetter, Delivery
 
 # How long a worker that stopped heartbeating stays listed (as not alive) by workers().
-WORKER_RETENTION = 300.0
 
 
 def store_name(url: str) -> str:

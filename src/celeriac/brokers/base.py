@@ -112,6 +112,11 @@ class Broker(abc.ABC):
         self.max_redeliveries = max_redeliveries
         self.lease_seconds = lease_seconds
 
+    @property
+    def worker_retention(self) -> float:
+        """Seconds a worker that stopped heartbeating stays listed (offline) by :meth:`workers`."""
+        return max(300.0, 10 * self.lease_seconds)
+
     # -- producing ------------------------------------------------------------------------
     @abc.abstractmethod
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,

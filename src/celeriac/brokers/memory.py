@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from ..exceptions import BrokerError
-from ._memory_store import WORKER_RETENTION, Message, Store, WorkerEntry, store_for
+from ._memory_store import Message, Store, WorkerEntry, store_for
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -290,7 +290,7 @@ class MemoryBroker(Broker):
         st = self._st
         with st.cond:
             now = time.time()
-            horizon = now - max(WORKER_RETENTION, 10 * self.lease_seconds)
+            horizon = now - self.worker_retention
             for name in [n for n, w in st.workers.items() if w.last_seen < horizon]:
                 del st.workers[name]
             return [WorkerRecord(name, w.info, w.expires >= now, w.last_seen)

@@ -447,8 +447,7 @@ class RedisBroker(RedisCoordination, Broker):
         pipe.hgetall(f"{WORKERS_TAG}:info")
         pipe.hgetall(f"{WORKERS_TAG}:seen")
         leases, gone, infos, seen = pipe.execute()
-        retention = max(300.0, 10 * self.lease_seconds)
-        stale = [name for name, when in gone if when / 1000.0 < now - retention]
+        stale = [name for name, when in gone if when / 1000.0 < now - self.worker_retention]
         if stale:  # a worker gone for long enough leaves the registry
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(f"{WORKERS_TAG}:gone", *stale)

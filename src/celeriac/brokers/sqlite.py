@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._memory_store import WORKER_RETENTION
 from ._sqlite_coord import SQLiteCoordination
 from ._sqlite_db import Database, sqlite_path
 from ._sqlite_schema import ROW, SCHEMA
@@ -199,12 +198,10 @@ class SQLiteBroker(SQLiteCoordination, Broker):
                 "ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen, "
                 "expires = excluded.expires, queues = excluded.queues",
                 (worker, info, now, now + self.lease_seconds, "\n".join(queues)))
-            conn.execute("DELETE FROM workers WHERE last_seen < ?", (now - self._retention(),))
+            conn.execute("DELETE FROM workers WHERE last_seen < ?", (now - self.worker_retention,))
 
         self._db.write(beat)
 
-    def _retention(self) -> float:
-        return max(WORKER_RETENTION, 10 * self.lease_seconds)
 
     def deregister(self, worker: str) -> None:
         self._db.write(lambda conn: conn.execute("DELETE FROM workers WHERE name = ?", (worker,)))
@@ -385,7 +382,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         now = time.time()
         rows = self._db.read(lambda conn: conn.execute(
             "SELECT name, info, last_seen, expires FROM workers WHERE last_seen >= ? ORDER BY name",
-            (now - self._retention(),)).fetchall())
+            (now - self.worker_retention,)).fetchall())
         return [WorkerRecord(name, info, expires >= now, seen) for name, info, seen, expires in rows]
 
     # -- lifecycle ------------------------------------------------------------------------
