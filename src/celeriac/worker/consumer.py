@@ -206,9 +206,10 @@ class Consumer:
             self._refuse(delivery, envelope.id, envelope.task, exc)
             return
         self._sync_control()
+        # Shown in the task-received event and the slot that `inspect active` reads: built once.
+        shown = (self._args_repr(envelope), self._kwargs_repr(envelope))
         if self.events:
-            self._event("task-received", envelope, args=self._args_repr(envelope),
-                        kwargs=self._kwargs_repr(envelope), retries=envelope.retries,
+            self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
                         priority=delivery.priority)
         if envelope.expires is not None and time.time() > envelope.expires:
@@ -221,7 +222,7 @@ class Consumer:
             return
         if self._rate_limited(task, delivery, envelope):
             return
-        self._run(task, delivery, envelope)
+        self._run(task, delivery, envelope, shown)
 
     def _outcome_event(self, envelope: message.Envelope, outcome: Outcome) -> None:
         state = outcome.state
@@ -275,7 +276,8 @@ class Consumer:
         self.flusher.defer(delivery, body, wait)
         return True
 
-    def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> None:
+    def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+             shown: tuple[str, str]) -> None:
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
         if not acks_late:
@@ -291,8 +293,8 @@ class Consumer:
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
-                "started": time.time(), "hard": hard or 0, "args": self._args_repr(envelope),
-                "kwargs": self._kwargs_repr(envelope)}, hard)
+                "started": time.time(), "hard": hard or 0, "args": shown[0],
+                "kwargs": shown[1]}, hard)
         self._event("task-started", envelope, pid=os.getpid())
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
