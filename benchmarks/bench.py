@@ -254,6 +254,21 @@ class Side:
         return ids, time.perf_counter() - t0
 
 
+def enqueue_loop(task: Any, n: int, label: str, options: dict[str, Any]) -> list[str]:
+    """The same single-call loop for both sides, so they are measured by identical code."""
+    ids = []
+    t0 = time.perf_counter()
+    if options:
+        for i in range(n):
+            ids.append(task.apply_async(**options).id)
+            _bounded(i, t0, f"{label} enqueue")
+    else:
+        for i in range(n):
+            ids.append(task.delay().id)
+            _bounded(i, t0, f"{label} enqueue")
+    return ids
+
+
 def _bounded(i: int, t0: float, what: str) -> None:
     if i % 1000 == 0 and time.perf_counter() - t0 > PHASE_TIMEOUT:
         raise BenchError(f"{what}: gave up after {PHASE_TIMEOUT:.0f}s at call {i}")
@@ -280,18 +295,7 @@ class CeleriacSide(Side):
 
     def send_single(self, task: str, n: int, **options: Any) -> list[str]:
         self.activate_if_needed()
-        t = self.m.app.tasks[task]
-        ids = []
-        t0 = time.perf_counter()
-        if options:
-            for i in range(n):
-                ids.append(t.apply_async(**options).id)
-                _bounded(i, t0, f"{self.label} enqueue")
-        else:
-            for i in range(n):
-                ids.append(t.delay().id)
-                _bounded(i, t0, f"{self.label} enqueue")
-        return ids
+        return enqueue_loop(self.m.app.tasks[task], n, self.label, options)
 
     def send_batch(self, task: str, n: int) -> list[str]:
         self.activate_if_needed()
@@ -411,18 +415,7 @@ class CeleryRedis(Side):
         reset_redis(self.raw)
 
     def send_single(self, task: str, n: int, **options: Any) -> list[str]:
-        t = self.m.app.tasks[task]
-        ids = []
-        t0 = time.perf_counter()
-        if options:
-            for i in range(n):
-                ids.append(t.apply_async(**options).id)
-                _bounded(i, t0, f"{self.label} enqueue")
-        else:
-            for i in range(n):
-                ids.append(t.delay().id)
-                _bounded(i, t0, f"{self.label} enqueue")
-        return ids
+        return enqueue_loop(self.m.app.tasks[task], n, self.label, options)
 
     def depth(self) -> tuple[int, int]:
         pipe = self.raw.pipeline(transaction=False)
