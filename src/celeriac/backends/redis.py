@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from ..brokers._redis_wire import Command, Wire
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError
 from .base import ResultBackend
@@ -36,6 +37,7 @@ class RedisBackend(ResultBackend):
         super().__init__(url, expires=expires)
         self._pid = os.getpid()
         self._client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        self.wire = Wire(lambda: self.client.connection_pool)
 
     @property
     def client(self) -> redis.Redis:
@@ -49,25 +51,26 @@ class RedisBackend(ResultBackend):
 
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            self.write_into(pipe, records)
-            pipe.execute()
+            self.wire.call(self.commands(records))
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
-    def write_into(self, pipe: Any, records: Sequence[tuple[str, bytes, bool]]) -> None:
-        """Queue the commands storing ``records`` on ``pipe`` (shared with the broker's acks when
-        both live on one Redis)."""
-        ttl = self._ttl_ms() or None
+    def commands(self, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
+        """The commands storing ``records``, in order (sent together with the broker's acks
+        when both live on one Redis)."""
+        ttl = self._ttl_ms()
+        expiry = ("PX", ttl) if ttl else ()
+        out: list[Command] = []
         for task_id, data, ready in records:
-            pipe.set(meta_key(task_id), data, px=ttl)
+            out.append(("SET", meta_key(task_id), data, *expiry))
             if ready:
                 # Waiters rotate this list, so its length does not matter: a task that became
                 # ready twice (run again after its worker died) just leaves two elements.
                 done = done_key(task_id)
-                pipe.rpush(done, b"1")
+                out.append(("RPUSH", done, b"1"))
                 if ttl:
-                    pipe.pexpire(done, ttl)
+                    out.append(("PEXPIRE", done, ttl))
+        return out
 
     def read(self, task_id: str) -> bytes | None:
         try:
@@ -109,4 +112,5 @@ class RedisBackend(ResultBackend):
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def close(self) -> None:
+        self.wire.close()
         self._client.close()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
@@ -30,6 +29,7 @@ from redis.commands.core import Script
 
 from ..exceptions import ConfigurationError
 from ._redis_coord import RedisCoordination, translate_errors
+from ._redis_wire import Command, Wire
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -84,9 +84,8 @@ class RedisBroker(RedisCoordination, Broker):
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
         self._grouped: set[str] = set()
-        self._direct = threading.local()
-        self._direct_lock = threading.Lock()
-        self._direct_conns: list[Any] = []
+        # The per-task commands (enqueue, fetch, finish) go over this; the rest over redis-py.
+        self.wire = Wire(lambda: self.client.connection_pool)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -124,28 +123,8 @@ class RedisBroker(RedisCoordination, Broker):
                 key: str = "") -> None:
         if (delay and delay > 0) or queue not in self._known_queues:
             self.enqueue_many([(queue, body, priority, delay, key)])
-        else:  # the common case: one command on this thread's own connection
-            self._direct_xadd(self.keys(queue).streams[clamp_priority(priority)], body)
-
-    def _direct_xadd(self, stream: str, body: bytes) -> None:
-        """XADD on a connection this thread keeps to itself, skipping the client's per-command
-        machinery (pool checkout, retries, observability hooks): a quarter of delay()'s cost.
-
-        A failure disconnects and raises; the publish retry policy then reconnects and resends
-        (at-least-once, as with any client)."""
-        local = self._direct
-        conn = getattr(local, "conn", None)
-        if conn is None or getattr(local, "pid", None) != os.getpid():
-            conn = local.conn = self.client.connection_pool.make_connection()
-            local.pid = os.getpid()
-            with self._direct_lock:
-                self._direct_conns.append(conn)
-        try:
-            conn.send_command("XADD", stream, "*", "b", body)
-            conn.read_response()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            conn.disconnect()
-            raise
+        else:  # the common case: one command, on this thread's own connection
+            self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body)
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
@@ -176,7 +155,8 @@ class RedisBroker(RedisCoordination, Broker):
         for queue in queues:
             if len(got) >= count:
                 break
-            flat = self._run("fetch", self.keys(queue).streams_desc, [GROUP, consumer, count - len(got)])
+            flat = self.wire.evalsha(self.script("fetch"), self.keys(queue).streams_desc,
+                                     (GROUP, consumer, count - len(got)))
             got.extend(_flat_deliveries(queue, flat))
         if got or timeout <= 0:
             return got
@@ -217,35 +197,39 @@ class RedisBroker(RedisCoordination, Broker):
 
     @translate_errors
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        if not deliveries:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        self._ack_into(pipe, deliveries)
-        pipe.execute()
+        if deliveries:
+            self.wire.call(self._ack_commands(deliveries))
 
-    def _ack_into(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
+    def _ack_commands(self, deliveries: Sequence[Delivery]) -> list[Command]:
+        """One XACK and one XDEL per stream, each naming every entry of the batch."""
+        tags: dict[str, list[str]] = {}
         for d in deliveries:
-            stream = self.keys(d.queue).streams[d.priority]
-            pipe.xack(stream, GROUP, d.tag)
-            pipe.xdel(stream, d.tag)
+            tags.setdefault(self.keys(d.queue).streams[d.priority], []).append(d.tag)
+        commands: list[Command] = []
+        for stream, ids in tags.items():
+            commands.append(("XACK", stream, GROUP, *ids))
+            commands.append(("XDEL", stream, *ids))
+        return commands
 
     @translate_errors
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
         from ..backends.redis import RedisBackend
 
-        if records and not (isinstance(backend, RedisBackend) and backend.url == self.url):
-            backend.write(records)
-            records = ()
-        # One round trip: results (same server), then acks, then events, executed in that order.
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[Command] = []
         if records:
-            backend.write_into(pipe, records)
-        self._ack_into(pipe, deliveries)
+            if isinstance(backend, RedisBackend) and backend.url == self.url:
+                commands.extend(backend.commands(records))
+            else:
+                backend.write(records)
+        # One round trip: results (same server), then acks, then events, executed in that order,
+        # so no task is acked before its result is stored.
+        commands.extend(self._ack_commands(deliveries))
         if events is not None:
             name, data, maxlen = events
-            pipe.xadd(f"celeriac:log:{name}", {"d": data}, maxlen=maxlen, approximate=True)
-        pipe.execute()
+            commands.append(("XADD", f"celeriac:log:{name}", "MAXLEN", "~", maxlen, "*", "d", data))
+        if commands:
+            self.wire.call(commands)
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
         by_stream: dict[tuple[str, int], list[Delivery]] = {}
@@ -489,8 +473,5 @@ class RedisBroker(RedisCoordination, Broker):
         return warnings
 
     def close(self) -> None:
-        with self._direct_lock:
-            conns, self._direct_conns = self._direct_conns, []
-        for conn in conns:
-            conn.disconnect()  # redis-py only shuts a socket down in the process that opened it
+        self.wire.close()
         self._client.close()
