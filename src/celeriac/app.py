@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-import msgspec
-
 from . import message, publish
 from .brokers.base import Broker
 from .config import Settings, import_object
@@ -324,32 +322,34 @@ class Celery:
         signing_key = self.signing_key
         # What does not depend on the arguments is worked out once for the whole batch.
         fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, named)
-        items = []
-        envelopes = []
-        if fixed is not None:
-            # One envelope built and checked in full; each call only changes id and arguments.
+        sent_events = self.conf.task_send_sent_event
+        if fixed is not None and serializer == "json" and not sent_events:
+            # The common case: one envelope built and checked in full, then encoded once as a
+            # template; each call only fills in its id and arguments (no Envelope per call).
             template, delay = publish.build_envelope(self, name, (), {}, task=task, options=options,
                                                      fixed=fixed, **named)
+            encoder = message.TemplateEncoder(template, signing_key)
+            queue, priority = template.queue, template.priority
             calls = list(calls)
-            for (args, kwargs), task_id in zip(calls, publish.new_task_ids(len(calls)), strict=True):
-                publish.check_arguments(name, args, kwargs)
-                envelope = msgspec.structs.replace(template, id=task_id,
-                                                   args=list(args) if args else [],
-                                                   kwargs=dict(kwargs) if kwargs else {})
-                items.append((envelope.queue, message.encode(envelope, serializer=serializer,
-                                                             signing_key=signing_key),
-                              envelope.priority, delay, envelope.id))
-                envelopes.append(envelope)
-        else:
-            for args, kwargs in calls:
-                envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
-                                                         fixed=fixed, **named)
-                items.append((envelope.queue, message.encode(envelope, serializer=serializer,
-                                                             signing_key=signing_key),
-                              envelope.priority, delay, envelope.id))
-                envelopes.append(envelope)
+            ids = publish.new_task_ids(len(calls))
+            check = publish.check_arguments
+            items = []
+            for (args, kwargs), task_id in zip(calls, ids, strict=True):
+                check(name, args, kwargs)
+                items.append((queue, encoder.encode(task_id, args, kwargs), priority, delay, task_id))
+            publish.publish(self, items, None, None)
+            return [AsyncResult(task_id, app=self, task_name=name) for task_id in ids]
+        items = []
+        envelopes = []
+        for args, kwargs in calls:
+            envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
+                                                     fixed=fixed, **named)
+            items.append((envelope.queue, message.encode(envelope, serializer=serializer,
+                                                         signing_key=signing_key),
+                          envelope.priority, delay, envelope.id))
+            envelopes.append(envelope)
         publish.publish(self, items, None, None)
-        if self.conf.task_send_sent_event:
+        if sent_events:
             for envelope in envelopes:
                 publish.sent_event(self, envelope)
         return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]

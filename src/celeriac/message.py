@@ -86,12 +86,51 @@ def encode(envelope: Envelope, *, serializer: str = "json", signing_key: bytes |
     try:
         body = _encoder.encode(envelope)
     except (TypeError, msgspec.EncodeError, OverflowError):
-        where = _unencodable_argument(envelope.args, envelope.kwargs)
-        raise EncodeError(f"task {envelope.task!r}: cannot encode {where}") from None
-    if signing_key:
-        digest = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
-        return SIGNED_PREFIX + digest + b":" + body
-    return body
+        raise _argument_error(envelope.task, envelope.args, envelope.kwargs) from None
+    return sign(body, signing_key) if signing_key else body
+
+
+def sign(body: bytes, signing_key: bytes) -> bytes:
+    digest = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
+    return SIGNED_PREFIX + digest + b":" + body
+
+
+def _argument_error(task: str, args: Any, kwargs: Any) -> EncodeError:
+    return EncodeError(f"task {task!r}: cannot encode {_unencodable_argument(args, kwargs)}")
+
+
+# Stands in for the id, args and kwargs of a template envelope; control characters keep it
+# from ever being a real value.
+_MARK = "\x00celeriac-template\x00"
+
+
+class TemplateEncoder:
+    """Encodes many JSON envelopes that differ only in id, args and kwargs (``send_many``).
+
+    The template is encoded once with marks in those three places and cut there; each message
+    is then its id and its two encoded arguments joined between the cut pieces: the same bytes
+    ``encode`` makes (field order is fixed by the Envelope class), at a fraction of the cost
+    and with no Envelope object per message."""
+
+    def __init__(self, template: Envelope, signing_key: bytes | None = None) -> None:
+        marked = msgspec.structs.replace(template, id=_MARK, args=[_MARK], kwargs={_MARK: _MARK})
+        encoded_mark = _encoder.encode(_MARK)
+        data = _encoder.encode(marked)
+        head, rest = data.split(encoded_mark, 1)  # "id" is the first field
+        middle, rest = rest.split(b"[" + encoded_mark + b"]", 1)
+        between, tail = rest.split(b"{" + encoded_mark + b":" + encoded_mark + b"}", 1)
+        self._pieces = (head + b'"', b'"' + middle, between, tail)
+        self._task = template.task
+        self._signing_key = signing_key
+
+    def encode(self, task_id: str, args: Any, kwargs: Any) -> bytes:
+        head, middle, between, tail = self._pieces
+        try:
+            body = b"".join((head, task_id.encode(), middle, _encoder.encode(args or []), between,
+                             _encoder.encode(kwargs or {}), tail))
+        except (TypeError, msgspec.EncodeError, OverflowError):
+            raise _argument_error(self._task, args, kwargs) from None
+        return sign(body, self._signing_key) if self._signing_key else body
 
 
 def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}),

@@ -50,6 +50,9 @@ def rebuild_exception(meta: Meta) -> BaseException:
 class AsyncResult:
     """The state and outcome of one task, read from the result store."""
 
+    # No per-instance dict: send_many makes tens of thousands of these at once.
+    __slots__ = ("__weakref__", "_backend", "_cache", "app", "id", "task_id", "task_name")
+
     def __init__(self, id: str, app: Celery | None = None, backend: ResultBackend | None = None,
                  task_name: str | None = None) -> None:
         if app is None:

@@ -750,6 +750,28 @@ def test_memory_brokers_built_from_one_url_share_their_messages() -> None:
             b.close()
 
 
+def test_redis_works_on_after_the_server_loses_its_scripts(redis_url: str) -> None:
+    """A restarted Redis (or SCRIPT FLUSH) forgets the scripts the broker runs by digest: the
+    first call that finds one missing loads it and runs again, and nothing is lost or doubled."""
+    import redis
+
+    broker = brokers.from_url(redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        broker.enqueue_many([(Q, b"a", 0, 0.0, ""), (Q, b"b", 0, 0.0, "")])  # loads xadd_many
+        raw.script_flush()
+        broker.enqueue_many([(Q, b"c", 0, 0.0, ""), (Q, b"d", 0, 0.0, ""), (Q, b"later", 0, 60.0, "k")])
+        raw.script_flush()
+        got = broker.fetch([Q], "w/1", 10, 0)
+        assert bodies(got) == [b"a", b"b", b"c", b"d"]
+        assert broker.stats([Q])[0].delayed == 1
+        broker.ack(got)
+        assert broker.stats([Q])[0].unacked == 0
+    finally:
+        broker.close()
+        raw.close()
+
+
 def test_sqlite_full_disk_raises_broker_full_and_writes_nothing(tmp_path: Path) -> None:
     """A full database raises BrokerFull with a clear message and no partial batch."""
     broker = SQLiteBroker(f"sqlite:///{tmp_path / 'full.db'}")

@@ -85,3 +85,25 @@ def test_task_ids_are_valid_distinct_uuid4():
     for task_id in ids:
         parsed = uuid.UUID(task_id)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == task_id
+
+
+@pytest.mark.parametrize("signing_key", [None, b"secret"])
+def test_template_encoder_makes_the_bytes_encode_makes(signing_key):
+    import msgspec
+
+    template = Envelope(id="template", task="t", queue="q", priority=7, eta=1.5, expires=2.5,
+                        headers={"h": 1}, ignore_result=True, origin="1@h", sent=3.25)
+    encoder = message.TemplateEncoder(template, signing_key)
+    for task_id, args, kwargs in [("a-1", [1, "x", [2]], {"k": {"n": None}}), ("a-2", (), {}),
+                                  ("a-3", ("\x00celeriac-template\x00",), {"\x00": "]}"})]:
+        one = msgspec.structs.replace(template, id=task_id, args=list(args), kwargs=kwargs)
+        made = encoder.encode(task_id, args, kwargs)
+        assert message.decode(made, signing_key=signing_key) == one
+        if args:  # an empty args/kwargs is written out by the template, left out by encode()
+            assert made == message.encode(one, signing_key=signing_key)
+
+
+def test_template_encoder_names_the_bad_argument():
+    encoder = message.TemplateEncoder(Envelope(id="x", task="t"))
+    with pytest.raises(EncodeError, match=r"task 't': cannot encode kwargs\['when'\] \(object\)"):
+        encoder.encode("id", [1], {"when": object()})

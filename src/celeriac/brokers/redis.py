@@ -112,11 +112,6 @@ class RedisBroker(RedisCoordination, Broker):
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         return self.script(name)(keys=list(keys), args=list(args), client=client or self.client)
 
-    def _remember(self, pipe: Any, queue: str) -> None:
-        if queue not in self._known_queues:
-            self._known_queues.add(queue)
-            pipe.sadd("celeriac:queues", queue)
-
     # -- producing --------------------------------------------------------------------------
     @translate_errors
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
@@ -124,29 +119,32 @@ class RedisBroker(RedisCoordination, Broker):
         if (delay and delay > 0) or queue not in self._known_queues:
             self.enqueue_many([(queue, body, priority, delay, key)])
         else:  # the common case: one command, on this thread's own connection
-            self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body)
+            self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body, spin=True)
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        delayed = self.script("enqueue_delayed")
+        commands: list[Command] = []
         ready: dict[str, list[bytes]] = {}
+        new_queues: set[str] = set()
         for queue, body, priority, delay, key in items:
             keys = self.keys(queue)
-            self._remember(pipe, queue)
+            if queue not in self._known_queues and queue not in new_queues:
+                new_queues.add(queue)
+                commands.append(("SADD", "celeriac:queues", queue))
             if delay and delay > 0:
-                delayed(keys=[keys.delayed, keys.delayed_map, keys.wake],
-                        args=[key or os.urandom(8).hex(), int(delay * 1000), clamp_priority(priority), 0, body],
-                        client=pipe)
+                commands.append(self.wire.script(
+                    self.script("enqueue_delayed"), (keys.delayed, keys.delayed_map, keys.wake),
+                    (key or os.urandom(8).hex(), int(delay * 1000), clamp_priority(priority), 0, body)))
             else:
                 ready.setdefault(keys.streams[clamp_priority(priority)], []).append(body)
         for stream, bodies in ready.items():
             if len(bodies) == 1:
-                pipe.xadd(stream, {"b": bodies[0]})
-            else:  # one command per chunk: redis-py packs one command much faster than N
-                for start in range(0, len(bodies), 1000):  # chunks keep each script call short
-                    self._run("xadd_many", [stream], bodies[start:start + 1000], client=pipe)
-        pipe.execute()
+                commands.append(("XADD", stream, "*", "b", bodies[0]))
+                continue
+            for start in range(0, len(bodies), 1000):  # chunks keep each script call short
+                commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
+        self.wire.call(commands)
+        self._known_queues |= new_queues  # only once the SADD is known to have happened
 
     # -- consuming --------------------------------------------------------------------------
     @translate_errors
