@@ -772,6 +772,33 @@ def test_redis_works_on_after_the_server_loses_its_scripts(redis_url: str) -> No
         raw.close()
 
 
+def test_redis_connections_of_finished_threads_are_closed(redis_url: str) -> None:
+    """Each thread enqueues on a connection of its own; a server starting a thread per request
+    must not leave one open Redis connection behind per request."""
+    import gc
+    import threading
+
+    import redis
+
+    broker = brokers.from_url(redis_url)
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        before = len(raw.client_list())
+        for i in range(30):
+            thread = threading.Thread(target=broker.enqueue, args=(Q, b"%d" % i))
+            thread.start()
+            thread.join()
+        gc.collect()
+        assert len(raw.client_list()) <= before + 2
+        assert broker.stats([Q])[0].ready_total == 30
+        broker.close()
+        broker.enqueue(Q, b"after close")  # a closed broker reconnects on use, as redis-py does
+        assert broker.stats([Q])[0].ready_total == 31
+    finally:
+        broker.close()
+        raw.close()
+
+
 def test_sqlite_full_disk_raises_broker_full_and_writes_nothing(tmp_path: Path) -> None:
     """A full database raises BrokerFull with a clear message and no partial batch."""
     broker = SQLiteBroker(f"sqlite:///{tmp_path / 'full.db'}")

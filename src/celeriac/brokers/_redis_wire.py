@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,22 @@ def is_local(pool: redis.ConnectionPool) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+class _Held:
+    """A thread's connection, closed as soon as the thread's locals are dropped (the thread
+    ended) rather than whenever the cycle collector reaches it."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        try:
+            self.conn.disconnect()  # only closes our copy of the socket in a forked child
+        except Exception:
+            pass
+
+
 class Wire:
     """Per-thread raw connections, made by the redis-py connection pool ``pool()`` returns."""
 
@@ -46,20 +63,25 @@ class Wire:
         self._pool = pool
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[Any] = []
+        # Weak, so the connection of a thread that ended is closed with its thread-locals: a
+        # server that starts a thread per request must not pile up a connection per request.
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._sources: dict[str, Any] = {}
+        self._closes = 0  # a thread's connection from before the last close() is replaced
 
     def _conn(self) -> Any:
         local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():  # a forked child must not share sockets
+        held = getattr(local, "held", None)
+        # A forked child must not share its parent's sockets.
+        if held is None or local.pid != os.getpid() or local.closes != self._closes:
             pool = self._pool()
-            conn = local.conn = pool.make_connection()
+            held = local.held = _Held(pool.make_connection())
             local.pid = os.getpid()
             local.spin = is_local(pool)
+            local.closes = self._closes
             with self._lock:
-                self._conns.append(conn)
-        return conn
+                self._held.add(held)
+        return held.conn
 
     def call(self, commands: Sequence[Command], *, raise_on_error: bool = True, spin: bool = False) -> list[Any]:
         """Send ``commands`` in one write and return their replies in order. ``spin``: poll for
@@ -115,6 +137,8 @@ class Wire:
 
     def close(self) -> None:
         with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.disconnect()  # redis-py only shuts a socket down in the process that opened it
+            held = list(self._held)
+            self._held.clear()
+            self._closes += 1
+        for one in held:
+            one.conn.disconnect()  # redis-py only shuts a socket down in the process that opened it
