@@ -117,12 +117,15 @@ class RedisBroker(RedisCoordination, Broker):
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
                 key: str = "") -> None:
         if (delay and delay > 0) or queue not in self._known_queues:
-            self.enqueue_many([(queue, body, priority, delay, key)])
+            self._enqueue([(queue, body, priority, delay, key)], spin=True)
         else:  # the common case: one command, on this thread's own connection
             self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body, spin=True)
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
+        self._enqueue(items, spin=False)
+
+    def _enqueue(self, items: Iterable[tuple[str, bytes, int, float, str]], spin: bool) -> None:
         commands: list[Command] = []
         ready: dict[str, list[bytes]] = {}
         new_queues: set[str] = set()
@@ -143,7 +146,7 @@ class RedisBroker(RedisCoordination, Broker):
                 continue
             for start in range(0, len(bodies), 1000):  # chunks keep each script call short
                 commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
-        self.wire.call(commands)
+        self.wire.call(commands, spin=spin)
         self._known_queues |= new_queues  # only once the SADD is known to have happened
 
     # -- consuming --------------------------------------------------------------------------
