@@ -31,6 +31,8 @@ WORKER_EVENTS = ("worker-online", "worker-heartbeat", "worker-offline")
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
+_JSON_ATOMS = (str, int, float, bool, type(None))
+
 REDACTED = "***"
 MAX_REPR = 1024
 
@@ -55,8 +57,7 @@ def event(type: str, **fields: Any) -> bytes:
     try:
         return _encode(fields)
     except (TypeError, msgspec.EncodeError):
-        return _encode({k: (v if isinstance(v, (str, int, float, bool, type(None))) else safe_repr(v))
-                        for k, v in fields.items()})
+        return _encode({k: (v if isinstance(v, _JSON_ATOMS) else safe_repr(v)) for k, v in fields.items()})
 
 
 def batch(events: list[bytes]) -> bytes:

@@ -1,0 +1,24 @@
+"""Encoding of events: any value a task hands over is shown, never a reason to lose the event."""
+
+from __future__ import annotations
+
+import datetime
+
+from celeriac import events
+
+
+def test_values_json_cannot_carry_are_shown_by_their_repr():
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    data = events.event("task-sent", uuid="1", eta=datetime.timedelta(seconds=5), extra=Opaque(), retries=0)
+    decoded = events.decode(data)
+    assert decoded["type"] == "task-sent" and decoded["retries"] == 0
+    assert decoded["extra"] == "<opaque>" and decoded["eta"]
+
+
+def test_a_batch_entry_reads_back_as_its_events_in_order():
+    entry = events.batch([events.event("task-received", uuid="1"), events.event("task-started", uuid="1")])
+    assert [e["type"] for e in events.decode_entry(entry)] == ["task-received", "task-started"]
+    assert [e["type"] for e in events.decode_entry(events.batch([events.event("a")]))] == ["a"]
