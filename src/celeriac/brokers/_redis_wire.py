@@ -90,6 +90,8 @@ class Wire:
         An error reply comes back as the ``ResponseError`` in its place, or (``raise_on_error``)
         is raised once every reply was read, so the connection stays in step. A connection
         failure disconnects and raises: the caller's retry policy decides what to resend."""
+        if not commands:
+            return []
         replies = self._round_trip(commands, spin)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
         if missing:
