@@ -60,10 +60,40 @@ def event(type: str, **fields: Any) -> bytes:
         return _encode({k: (v if isinstance(v, _JSON_ATOMS) else safe_repr(v)) for k, v in fields.items()})
 
 
-def batch(events: list[bytes]) -> bytes:
-    """Several encoded events as one log entry (a JSON array), so a worker writes one entry per
-    batch of finished tasks instead of three per task."""
-    return events[0] if len(events) == 1 else b"[" + b",".join(events) + b"]"
+class TaskEvent(msgspec.Struct, omit_defaults=True):
+    """A task event as a pool process records it: Celery's field names, and fields that do not
+    apply left out. Kept as an object until its batch is written, which encodes the whole batch
+    in one call; every field is a string or a number, so that call cannot fail on a value."""
+
+    type: str
+    uuid: str
+    name: str
+    hostname: str
+    timestamp: float
+    pid: int
+    args: str | None = None
+    kwargs: str | None = None
+    retries: int | None = None
+    eta: float | None = None
+    expires: float | None = None
+    queue: str | None = None
+    priority: int | None = None
+    runtime: float | None = None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    countdown: float | None = None
+    requeue: bool | None = None
+    expired: bool | None = None
+
+
+def batch(events: list[bytes | TaskEvent]) -> bytes:
+    """Several events (encoded, or TaskEvent objects) as one log entry (a JSON array), so a
+    worker writes one entry per batch of finished tasks instead of three per task."""
+    if len(events) == 1:
+        one = events[0]
+        return one if isinstance(one, bytes) else _encode(one)
+    return _encode([msgspec.Raw(e) if isinstance(e, bytes) else e for e in events])
 
 
 def decode(data: bytes) -> dict[str, Any]:

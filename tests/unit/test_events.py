@@ -22,3 +22,13 @@ def test_a_batch_entry_reads_back_as_its_events_in_order():
     entry = events.batch([events.event("task-received", uuid="1"), events.event("task-started", uuid="1")])
     assert [e["type"] for e in events.decode_entry(entry)] == ["task-received", "task-started"]
     assert [e["type"] for e in events.decode_entry(events.batch([events.event("a")]))] == ["a"]
+
+
+def test_task_events_and_encoded_events_share_one_entry():
+    received = events.TaskEvent("task-received", "1", "t", "w@h", 10.5, 42, args="()", retries=0, queue="q")
+    entry = events.batch([received, events.event("task-dead-lettered", uuid="2", reason="bad")])
+    first, second = events.decode_entry(entry)
+    assert first == {"type": "task-received", "uuid": "1", "name": "t", "hostname": "w@h", "timestamp": 10.5,
+                     "pid": 42, "args": "()", "retries": 0, "queue": "q"}
+    assert second["type"] == "task-dead-lettered" and second["reason"] == "bad"
+    assert events.decode_entry(events.batch([received])) == [first]

@@ -19,7 +19,7 @@ from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
 from ..control import REVOKE_EXPIRES, REVOKED_MAP
-from ..events import event, redact, safe_repr
+from ..events import TaskEvent, event, redact, safe_repr
 from ..exceptions import DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
@@ -59,7 +59,8 @@ class Consumer:
         self.stopping = False
         self.reserved: deque[Delivery] = deque()
         self.processed = 0
-        self.consumer_name = f"{hostname}/{os.getpid()}-{index}"
+        self.pid = os.getpid()
+        self.consumer_name = f"{hostname}/{self.pid}-{index}"
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
         self.signing_key = app.signing_key
@@ -111,7 +112,8 @@ class Consumer:
 
     def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
         if self.events:
-            self.flusher.event(event(kind, uuid=envelope.id, name=envelope.task, hostname=self.hostname, **fields))
+            self.flusher.event(TaskEvent(kind, envelope.id, envelope.task, self.hostname, time.time(), self.pid,
+                                         **fields))
 
     # -- limits that remote control may change at run time --------------------------------------
     def rate_limit_for(self, task: Task[Any, Any]) -> str | int | float | None:
@@ -295,7 +297,7 @@ class Consumer:
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
                 "started": time.time(), "hard": hard or 0, "args": shown[0],
                 "kwargs": shown[1]}, hard)
-        self._event("task-started", envelope, pid=os.getpid())
+        self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
         track = task.option("track_started", "task_track_started")

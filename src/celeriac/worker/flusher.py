@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import Delivery
-from ..events import EVENT_LOG
+from ..events import EVENT_LOG, TaskEvent
 from ..events import batch as batch_events
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Flusher:
         # Appended by the task thread, drained by this one; deque ends are atomic, so the hot
         # path takes the lock only to wake this thread when it sleeps (``_idle``).
         self._ops: deque[tuple[Any, ...]] = deque()
-        self._events: deque[bytes] = deque()
+        self._events: deque[bytes | TaskEvent] = deque()
         self._idle = False
         self._closing = False
         self._event_maxlen = int(app.conf.event_stream_maxlen)
@@ -62,8 +62,8 @@ class Flusher:
             with self._cond:
                 self._cond.notify()
 
-    def event(self, data: bytes) -> None:
-        """Queue one encoded event; events are written after the results of the same batch."""
+    def event(self, data: bytes | TaskEvent) -> None:
+        """Queue one event; events are written after the results of the same batch."""
         self._events.append(data)
         self._wake()
 
@@ -118,21 +118,21 @@ class Flusher:
                 self._idle = False
                 closing = self._closing
             ops: deque[tuple[Any, ...]] = deque()
-            events: list[bytes] = []
+            events: list[bytes | TaskEvent] = []
             _drain(self._ops, ops.append)
             _drain(self._events, events.append)
             if not ops and not events and closing:
                 return
             self._apply_with_retries(ops, events)
 
-    def _write_events(self, events: list[bytes]) -> None:
+    def _write_events(self, events: list[bytes | TaskEvent]) -> None:
         # Events are best-effort: a broker hiccup drops them rather than delaying acks.
         try:
             self.broker.log_append(EVENT_LOG, batch_events(events), self._event_maxlen)
         except Exception as exc:
             logger.debug("dropped %d events: %s", len(events), exc)
 
-    def _apply_with_retries(self, ops: deque[tuple[Any, ...]], events: list[bytes]) -> None:
+    def _apply_with_retries(self, ops: deque[tuple[Any, ...]], events: list[bytes | TaskEvent]) -> None:
         for attempt in range(1, 1_000_000):
             try:
                 self._apply(ops, events)
@@ -146,7 +146,7 @@ class Flusher:
                 logger.warning("cannot write results/acks (%s); retrying in %.1fs", exc, pause)
                 time.sleep(pause)
 
-    def _apply(self, ops: deque[tuple[Any, ...]], events: list[bytes]) -> None:
+    def _apply(self, ops: deque[tuple[Any, ...]], events: list[bytes | TaskEvent]) -> None:
         """Apply ``ops`` in order, popping each once written, so a retry after a failure
         resumes where it stopped instead of repeating what already happened. Events ride
         along with the last batch of finished tasks (or go alone)."""
