@@ -90,10 +90,17 @@ class TaskEvent(msgspec.Struct, omit_defaults=True):
 def batch(events: list[bytes | TaskEvent]) -> bytes:
     """Several events (encoded, or TaskEvent objects) as one log entry (a JSON array), so a
     worker writes one entry per batch of finished tasks instead of three per task."""
-    if len(events) == 1:
-        one = events[0]
-        return one if isinstance(one, bytes) else _encode(one)
-    return _encode([msgspec.Raw(e) if isinstance(e, bytes) else e for e in events])
+    if len(events) == 1 and isinstance(events[0], bytes):
+        return events[0]
+    items = [msgspec.Raw(e) if isinstance(e, bytes) else e for e in events]
+    try:
+        return _encode(items if len(items) > 1 else items[0])
+    except (TypeError, msgspec.EncodeError):
+        # A field given a value JSON cannot carry must cost that value, not the batch: the
+        # flusher writes events with the acks, and an encoding error would stall both.
+        safe = [e if isinstance(e, msgspec.Raw) else msgspec.Raw(event(**msgspec.structs.asdict(e)))
+                for e in items]
+        return _encode(safe if len(safe) > 1 else safe[0])
 
 
 def decode(data: bytes) -> dict[str, Any]:

@@ -32,3 +32,11 @@ def test_task_events_and_encoded_events_share_one_entry():
                      "pid": 42, "args": "()", "retries": 0, "queue": "q"}
     assert second["type"] == "task-dead-lettered" and second["reason"] == "bad"
     assert events.decode_entry(events.batch([received])) == [first]
+
+
+def test_a_task_event_with_an_odd_value_costs_that_value_not_the_batch():
+    odd = events.TaskEvent("task-succeeded", "1", "t", "w@h", 1.0, 2, result=object())  # type: ignore[arg-type]
+    fine = events.TaskEvent("task-started", "1", "t", "w@h", 1.0, 2)
+    decoded = events.decode_entry(events.batch([fine, odd]))
+    assert [e["type"] for e in decoded] == ["task-started", "task-succeeded"]
+    assert decoded[1]["result"].startswith("<object object")
