@@ -142,7 +142,13 @@ class Celery:
         }
         if self.broker_url.startswith("sqlite"):
             options["durable"] = self.conf.broker_sqlite_durable
-        return from_url(self.broker_url, **options)
+        return from_url(self.broker_url, **options, **self._redis_timeouts(self.broker_url))
+
+    def _redis_timeouts(self, url: str) -> dict[str, Any]:
+        if url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+            return {}
+        return {"socket_timeout": self.conf.redis_socket_timeout,
+                "socket_connect_timeout": self.conf.redis_socket_connect_timeout}
 
     def new_backend(self) -> ResultBackend:
         from .backends import from_url
@@ -152,7 +158,7 @@ class Celery:
             expires = expires.total_seconds()
         if self.backend_url.startswith("sqlite"):
             return from_url(self.backend_url, expires=expires, durable=self.conf.broker_sqlite_durable)
-        return from_url(self.backend_url, expires=expires)
+        return from_url(self.backend_url, expires=expires, **self._redis_timeouts(self.backend_url))
 
     @property
     def control(self) -> Control:

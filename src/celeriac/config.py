@@ -157,8 +157,10 @@ SETTINGS: dict[str, Setting] = {
     "result_cache_max": _ignored(),
     "result_chord_join_timeout": _ignored(),
     "redis_max_connections": _ignored(),
-    "redis_socket_timeout": _ignored(),
-    "redis_socket_connect_timeout": _ignored(),
+    "redis_socket_timeout": _s(
+        120.0, *_NUMBER,
+        doc="seconds a Redis read may take (Celery's default); blocking waits are cut shorter"),
+    "redis_socket_connect_timeout": _s(5.0, *_NUMBER, doc="seconds to connect to Redis"),
     "redis_socket_keepalive": _ignored(),
     "redis_retry_on_timeout": _ignored(),
     "redis_backend_health_check_interval": _ignored(),

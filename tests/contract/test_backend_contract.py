@@ -211,3 +211,41 @@ def test_sqlite_wait_ready_without_the_doorbell_wakes_within_the_poll_cap(tmp_pa
     finally:
         waiter.close()
         writer.close()
+
+
+def test_redis_waits_longer_than_the_socket_timeout_are_sliced_under_it(redis_url: str) -> None:
+    """A get() may wait minutes for a long task; the client's socket timeout must not cut it
+    short: each blocking command asks the server for less than the socket timeout, and the
+    wait goes on until its own deadline (redis-py 8 reads with a 5 s timeout by default)."""
+    backend = backends.from_url(redis_url, socket_timeout=0.4)
+    try:
+        task_id = uuid.uuid4().hex
+        started = time.monotonic()
+        assert backend.wait_for(task_id, timeout=1.2) is None
+        assert backend.wait_ready(task_id, 1.0) is False
+        assert time.monotonic() - started >= 1.2
+
+        def finish_later() -> None:
+            time.sleep(0.9)
+            backend_b.store(task_id, states.SUCCESS, 7)
+
+        backend_b = backends.from_url(redis_url)
+        threading.Thread(target=finish_later).start()
+        meta = backend.wait_for(task_id, timeout=10)
+        assert meta is not None and meta["result"] == 7
+        backend_b.close()
+    finally:
+        backend.close()
+
+
+def test_redis_default_socket_timeout_is_celerys(redis_url: str) -> None:
+    from celeriac import Celery
+
+    app = Celery("t", broker=redis_url, backend=redis_url)
+    try:
+        for client in (app.backend.client, app.broker.client):  # type: ignore[attr-defined]
+            assert client.connection_pool.connection_kwargs["socket_timeout"] == 120.0
+        app.conf.redis_socket_timeout = 30
+        assert app.new_backend().client.connection_pool.connection_kwargs["socket_timeout"] == 30  # type: ignore[attr-defined]
+    finally:
+        app.close()

@@ -799,6 +799,20 @@ def test_redis_connections_of_finished_threads_are_closed(redis_url: str) -> Non
         raw.close()
 
 
+def test_redis_blocking_reads_outlast_a_short_socket_timeout(redis_url: str) -> None:
+    """Blocking fetch, log read and the promoter's wait ask the server for less than the socket
+    timeout, so a long wait ends empty-handed instead of with a client-side TimeoutError."""
+    broker = brokers.from_url(redis_url, socket_timeout=0.3)
+    try:
+        assert broker.fetch([Q], "w/1", 1, timeout=0.8) == []
+        assert broker.log_read("contract-log", None, 10, timeout=0.8) == []
+        broker.wait_delayed([Q], 0.8)
+        broker.enqueue(Q, b"x")
+        assert bodies(broker.fetch([Q], "w/1", 1, timeout=0.8)) == [b"x"]
+    finally:
+        broker.close()
+
+
 def test_sqlite_full_disk_raises_broker_full_and_writes_nothing(tmp_path: Path) -> None:
     """A full database raises BrokerFull with a clear message and no partial batch."""
     broker = SQLiteBroker(f"sqlite:///{tmp_path / 'full.db'}")

@@ -200,6 +200,15 @@ def test_get_wakes_on_notification(app, start_worker):
     assert latencies[len(latencies) // 2] < 0.25, latencies
 
 
+def test_get_waits_out_a_task_longer_than_redis_clients_default_read_timeout(app, start_worker):
+    """redis-py reads with a 5 s timeout by default; a get() on a longer task must still just
+    wait (the seeds run 30-300 s tasks and call get(timeout=...))."""
+    import coreapp
+
+    start_worker()
+    assert coreapp.sleep.delay(5.5, "long").get(timeout=30) == "long"
+
+
 def test_forget_removes_the_result(app, start_worker):
     import coreapp
 

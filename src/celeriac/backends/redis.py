@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from ..brokers._redis_wire import Command, Wire
+from ..brokers._redis_wire import Command, Wire, connect, wait_slice
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError
 from .base import ResultBackend
@@ -33,17 +33,20 @@ def done_key(task_id: str) -> str:
 class RedisBackend(ResultBackend):
     schemes = ("redis", "rediss", "unix")
 
-    def __init__(self, url: str, *, expires: float | None = 86400.0, **_: Any) -> None:
+    def __init__(self, url: str, *, expires: float | None = 86400.0, socket_timeout: float | None = 120.0,
+                 socket_connect_timeout: float | None = 5.0, **_: Any) -> None:
         super().__init__(url, expires=expires)
         self._pid = os.getpid()
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        self._timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+        self._client = connect(url, **self._timeouts)
+        self._socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
         self.wire = Wire(lambda: self.client.connection_pool)
 
     @property
     def client(self) -> redis.Redis:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
-            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5)
+            self._client = connect(self.url, **self._timeouts)
         return self._client
 
     def _ttl_ms(self) -> int:
@@ -93,7 +96,8 @@ class RedisBackend(ResultBackend):
     def wait_ready(self, task_id: str, timeout: float) -> bool:
         key = done_key(task_id)
         try:
-            return self.client.blmove(key, key, max(timeout, 0.01), "RIGHT", "LEFT") is not None
+            wait = max(wait_slice(timeout, self._socket_timeout), 0.01)
+            return self.client.blmove(key, key, wait, "RIGHT", "LEFT") is not None
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
@@ -104,7 +108,7 @@ class RedisBackend(ResultBackend):
         try:
             pipe = self.client.pipeline(transaction=False)
             if timeout > 0:
-                pipe.blmove(key, key, max(timeout, 0.01), "RIGHT", "LEFT")
+                pipe.blmove(key, key, max(wait_slice(timeout, self._socket_timeout), 0.01), "RIGHT", "LEFT")
             pipe.get(meta_key(task_id))
             value: bytes | None = pipe.execute()[-1]
             return value

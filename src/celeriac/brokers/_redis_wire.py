@@ -32,6 +32,22 @@ _pack = hiredis.pack_command
 SPIN_SECONDS = 0.0001
 
 
+def connect(url: str, *, socket_timeout: float | None, socket_connect_timeout: float | None,
+            **options: Any) -> redis.Redis:
+    """A redis-py client for ``url`` (query parameters in the URL win over these)."""
+    return redis.Redis.from_url(url, socket_timeout=socket_timeout,
+                                socket_connect_timeout=socket_connect_timeout, **options)
+
+
+def wait_slice(timeout: float, socket_timeout: float | None) -> float:
+    """How long one blocking command may ask the server to wait: under the socket timeout, or
+    the client gives up on a reply the server is still rightly holding back. Every blocking
+    wait loops until its own deadline, so a shorter slice only costs a round trip."""
+    if socket_timeout is None or socket_timeout <= 0:
+        return timeout
+    return min(timeout, max(0.05, socket_timeout / 2))
+
+
 def is_local(pool: redis.ConnectionPool) -> bool:
     kwargs = pool.connection_kwargs
     if "path" in kwargs:  # a unix socket

@@ -29,7 +29,7 @@ from redis.commands.core import Script
 
 from ..exceptions import ConfigurationError
 from ._redis_coord import RedisCoordination, translate_errors
-from ._redis_wire import Command, Wire
+from ._redis_wire import Command, Wire, connect, wait_slice
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -76,10 +76,13 @@ class RedisBroker(RedisCoordination, Broker):
     schemes = ("redis", "rediss", "unix")
 
     def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
+                 socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
                  **_: Any) -> None:
         super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
         self._pid = os.getpid()
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        self._timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+        self._client = connect(url, **self._timeouts, health_check_interval=30)
+        self._socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
@@ -93,7 +96,7 @@ class RedisBroker(RedisCoordination, Broker):
         # A forked child must not share its parent's sockets.
         if os.getpid() != self._pid:
             self._pid = os.getpid()
-            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, health_check_interval=30)
+            self._client = connect(self.url, **self._timeouts, health_check_interval=30)
         return self._client
 
     def keys(self, queue: str) -> QueueKeys:
@@ -182,7 +185,7 @@ class RedisBroker(RedisCoordination, Broker):
                 where[stream] = (queue, priority)
         try:
             reply = self.client.xreadgroup(GROUP, consumer, streams, count=count,
-                                           block=max(1, int(timeout * 1000)))
+                                           block=max(1, int(wait_slice(timeout, self._socket_timeout) * 1000)))
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -350,7 +353,7 @@ class RedisBroker(RedisCoordination, Broker):
         soonest of one of ``queues`` (so a short countdown is not late by a polling interval)."""
         if timeout <= 0:
             return
-        self.client.blpop(self.wake_keys(queues), timeout=max(timeout, 0.01))
+        self.client.blpop(self.wake_keys(queues), timeout=max(wait_slice(timeout, self._socket_timeout), 0.01))
 
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
