@@ -339,11 +339,11 @@ class Celery:
             calls = list(calls)
             ids = publish.new_task_ids(len(calls))
             check = publish.check_arguments
-            items = []
+            bodies = []
             for (args, kwargs), task_id in zip(calls, ids, strict=True):
                 check(name, args, kwargs)
-                items.append((queue, encoder.encode(task_id, args, kwargs), priority, delay, task_id))
-            publish.publish(self, items, None, None)
+                bodies.append(encoder.encode(task_id, args, kwargs))
+            publish.publish(self, publish.Batch(queue, priority, delay, bodies, ids), None, None)
             return [AsyncResult(task_id, app=self, task_name=name) for task_id in ids]
         items = []
         envelopes = []

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -201,14 +201,35 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
     )
     return envelope, max(delay, 0.0)
 
-def publish(app: Celery, items: list[tuple[str, bytes, int, float, str]], retry: bool | None,
-             policy: dict[str, Any] | None) -> None:
+Item = tuple[str, bytes, int, float, str]  # queue, body, priority, delay, key (the task id)
+
+
+class Batch:
+    """Messages that share queue, priority and delay (``send_many``), kept as two lists; the
+    broker's item tuples are made only as it reads them, so a 20,000-call batch does not leave
+    20,000 more objects for the garbage collector to walk."""
+
+    __slots__ = ("bodies", "delay", "ids", "priority", "queue")
+
+    def __init__(self, queue: str, priority: int, delay: float, bodies: list[bytes], ids: list[str]) -> None:
+        self.queue, self.priority, self.delay, self.bodies, self.ids = queue, priority, delay, bodies, ids
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def __iter__(self) -> Iterator[Item]:
+        queue, priority, delay = self.queue, self.priority, self.delay
+        for body, task_id in zip(self.bodies, self.ids, strict=True):
+            yield queue, body, priority, delay, task_id
+
+
+def publish(app: Celery, items: list[Item] | Batch, retry: bool | None, policy: dict[str, Any] | None) -> None:
     broker = app.broker
     attempt = 0
     while True:
         try:
             if len(items) == 1:
-                queue, body, priority, delay, key = items[0]
+                queue, body, priority, delay, key = next(iter(items))
                 broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
             else:
                 broker.enqueue_many(items)

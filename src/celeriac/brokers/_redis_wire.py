@@ -83,6 +83,9 @@ class Wire:
         # server that starts a thread per request must not pile up a connection per request.
         self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._sources: dict[str, Any] = {}
+        # Scripts not yet loaded by this process: the first call using one loads it in the same
+        # write, so a fresh server never makes a big batch fail NOSCRIPT and travel twice.
+        self._unloaded: set[str] = set()
         self._closes = 0  # a thread's connection from before the last close() is replaced
 
     def _conn(self) -> Any:
@@ -108,7 +111,13 @@ class Wire:
         failure disconnects and raises: the caller's retry policy decides what to resend."""
         if not commands:
             return []
-        replies = self._round_trip(commands, spin)
+        if self._unloaded:
+            shas = list(self._unloaded)
+            loads = [("SCRIPT", "LOAD", self._sources[sha]) for sha in shas]
+            replies = self._round_trip([*loads, *commands], spin)[len(loads):]
+            self._unloaded.difference_update(shas)
+        else:
+            replies = self._round_trip(commands, spin)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
         if missing:
             # The server lost its script cache (restart, SCRIPT FLUSH). A script it did not know
@@ -147,7 +156,9 @@ class Wire:
 
     def script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Command:
         """The command running ``script`` by its digest (its source is kept for a reload)."""
-        self._sources[script.sha] = script.script
+        if script.sha not in self._sources:
+            self._sources[script.sha] = script.script
+            self._unloaded.add(script.sha)
         return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
     def evalsha(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
