@@ -26,12 +26,14 @@ class RedisServer:
     port: int
     proc: subprocess.Popen[bytes]
     directory: str
+    args: list[str]
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Shut the server down (SIGTERM: it writes its append-only file first)."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -39,7 +41,31 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+
+    def restart(self) -> None:
+        """Start it again on the same port and data directory, as after a restart."""
+        self.halt()
+        proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _answers(self.port, proc):
+            raise RuntimeError(f"redis-server did not come back on port {self.port}")
+        self.proc = proc
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _answers(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def start_redis(*extra: str, appendonly: bool = True) -> RedisServer:
@@ -55,15 +81,8 @@ def start_redis(*extra: str, appendonly: bool = True) -> RedisServer:
                 "--appendfsync", "no", "--protected-mode", "yes", "--daemonize", "no",
                 "--loglevel", "warning", *extra]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return RedisServer(port, proc, directory)
-            except OSError:
-                time.sleep(0.05)
+        if _answers(port, proc):
+            return RedisServer(port, proc, directory, args)
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -172,29 +172,31 @@ class RedisBroker(RedisCoordination, Broker):
         XREADGROUP BLOCK wakes on the first XADD; it may lease from a lower priority level than
         a message that arrived in the same instant, which only matters for simultaneous arrivals.
         """
-        streams: dict[str, str] = {}
-        where: dict[str, tuple[str, int]] = {}
+        where: dict[bytes, tuple[str, int]] = {}
         for queue in queues:
             keys = self.keys(queue)
             if queue not in self._grouped:
                 self._run("ensure_groups", keys.streams, [GROUP])
                 self._grouped.add(queue)
             for priority in range(PRIORITY_LEVELS - 1, -1, -1):
-                stream = keys.streams[priority]
-                streams[stream] = ">"
-                where[stream] = (queue, priority)
+                where[keys.streams[priority].encode()] = (queue, priority)
+        block = max(1, int(wait_slice(timeout, self._socket_timeout) * 1000))
+        # Over the wire, not redis-py: its retry-on-error could lease twice and lose the first
+        # reply's messages to a lease this process never learns of.
         try:
-            reply = self.client.xreadgroup(GROUP, consumer, streams, count=count,
-                                           block=max(1, int(wait_slice(timeout, self._socket_timeout) * 1000)))
+            reply = self.wire.one("XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block,
+                                  "STREAMS", *where, *(">" for _ in where))
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._grouped.clear()  # a stream was deleted by hand; recreate groups next time
             return []
         got: list[Delivery] = []
-        for stream, entries in reply or ():
-            queue, priority = where[stream.decode() if isinstance(stream, bytes) else stream]
-            for entry_id, fields in entries:
+        # RESP3 (redis-py 8's default) answers a map of stream -> entries, RESP2 a list of pairs.
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
+            queue, priority = where[stream]
+            for entry_id, flat in entries:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
                 got.append(Delivery(queue, priority, fields.get(b"b", b""),
                                     entry_id.decode(), int(fields.get(b"d", 0))))
         return got
