@@ -42,9 +42,10 @@ class RedisServer:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    def restart(self) -> None:
-        """Start it again on the same port and data directory, as after a restart."""
+    def restart(self, down_for: float = 0.0) -> None:
+        """Start it again on the same port and data directory, ``down_for`` seconds later."""
         self.halt()
+        time.sleep(down_for)
         proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _answers(self.port, proc):
             raise RuntimeError(f"redis-server did not come back on port {self.port}")

@@ -23,16 +23,40 @@ def broker_url(own_redis: RedisServer) -> str:
     return own_redis.url
 
 
-def test_a_redis_restart_mid_drain_loses_nothing(app, start_worker, marks, own_redis):
+@pytest.mark.parametrize("down_for", [0.0, 1.5])
+def test_a_redis_restart_mid_drain_loses_nothing(app, start_worker, marks, own_redis, down_for):
     """The pool processes and their flushers lose their connections and the server's script
-    cache mid-batch; they reconnect, reload the scripts, and finish every task."""
+    cache mid-batch; they wait for Redis, reconnect, give back what a lost reply may have
+    leased, and finish every task, without a pool process dying over it."""
     import coreapp
 
     worker = start_worker("-c", "2")
     results = [coreapp.sleep.delay(0.02, f"t{i}") for i in range(200)]
     wait_until(lambda: len(read_marks(marks, "finished")) >= 30, 20, message="some tasks done")
-    own_redis.restart()
+    own_redis.restart(down_for)
     assert [r.get(timeout=60) for r in results] == [f"t{i}" for i in range(200)]
     assert {line.split()[0] for line in read_marks(marks, "finished")} == {f"t{i}" for i in range(200)}
-    assert worker.proc is not None and worker.proc.poll() is None
     assert coreapp.add.delay(2, 3).get(timeout=10) == 5
+    assert worker.proc is not None and worker.proc.poll() is None
+    log = worker.log()
+    assert "crashed" not in log and "Traceback" not in log, log[-3000:]
+    if down_for:
+        assert "waits for it" in log and "broker reachable again" in log
+
+
+def test_a_pool_process_lost_while_redis_is_down_has_its_task_run_again(app, start_worker, marks, own_redis):
+    """Its worker lives on and heartbeats, so only the worker itself can give that process's
+    leases back; it keeps trying until Redis returns."""
+    import coreapp
+    import psutil
+
+    worker = start_worker("-c", "1")
+    result = coreapp.sleep.delay(1.0, "orphan")
+    wait_until(lambda: read_marks(marks, "started"), 10, message="task started")
+    child = psutil.Process(worker.pid).children()[0]
+    own_redis.halt()
+    child.kill()
+    wait_until(lambda: "could not return the messages" in worker.log(), 10, message="release failed")
+    own_redis.restart()
+    assert result.get(timeout=30) == "orphan"
+    assert [line.split()[0] for line in read_marks(marks, "finished")] == ["orphan"]

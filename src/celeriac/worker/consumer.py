@@ -20,7 +20,7 @@ from ..brokers.base import Delivery
 from ..config import parse_rate
 from ..control import REVOKE_EXPIRES, REVOKED_MAP
 from ..events import TaskEvent, event, redact, safe_repr
-from ..exceptions import DecodeError, NotRegistered, SoftTimeLimitExceeded
+from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
 
@@ -156,10 +156,13 @@ class Consumer:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
             signals.worker_process_init.send(sender=None)
         try:
-            self._sync_control()
             while not self.stopping:
-                self._sync_control()
-                batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
+                try:
+                    self._sync_control()
+                    batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
+                except BrokerError as exc:
+                    self._broker_lost(exc)
+                    continue
                 if not batch:
                     continue
                 self.reserved.extend(batch)
@@ -170,7 +173,11 @@ class Consumer:
                         delivery = self.reserved.popleft()
                     except IndexError:
                         break
-                    self.handle(delivery)
+                    try:
+                        self.handle(delivery)
+                    except BrokerError as exc:  # before the task started: it goes back to the queue
+                        self._broker_lost(exc)
+                        break
                     if self._should_recycle():
                         self.stop()
         finally:
@@ -179,6 +186,26 @@ class Consumer:
             if not self.in_thread:
                 signals.worker_process_shutdown.send(sender=None)
         return 0
+
+    def _broker_lost(self, exc: BrokerError) -> None:
+        """The broker went away during a fetch, or before a task started. A fetch whose reply was
+        lost may have leased messages this process never saw, and this worker's heartbeat would
+        keep them leased: once the broker answers again and every finished task is acked, give
+        back everything still leased to this process (the prefetched ones too) and go on."""
+        logger.warning("broker unavailable (%s): pool process %d waits for it", exc, os.getpid())
+        self.reserved.clear()
+        pause = 0.1
+        while not self.stopping:
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            if not self.flusher.wait_idle(pause):
+                continue
+            try:
+                self.broker.release(self.consumer_name, self.queues)
+            except BrokerError:
+                continue
+            logger.warning("broker reachable again: pool process %d goes on", os.getpid())
+            return
 
     def _should_recycle(self) -> bool:
         self.processed += 1
@@ -282,6 +309,11 @@ class Consumer:
              shown: tuple[str, str]) -> None:
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
+        # Broker writes come before the slot is taken: if one fails, the task has not started
+        # and goes back to the queue (see _broker_lost).
+        if task.option("track_started", "task_track_started") and not envelope.ignore_result:
+            self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
+                               name=name, worker=self.hostname, retries=envelope.retries)
         if not acks_late:
             self.broker.ack([delivery])  # at-most-once, as the task asked
         context = request_for(envelope, hostname=self.hostname, delivery_info={
@@ -300,10 +332,6 @@ class Consumer:
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
-        track = task.option("track_started", "task_track_started")
-        if track and not envelope.ignore_result:
-            self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
-                               name=name, worker=self.hostname, retries=envelope.retries)
         if signals.task_prerun.receivers:
             signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=envelope.args,
                                      kwargs=envelope.kwargs)

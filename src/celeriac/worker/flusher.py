@@ -100,6 +100,16 @@ class Flusher:
         if taken:
             self._push(("giveback", taken[::-1]))
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Whether everything handed over so far is written (results, acks, events), waiting up
+        to ``timeout`` seconds for it; the write itself retries until the broker answers."""
+        deadline = time.monotonic() + timeout
+        while not (self._idle and not self._ops and not self._events):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def close(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._closing = True

@@ -70,6 +70,7 @@ class Supervisor:
         self.children: dict[int, int] = {}          # pid -> slot index
         self.consumers: dict[int, str] = {}         # slot index -> consumer name
         self.timed_out: dict[int, Running] = {}     # slot index -> the task killed for its hard limit
+        self.unreleased: set[str] = set()  # consumers of dead pool processes whose leases are still held
         self.terminated: dict[int, str] = {}        # slot index -> task id revoked with terminate
         self.events = bool(app.conf.worker_send_task_events)
         self.event_maxlen = int(app.conf.event_stream_maxlen)
@@ -278,8 +279,10 @@ class Supervisor:
             else:
                 self.broker.release(consumer, self.queues)
         except BrokerError as exc:
-            # Our lease still covers these messages; recovery hands them out once it lapses.
-            logger.error("could not return the messages of pool process %d: %s", pid, exc)
+            # This worker's heartbeat keeps the lease alive, so nobody else would ever take these
+            # messages: keep trying each second until the broker is back.
+            self.unreleased.add(consumer)
+            logger.error("could not return the messages of pool process %d yet: %s", pid, exc)
 
     def _delivery(self, running: Running) -> Delivery:
         info = running.info
@@ -438,6 +441,9 @@ class Supervisor:
 
     def _recover(self) -> None:
         try:
+            for consumer in sorted(self.unreleased):
+                self.broker.release(consumer, self.queues)
+                self.unreleased.discard(consumer)
             self._record_dead(self.broker.recover())
         except BrokerError as exc:
             logger.error("recovery failed: %s", exc)
