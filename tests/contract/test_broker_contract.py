@@ -813,6 +813,28 @@ def test_redis_blocking_reads_outlast_a_short_socket_timeout(redis_url: str) -> 
         broker.close()
 
 
+def test_redis_a_call_interrupted_mid_reply_leaves_no_reply_for_the_next(redis_url: str) -> None:
+    """A soft time limit can raise inside a task that is enqueueing; the reply it never read
+    must not be read by the next command on that thread's connection."""
+    broker = brokers.from_url(redis_url)
+    wire = broker.wire  # type: ignore[attr-defined]
+    conn = wire._conn()
+    real = conn.read_response
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        conn.read_response = real
+        raise KeyboardInterrupt
+
+    try:
+        assert wire.one("SET", "celeriac-test-k", b"v") == b"OK"
+        conn.read_response = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            wire.one("GET", "celeriac-test-k")
+        assert wire.one("INCR", "celeriac-test-n") == 1  # not the GET's b"v"
+    finally:
+        broker.close()
+
+
 def test_sqlite_full_disk_raises_broker_full_and_writes_nothing(tmp_path: Path) -> None:
     """A full database raises BrokerFull with a clear message and no partial batch."""
     broker = SQLiteBroker(f"sqlite:///{tmp_path / 'full.db'}")

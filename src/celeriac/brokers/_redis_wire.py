@@ -146,7 +146,10 @@ class Wire:
                     replies.append(conn.read_response(disable_decoding=True))
                 except redis.exceptions.ResponseError as exc:
                     replies.append(exc)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except BaseException:
+            # A connection error, or anything that interrupted us mid-reply (a soft time limit's
+            # SIGALRM in a task that was enqueueing): replies may be left unread, and the next
+            # caller must not take them for its own.
             conn.disconnect()
             raise
         return replies
