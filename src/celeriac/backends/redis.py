@@ -38,7 +38,7 @@ class RedisBackend(ResultBackend):
         super().__init__(url, expires=expires)
         self._pid = os.getpid()
         self._timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
-        self._client = connect(url, **self._timeouts)
+        self._client = connect(url, **self._timeouts, health_check_interval=30)
         self._socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
         self.wire = Wire(lambda: self.client.connection_pool)
 
@@ -46,7 +46,7 @@ class RedisBackend(ResultBackend):
     def client(self) -> redis.Redis:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
-            self._client = connect(self.url, **self._timeouts)
+            self._client = connect(self.url, **self._timeouts, health_check_interval=30)
         return self._client
 
     def _ttl_ms(self) -> int:
