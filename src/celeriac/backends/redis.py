@@ -10,13 +10,12 @@ order: the record is set before the list is pushed): a Lua script cost three tim
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from ..brokers._redis_wire import Command, Wire, connect, wait_slice
+from ..brokers._redis_wire import Command, Connections
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError
 from .base import ResultBackend
@@ -36,18 +35,12 @@ class RedisBackend(ResultBackend):
     def __init__(self, url: str, *, expires: float | None = 86400.0, socket_timeout: float | None = 120.0,
                  socket_connect_timeout: float | None = 5.0, **_: Any) -> None:
         super().__init__(url, expires=expires)
-        self._pid = os.getpid()
-        self._timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
-        self._client = connect(url, **self._timeouts, health_check_interval=30)
-        self._socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
-        self.wire = Wire(lambda: self.client.connection_pool)
+        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+        self.wire = self.conns.wire
 
     @property
     def client(self) -> redis.Redis:
-        if os.getpid() != self._pid:
-            self._pid = os.getpid()
-            self._client = connect(self.url, **self._timeouts, health_check_interval=30)
-        return self._client
+        return self.conns.client
 
     def _ttl_ms(self) -> int:
         return int(self.expires * 1000) if self.expires else 0
@@ -96,8 +89,7 @@ class RedisBackend(ResultBackend):
     def wait_ready(self, task_id: str, timeout: float) -> bool:
         key = done_key(task_id)
         try:
-            wait = max(wait_slice(timeout, self._socket_timeout), 0.01)
-            return self.client.blmove(key, key, wait, "RIGHT", "LEFT") is not None
+            return self.client.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT") is not None
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
@@ -108,7 +100,7 @@ class RedisBackend(ResultBackend):
         try:
             pipe = self.client.pipeline(transaction=False)
             if timeout > 0:
-                pipe.blmove(key, key, max(wait_slice(timeout, self._socket_timeout), 0.01), "RIGHT", "LEFT")
+                pipe.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT")
             pipe.get(meta_key(task_id))
             value: bytes | None = pipe.execute()[-1]
             return value
@@ -116,5 +108,4 @@ class RedisBackend(ResultBackend):
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def close(self) -> None:
-        self.wire.close()
-        self._client.close()
+        self.conns.close()

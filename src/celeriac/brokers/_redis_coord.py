@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from ..exceptions import BrokerError, BrokerFull
-from ._redis_wire import wait_slice
+from ._redis_wire import Connections
 from .base import redact_url
 
 
@@ -37,7 +37,7 @@ class RedisCoordination:
 
     client: redis.Redis
     url: str
-    _socket_timeout: float | None
+    conns: Connections
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         raise NotImplementedError
@@ -113,7 +113,7 @@ class RedisCoordination:
                  timeout: float = 0.0) -> list[tuple[str, bytes]]:
         key = f"celeriac:log:{name}"
         start = "0-0" if after is None else after
-        block = max(1, int(wait_slice(timeout, self._socket_timeout) * 1000)) if timeout > 0 else None
+        block = max(1, int(self.conns.wait(timeout) * 1000)) if timeout > 0 else None
         reply = self.client.xread({key: start}, count=count, block=block)
         out = []
         for _stream, entries in reply or ():

@@ -32,13 +32,6 @@ _pack = hiredis.pack_command
 SPIN_SECONDS = 0.0001
 
 
-def connect(url: str, *, socket_timeout: float | None, socket_connect_timeout: float | None,
-            **options: Any) -> redis.Redis:
-    """A redis-py client for ``url`` (query parameters in the URL win over these)."""
-    return redis.Redis.from_url(url, socket_timeout=socket_timeout,
-                                socket_connect_timeout=socket_connect_timeout, **options)
-
-
 def wait_slice(timeout: float, socket_timeout: float | None) -> float:
     """How long one blocking command may ask the server to wait: under the socket timeout, or
     the client gives up on a reply the server is still rightly holding back. Every blocking
@@ -174,3 +167,33 @@ class Wire:
             self._closes += 1
         for one in held:
             one.conn.disconnect()  # redis-py only shuts a socket down in the process that opened it
+
+
+class Connections:
+    """The redis-py client and the wire for one URL, as the broker and the result store each
+    hold them: made again in a forked child, which must not share its parent's sockets."""
+
+    def __init__(self, url: str, *, socket_timeout: float | None, socket_connect_timeout: float | None) -> None:
+        self.url = url
+        # Query parameters in the URL win over these.
+        self._options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout,
+                         "health_check_interval": 30}
+        self._pid = os.getpid()
+        self._client = redis.Redis.from_url(url, **self._options)
+        self.socket_timeout: float | None = self._client.connection_pool.connection_kwargs.get("socket_timeout")
+        self.wire = Wire(lambda: self.client.connection_pool)
+
+    @property
+    def client(self) -> redis.Redis:
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._client = redis.Redis.from_url(self.url, **self._options)
+        return self._client
+
+    def wait(self, timeout: float, floor: float = 0.0) -> float:
+        """The server-side wait of one blocking command (see ``wait_slice``), at least ``floor``."""
+        return max(wait_slice(timeout, self.socket_timeout), floor)
+
+    def close(self) -> None:
+        self.wire.close()
+        self._client.close()

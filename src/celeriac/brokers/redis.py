@@ -29,7 +29,7 @@ from redis.commands.core import Script
 
 from ..exceptions import ConfigurationError
 from ._redis_coord import RedisCoordination, translate_errors
-from ._redis_wire import Command, Wire, connect, wait_slice
+from ._redis_wire import Command, Connections
 from .base import (
     PRIORITY_LEVELS,
     Broker,
@@ -79,25 +79,18 @@ class RedisBroker(RedisCoordination, Broker):
                  socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
                  **_: Any) -> None:
         super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
-        self._pid = os.getpid()
-        self._timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
-        self._client = connect(url, **self._timeouts, health_check_interval=30)
-        self._socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
+        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+        # The per-task commands (enqueue, fetch, finish) go over the wire; the rest over redis-py.
+        self.wire = self.conns.wire
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
         self._grouped: set[str] = set()
-        # The per-task commands (enqueue, fetch, finish) go over this; the rest over redis-py.
-        self.wire = Wire(lambda: self.client.connection_pool)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def client(self) -> redis.Redis:
-        # A forked child must not share its parent's sockets.
-        if os.getpid() != self._pid:
-            self._pid = os.getpid()
-            self._client = connect(self.url, **self._timeouts, health_check_interval=30)
-        return self._client
+        return self.conns.client
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
@@ -180,7 +173,7 @@ class RedisBroker(RedisCoordination, Broker):
                 self._grouped.add(queue)
             for priority in range(PRIORITY_LEVELS - 1, -1, -1):
                 where[keys.streams[priority].encode()] = (queue, priority)
-        block = max(1, int(wait_slice(timeout, self._socket_timeout) * 1000))
+        block = max(1, int(self.conns.wait(timeout) * 1000))
         # Over the wire, not redis-py: its retry-on-error could lease twice and lose the first
         # reply's messages to a lease this process never learns of.
         try:
@@ -355,7 +348,7 @@ class RedisBroker(RedisCoordination, Broker):
         soonest of one of ``queues`` (so a short countdown is not late by a polling interval)."""
         if timeout <= 0:
             return
-        self.client.blpop(self.wake_keys(queues), timeout=max(wait_slice(timeout, self._socket_timeout), 0.01))
+        self.client.blpop(self.wake_keys(queues), timeout=self.conns.wait(timeout, 0.01))
 
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
@@ -479,5 +472,4 @@ class RedisBroker(RedisCoordination, Broker):
         return warnings
 
     def close(self) -> None:
-        self.wire.close()
-        self._client.close()
+        self.conns.close()
