@@ -77,7 +77,7 @@ SETTINGS: dict[str, Setting] = {
     "task_soft_time_limit": _s(None, *_NUMBER),
     "task_acks_late": _s(True, bool, nullable=False),
     "task_acks_on_failure_or_timeout": _s(True, bool, nullable=False),
-    "task_reject_on_worker_lost": _s(False, bool, nullable=False),
+    "task_reject_on_worker_lost": _s(True, bool, nullable=False),
     "task_max_redeliveries": _s(
         3, int, nullable=False,
         doc="times a message may be handed out again after its process or worker died "
@@ -104,6 +104,10 @@ SETTINGS: dict[str, Setting] = {
     "task_queue_max_priority": _ignored("priorities are always 0-9"),
     "task_inherit_parent_priority": _s(False, bool, nullable=False),
     "task_compression": _ignored("messages are compact JSON"),
+    "task_message_max_bytes": _s(
+        16 * 1024 * 1024, int, nullable=False,
+        doc="larger messages are refused by the producer and dead-lettered by workers before decoding",
+    ),
     "task_protocol": _ignored("celeriac has one wire format"),
     "task_remote_tracebacks": _ignored("tracebacks are always stored"),
     # Worker

@@ -53,7 +53,7 @@ def test_long_task_is_not_redelivered_while_its_worker_lives(app, start_worker, 
     assert len(read_marks(marks, "finished")) == 1
 
 
-def test_child_killed_mid_task_records_worker_lost_and_pool_refills(app, start_worker, marks):
+def test_child_killed_mid_task_with_reject_on_worker_lost_off_records_worker_lost(app, start_worker, marks):
     import coreapp
 
     start_worker("-c", "1")
@@ -64,7 +64,7 @@ def test_child_killed_mid_task_records_worker_lost_and_pool_refills(app, start_w
     assert coreapp.add.delay(1, 2).get(timeout=15) == 3  # the pool refilled
 
 
-def test_reject_on_worker_lost_redelivers_the_task(app, start_worker, marks):
+def test_a_killed_pool_process_has_its_task_run_again_by_default(app, start_worker, marks):
     import coreapp
 
     start_worker("-c", "1")

@@ -76,12 +76,12 @@ def _consume(url: str, name: str, start: Any, producers_done: Any, out: Any) -> 
 
 def _hold_until_killed(url: str, ready: Any, out: Any) -> None:
     broker = brokers.from_url(url, lease_seconds=0.5)
-    broker.heartbeat("doomed", b"", [Q])
-    got = broker.fetch([Q], "doomed/1", 20, 5.0)
+    broker.heartbeat("doomed#1", b"", [Q], first=True)
+    got = broker.fetch([Q], "doomed#1/1", 20, 5.0)
     out.put([d.body for d in got])
     ready.set()
-    while True:  # a live worker: heartbeats until SIGKILL stops it mid-sleep
-        broker.heartbeat("doomed", b"", [Q])
+    while True:  # a live worker running them all: heartbeats until SIGKILL stops it mid-sleep
+        broker.heartbeat("doomed#1", b"", [Q], running=got)
         time.sleep(0.1)
 
 
@@ -151,11 +151,12 @@ def test_messages_of_a_sigkilled_consumer_come_back_after_its_lease(url: str, br
         held = out.get(timeout=30)
         assert ready.wait(30) and len(held) == 20
         # While it heartbeats, its leases stand.
-        assert broker.recover() == []
-        rest = broker.fetch([Q], "survivor/1", 30, 0)
+        broker.heartbeat("survivor#2", b"", [Q], first=True)
+        assert broker.recover("survivor#2") == []
+        rest = broker.fetch([Q], "survivor#2/1", 30, 0)
         assert len(rest) == 10
         broker.ack(rest)
-        assert sorted(d.body for _, d in broker.held("doomed", [Q])) == sorted(held)
+        assert sorted(d.body for _, d in broker.held("doomed#1", [Q])) == sorted(held)
         os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
         holder.join(10)
     finally:
@@ -165,8 +166,9 @@ def test_messages_of_a_sigkilled_consumer_come_back_after_its_lease(url: str, br
     deadline = time.monotonic() + 5
     back: list[Any] = []
     while len(back) < 20 and time.monotonic() < deadline:
-        assert broker.recover() == []  # within the cap: back to the queue, not dead-lettered
-        back += broker.fetch([Q], "survivor/1", 30, 0.1)
+        broker.heartbeat("survivor#2", b"", [Q])  # the recovering worker lives (stall rule)
+        assert broker.recover("survivor#2") == []  # within the cap: back to the queue, not dead-lettered
+        back += broker.fetch([Q], "survivor#2/1", 30, 0.1)
     assert sorted(d.body for d in back) == sorted(held)
     assert {d.redeliveries for d in back} == {1}
     broker.ack(back)

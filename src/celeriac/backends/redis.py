@@ -42,7 +42,7 @@ class RedisBackend(ResultBackend):
     def client(self) -> redis.Redis:
         return self.conns.client
 
-    def _ttl_ms(self) -> int:
+    def ttl_ms(self) -> int:
         return int(self.expires * 1000) if self.expires else 0
 
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
@@ -54,7 +54,7 @@ class RedisBackend(ResultBackend):
     def commands(self, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
         """The commands storing ``records``, in order (sent together with the broker's acks
         when both live on one Redis)."""
-        ttl = self._ttl_ms()
+        ttl = self.ttl_ms()
         expiry = ("PX", ttl) if ttl else ()
         out: list[Command] = []
         for task_id, data, ready in records:

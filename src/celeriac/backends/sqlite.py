@@ -49,17 +49,25 @@ class SQLiteBackend(ResultBackend):
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         if not records:
             return
+        self._db.write(lambda conn: self.store_in(conn, records))
+        self.ring(records)
 
-        def store(conn: sqlite3.Connection) -> None:
-            now = time.time()
-            expires = None if self.expires is None else now + self.expires
-            conn.executemany("INSERT OR REPLACE INTO results (task_id, data, ready, expires) "
-                             "VALUES (?, ?, ?, ?)",
-                             [(task_id, data, int(ready), expires) for task_id, data, ready in records])
-            conn.execute("DELETE FROM results WHERE task_id IN "
-                         "(SELECT task_id FROM results WHERE expires <= ? LIMIT 100)", (now,))
+    def store_in(self, conn: sqlite3.Connection, records: Sequence[tuple[str, bytes, bool]]) -> None:
+        """Write ``records`` inside the caller's transaction on this file (the broker's fenced
+        finish stores results and acks in one transaction when both live in one file)."""
+        now = time.time()
+        expires = None if self.expires is None else now + self.expires
+        conn.executemany("INSERT OR REPLACE INTO results (task_id, data, ready, expires) "
+                         "VALUES (?, ?, ?, ?)",
+                         [(task_id, data, int(ready), expires) for task_id, data, ready in records])
+        conn.execute("DELETE FROM results WHERE task_id IN "
+                     "(SELECT task_id FROM results WHERE expires <= ? LIMIT 100)", (now,))
 
-        self._db.write(store)
+    def open(self) -> None:
+        """Open the file now (creating the results table)."""
+        self._db.read(lambda conn: None)
+
+    def ring(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         self._bell.ring({_channel(task_id) for task_id, _, ready in records if ready})
 
     def read(self, task_id: str) -> bytes | None:

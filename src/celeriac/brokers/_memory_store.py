@@ -50,6 +50,8 @@ class WorkerEntry:
     last_seen: float
     expires: float
     queues: tuple[str, ...]
+    running: frozenset[str] = frozenset()  # tags of the deliveries it last reported started
+    recovered: bool = False  # its lease lapsed and its messages were taken back
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Store:
     last_log_id: dict[str, str] = field(default_factory=dict)
     log_expires: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
+    pulse: float = 0.0  # when any worker last heartbeated
 
     def make_ready(self, msg: Message) -> None:
         msg.consumer, msg.lease_until = "", 0.0
@@ -88,9 +91,13 @@ class Store:
             del self.log_expires[name]
             self.logs.pop(name, None)
 
-    def charge(self, msg: Message, cap: int, now: float) -> bool:
-        """Count one redelivery of a leased message whose consumer died; True if it was buried."""
+    def charge(self, msg: Message, cap: int, now: float, started: bool = True) -> bool:
+        """Take back a leased message whose consumer died, counting one redelivery if it had
+        ``started``; True if it was buried."""
         del self.leased[msg.tag]
+        if not started:
+            self.make_ready(msg)
+            return False
         msg.redeliveries += 1
         if msg.redeliveries > cap:
             self.bury(msg, f"redelivered {msg.redeliveries} times: its worker died each time", now)

@@ -7,7 +7,7 @@ newer message sort before an older one and let a stale tag match a different mes
 
 A lease is judged by one clock, ``time.time()`` of the process asking: the same machine's clock
 for every process sharing the file. A leased row expires when both its own ``lease_until`` (set
-at fetch) and its worker's heartbeat (``workers.expires``) are in the past, so a heartbeat
+at fetch) and its worker's heartbeat (``incarnations.expires``) are in the past, so a heartbeat
 extends every lease of the worker without touching the message rows.
 """
 
@@ -54,12 +54,18 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue, id)",
     "CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY) WITHOUT ROWID",
-    """CREATE TABLE IF NOT EXISTS workers (
+    # One row per worker incarnation ("name#boot"). ``running``: tags of the deliveries it last
+    # reported started, newline-separated (only those are charged when it dies); ``recovered``:
+    # its lease lapsed and its messages were taken back. (Replaces the ``workers`` table of
+    # earlier versions, which keyed leases by name; that table is left unused in old files.)
+    """CREATE TABLE IF NOT EXISTS incarnations (
         name TEXT PRIMARY KEY,
         info BLOB NOT NULL,
         last_seen REAL NOT NULL,
         expires REAL NOT NULL,
-        queues TEXT NOT NULL
+        queues TEXT NOT NULL,
+        running TEXT NOT NULL DEFAULT '',
+        recovered INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL)",
     "CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires) WHERE expires IS NOT NULL",

@@ -10,10 +10,17 @@ queue       a name. Each queue has ten priority levels; within a queue a higher 
             handed out first, and messages of one priority come out in the order they went in.
 delivery    one hand-out of a message to a consumer (:class:`Delivery`). Until it is acked,
             requeued or dead-lettered the message is *leased* to that consumer.
+worker      one *incarnation* of a worker: ``"<name>#<boot id>"``. A worker restarted under
+            the same name is a new incarnation, so its heartbeat never keeps its dead
+            predecessor's leases alive, and two live workers that share a name are told apart.
+            The registry (:meth:`Broker.workers`) shows the name and the incarnation.
 consumer    ``"<worker>/<suffix>"``: one fetching process of a worker. The lease of every
             delivery held by any consumer of a worker lasts while the worker heartbeats
             (:meth:`Broker.heartbeat`); there is no per-message visibility timeout, so a task
             may run for hours without being handed out twice.
+running     the deliveries a worker last reported as started (with its heartbeat). When a
+            worker dies only those are charged a redelivery: prefetched messages that never
+            started are innocent of the death and go back uncharged.
 delayed     a message enqueued with ``delay > 0`` waits in the broker (never in a worker) and
             becomes ready when the broker's clock reaches its due time (:meth:`promote`).
 dead letter a message taken out of circulation with a reason: undecodable, unknown task,
@@ -21,6 +28,12 @@ dead letter a message taken out of circulation with a reason: undecodable, unkno
 
 Clocks: lease expiry and due times are judged by the broker's clock (:meth:`now`), so workers
 with skewed clocks still agree.
+
+Stalls: a lease that lapsed while the broker itself heard from nobody (the broker was paused,
+overloaded, or unreachable from every worker) proves no death. When a heartbeat arrives after
+such a silence (longer than half a lease) every live lease is extended by one lease before it
+counts, and recovery refuses to run while nobody has heartbeated for that long or while the
+recovering worker's own lease is not live.
 """
 
 from __future__ import annotations
@@ -93,12 +106,23 @@ class Scheduled:
 
 @dataclass(frozen=True, slots=True)
 class WorkerRecord:
-    """A worker as the registry sees it: ``info`` is whatever the worker last published."""
+    """A worker as the registry sees it: ``info`` is whatever the worker last published.
+    ``name`` is the worker's name (``-n``); ``incarnation`` the registry key (``name#boot``)."""
 
     name: str
     info: bytes
     alive: bool
     last_seen: float
+    incarnation: str = ""
+
+
+#: What :meth:`Broker.heartbeat` found.
+BEAT_OK = "ok"
+#: The lease had lapsed before this beat: what the worker held may have been handed to others.
+BEAT_LAPSED = "lapsed"
+#: The broker had no record of a worker that registered before: it lost its data (a Redis
+#: restarted without persistence, or flushed). Tasks queued before may be gone.
+BEAT_FORGOTTEN = "forgotten"
 
 
 class Broker(abc.ABC):
@@ -116,6 +140,13 @@ class Broker(abc.ABC):
     def worker_retention(self) -> float:
         """Seconds a worker that stopped heartbeating stays listed (offline) by :meth:`workers`."""
         return max(300.0, 10 * self.lease_seconds)
+
+    @property
+    def stall_seconds(self) -> float:
+        """A silence longer than this (no heartbeat from any worker) means the broker, not the
+        workers, was away: live workers beat every third of a lease, so only a stall of the
+        broker or of every worker at once leaves such a gap."""
+        return self.lease_seconds / 2
 
     # -- producing ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -170,6 +201,27 @@ class Broker(abc.ABC):
         if events is not None:
             self.log_append(*events)
 
+    def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
+                      *, backend: Any = None) -> list[Delivery]:
+        """:meth:`finish` for a worker that is not sure its lease held: each ``(delivery,
+        records)`` is stored and acked only if ``delivery`` is still leased to ``consumer``, so
+        an attempt whose message went to another worker never replaces that worker's result.
+        Items without a delivery (already acked before running) are stored as they are.
+        Returns the deliveries dropped.
+
+        This default checks, then writes, then acks: a lease that lapses between the check and
+        the write can still let a stale result through. Brokers that hold the results in the
+        same store do all three atomically."""
+        held = set(d.tag for d in self.holding(consumer, [d for d, _ in items if d is not None]))
+        kept = [(d, recs) for d, recs in items if d is None or d.tag in held]
+        records = [r for _, recs in kept for r in recs]
+        if records:
+            backend.write(records)
+        acks = [d for d, _ in kept if d is not None]
+        if acks:
+            self.ack(acks)
+        return [d for d, _ in items if d is not None and d.tag not in held]
+
     def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
         """Atomically enough: store ``body`` as delayed in the delivery's queue, then ack it.
 
@@ -181,33 +233,57 @@ class Broker(abc.ABC):
 
     # -- leases and recovery --------------------------------------------------------------
     @abc.abstractmethod
-    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str], *,
+                  running: Sequence[Delivery] = (), first: bool = False) -> str:
         """Say ``worker`` is alive for another ``lease_seconds``; extends the lease of every
         delivery held by its consumers and records ``info`` in the worker registry.
-        ``queues`` are the queues its consumers read, so recovery knows where to look."""
+        ``queues`` are the queues its consumers read, so recovery knows where to look;
+        ``running`` the deliveries its processes have started (only those are charged a
+        redelivery if it dies); ``first`` is True for the worker's first beat.
+
+        Returns :data:`BEAT_OK`, :data:`BEAT_LAPSED` (the lease had lapsed, so what the worker
+        held may already run elsewhere) or :data:`BEAT_FORGOTTEN` (not ``first``, yet the
+        broker had no record of the worker: it lost its data)."""
 
     @abc.abstractmethod
     def deregister(self, worker: str) -> None:
         """``worker`` stopped cleanly: drop it from the registry (its leases must be empty)."""
 
     @abc.abstractmethod
-    def recover(self) -> list[Delivery]:
+    def recover(self, worker: str | None = None) -> list[Delivery]:
         """Return to their queues the messages leased by workers whose lease expired.
 
-        Each such message counts one redelivery; one past ``max_redeliveries`` is dead-lettered
-        instead, with a reason starting ``"redelivered N times"`` (N = redeliveries counted, so
-        ``max_redeliveries + 1``). Safe to run from
-        many workers at once: each lost message is recovered exactly once. Returns the
-        deliveries dead-lettered, so the caller can record why.
+        ``worker`` is the caller's own incarnation: nothing is recovered while its own lease is
+        not live (a worker that was paused or cut off must not judge others), nor while the
+        broker has heard no heartbeat for half a lease (it may just have stalled).
+
+        The deliveries the dead worker last reported ``running`` count one redelivery; one past
+        ``max_redeliveries`` is dead-lettered instead, with a reason starting
+        ``"redelivered N times"`` (N = redeliveries counted, so ``max_redeliveries + 1``).
+        Prefetched deliveries go back uncharged. Safe to run from many workers at once: each
+        lost message is recovered exactly once. Returns the deliveries dead-lettered, so the
+        caller can record why.
         """
 
     @abc.abstractmethod
-    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+    def evict(self, worker: str) -> list[Delivery]:
+        """Recover ``worker``'s messages now, without waiting for its lease: the caller proved
+        it dead (a restart under the same name found its predecessor's process gone). Charges
+        as :meth:`recover` does; returns the deliveries dead-lettered."""
+
+    @abc.abstractmethod
+    def holding(self, consumer: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """The subset of ``deliveries`` still leased to ``consumer`` (not recovered and handed
+        to someone else meanwhile). Asked before a prefetched task starts when the worker is
+        not sure its lease held."""
+
+    @abc.abstractmethod
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
         """Give back every delivery ``consumer`` holds in ``queues`` (its process is gone).
 
-        Deliveries whose tag is in ``charged`` were running when the process died: they count
-        one redelivery and are dead-lettered past the cap; the rest (prefetched, never started)
-        go back without a charge. Returns the deliveries dead-lettered.
+        ``charged`` deliveries were running when the process died: they count one redelivery
+        and are dead-lettered past the cap; the rest (prefetched, never started) go back
+        without a charge. Returns the deliveries dead-lettered.
         """
 
     @abc.abstractmethod
@@ -340,6 +416,12 @@ def redact_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user, colon, _password = creds.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def worker_name(incarnation: str) -> str:
+    """The name of a worker incarnation: ``"celeriac@host#1a2b"`` -> ``"celeriac@host"``."""
+    name, sep, _ = incarnation.rpartition("#")
+    return name if sep else incarnation
 
 
 def worker_of(consumer: str) -> str:

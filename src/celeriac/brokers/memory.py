@@ -15,6 +15,7 @@ The clock is ``time.time()``; leases and due times are judged by it.
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,9 @@ from collections.abc import Iterable, Sequence
 from ..exceptions import BrokerError
 from ._memory_store import Message, Store, WorkerEntry, store_for
 from .base import (
+    BEAT_FORGOTTEN,
+    BEAT_LAPSED,
+    BEAT_OK,
     PRIORITY_LEVELS,
     Broker,
     DeadLetter,
@@ -30,8 +34,11 @@ from .base import (
     Scheduled,
     WorkerRecord,
     clamp_priority,
+    worker_name,
     worker_of,
 )
+
+logger = logging.getLogger("celeriac.broker")
 
 
 class MemoryBroker(Broker):
@@ -145,44 +152,84 @@ class MemoryBroker(Broker):
                 st.cond.notify_all()
 
     # -- leases and recovery --------------------------------------------------------------
-    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str], *,
+                  running: Sequence[Delivery] = (), first: bool = False) -> str:
         st = self._st
         with st.cond:
             now = time.time()
-            st.workers[worker] = WorkerEntry(info, now, now + self.lease_seconds, tuple(queues))
+            if st.pulse and now - st.pulse > self.stall_seconds:  # see Broker: stalls
+                for entry in st.workers.values():
+                    entry.expires = max(entry.expires, now + self.lease_seconds)
+            st.pulse = now
+            previous = st.workers.get(worker)
+            st.workers[worker] = WorkerEntry(info, now, now + self.lease_seconds, tuple(queues),
+                                             frozenset(d.tag for d in running))
+            if previous is None:
+                return BEAT_OK if first else BEAT_FORGOTTEN
+            return BEAT_LAPSED if previous.recovered or previous.expires < now else BEAT_OK
 
     def deregister(self, worker: str) -> None:
         st = self._st
         with st.cond:
             st.workers.pop(worker, None)
 
-    def recover(self) -> list[Delivery]:
+    def recover(self, worker: str | None = None) -> list[Delivery]:
         st = self._st
         with st.cond:
             now = time.time()
+            if worker is not None:
+                mine = st.workers.get(worker)
+                if mine is None or mine.expires < now or mine.recovered:
+                    return []
+            if st.pulse and now - st.pulse > self.stall_seconds:
+                return []
             expired = []
             for msg in st.leased.values():
                 record = st.workers.get(worker_of(msg.consumer))
                 if max(msg.lease_until, record.expires if record else 0.0) < now:
                     expired.append(msg)
-            dead = [msg.delivery() for msg in expired if st.charge(msg, self.max_redeliveries, now)]
-            if expired:
-                st.cond.notify_all()
-            return dead
+            for name, record in st.workers.items():
+                if record.expires < now and not record.recovered:
+                    record.recovered = True
+                    logger.warning("worker %s stopped heartbeating; its tasks went back to their queues", name)
+            return self._take_back(st, expired, now)
 
-    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+    def _take_back(self, st: Store, messages: list[Message], now: float) -> list[Delivery]:
+        dead = []
+        for msg in messages:
+            record = st.workers.get(worker_of(msg.consumer))
+            started = record is not None and msg.tag in record.running
+            if st.charge(msg, self.max_redeliveries, now, started):
+                dead.append(msg.delivery())
+        if messages:
+            st.cond.notify_all()
+        return dead
+
+    def evict(self, worker: str) -> list[Delivery]:
         st = self._st
+        with st.cond:
+            now = time.time()
+            record = st.workers.get(worker)
+            if record is not None:
+                record.recovered, record.expires = True, min(record.expires, now)
+            mine = [m for m in st.leased.values() if worker_of(m.consumer) == worker]
+            return self._take_back(st, mine, now)
+
+    def holding(self, consumer: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        st = self._st
+        with st.cond:
+            return [d for d in deliveries if (m := st.leased.get(d.tag)) is not None and m.consumer == consumer]
+
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
+        st = self._st
+        started = {d.tag for d in charged}
         with st.cond:
             now = time.time()
             dead = []
             mine = [m for m in st.leased.values() if m.consumer == consumer and m.queue in queues]
             for msg in mine:
-                if msg.tag in charged:
-                    if st.charge(msg, self.max_redeliveries, now):
-                        dead.append(msg.delivery())
-                else:
-                    del st.leased[msg.tag]
-                    st.make_ready(msg)
+                if st.charge(msg, self.max_redeliveries, now, msg.tag in started):
+                    dead.append(msg.delivery())
             if mine:
                 st.cond.notify_all()
             return dead
@@ -293,7 +340,7 @@ class MemoryBroker(Broker):
             horizon = now - self.worker_retention
             for name in [n for n, w in st.workers.items() if w.last_seen < horizon]:
                 del st.workers[name]
-            return [WorkerRecord(name, w.info, w.expires >= now, w.last_seen)
+            return [WorkerRecord(worker_name(name), w.info, w.expires >= now and not w.recovered, w.last_seen, name)
                     for name, w in sorted(st.workers.items())]
 
     # -- coordination primitives ----------------------------------------------------------

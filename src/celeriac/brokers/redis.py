@@ -8,7 +8,10 @@ script touches one cluster slot):
     {celeriac:q:<name>}:delayed:m    hash: key -> "<priority>:<redeliveries>:<body>"
     {celeriac:q:<name>}:wake         list pushed when a new delayed message became the soonest
     {celeriac:q:<name>}:dead         capped stream of dead letters (p, reason, time, b)
-    {celeriac:w}:leases / :info / :queues   the worker registry (lease expiry, info, queues)
+    {celeriac:w}:leases / :info / :queues / :seen / :running / :gone / :pulse
+                                     the worker registry, by incarnation (lease expiry, info,
+                                     queues, last beat, started deliveries, recovered ones) and
+                                     when any worker last beat (stall detection)
 
 Leases are the consumer group's pending-entries lists. No entry is ever re-delivered because
 it sat idle: recovery takes back entries only from consumers whose *worker* stopped
@@ -31,6 +34,9 @@ from ..exceptions import ConfigurationError
 from ._redis_coord import RedisCoordination, translate_errors
 from ._redis_wire import Command, Connections
 from .base import (
+    BEAT_FORGOTTEN,
+    BEAT_LAPSED,
+    BEAT_OK,
     PRIORITY_LEVELS,
     Broker,
     DeadLetter,
@@ -39,6 +45,7 @@ from .base import (
     Scheduled,
     WorkerRecord,
     clamp_priority,
+    worker_name,
 )
 
 logger = logging.getLogger("celeriac.broker")
@@ -258,50 +265,108 @@ class RedisBroker(RedisCoordination, Broker):
             self._move(deliveries, "dead", reason)
 
     # -- leases and recovery ----------------------------------------------------------------
+    def _registry(self, *fields: str) -> list[str]:
+        return [f"{WORKERS_TAG}:{field}" for field in fields]
+
     @translate_errors
-    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
-        lapsed = self._run("heartbeat", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:info", f"{WORKERS_TAG}:queues",
-                                         f"{WORKERS_TAG}:seen", f"{WORKERS_TAG}:gone"],
-                           [worker, int(self.lease_seconds * 1000), info, ",".join(queues)])
-        if lapsed:
-            logger.warning("worker %s missed its lease: tasks it held may have been handed to others", worker)
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str], *,
+                  running: Sequence[Delivery] = (), first: bool = False) -> str:
+        code = self._run("heartbeat", self._registry("leases", "info", "queues", "seen", "gone", "running", "pulse"),
+                         [worker, int(self.lease_seconds * 1000), info, ",".join(queues),
+                          "\x1e".join(f"{d.queue}\x1f{d.priority}:{d.tag}" for d in running),
+                          "1" if first else "0", int(self.stall_seconds * 1000)])
+        return BEAT_LAPSED if code == 1 else BEAT_FORGOTTEN if code == 2 else BEAT_OK
 
     @translate_errors
     def deregister(self, worker: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(f"{WORKERS_TAG}:leases", worker)
         pipe.zrem(f"{WORKERS_TAG}:gone", worker)
-        for field in ("queues", "info", "seen"):
+        for field in ("queues", "info", "seen", "running"):
             pipe.hdel(f"{WORKERS_TAG}:{field}", worker)
         pipe.execute()
 
-    def _recover_queue(self, queue: str, mode: str, name: str, charge_all: bool,
-                       charged: Sequence[str] = ()) -> list[Delivery]:
+    def _recover_queue(self, queue: str, mode: str, name: str, charged: Sequence[str] = ()) -> list[Delivery]:
         keys = self.keys(queue)
         flat = self._run("recover", [*keys.streams, keys.dead],
-                         [GROUP, mode, name, self.max_redeliveries, DEAD_LETTER_CAP,
-                          "1" if charge_all else "0", *charged])
+                         [GROUP, mode, name, self.max_redeliveries, DEAD_LETTER_CAP, *charged])
         return _flat_deliveries(queue, flat)
 
-    @translate_errors
-    def recover(self) -> list[Delivery]:
+    def _take_back(self, worker: str, queues: Sequence[str], running: str, evicted: bool) -> list[Delivery]:
+        """Give back every entry of ``worker``'s consumers in ``queues``, charging ``running``."""
+        charged: dict[str, list[str]] = {}
+        for item in running.split("\x1e") if running else ():
+            queue, _, tag = item.partition("\x1f")
+            charged.setdefault(queue, []).append(tag)
         dead: list[Delivery] = []
-        flat = self._run("expired_workers", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:queues"])
-        for i in range(0, len(flat), 2):
-            worker = flat[i].decode()
-            queues = [q for q in flat[i + 1].decode().split(",") if q]
-            for queue in queues:
-                dead += self._recover_queue(queue, "prefix", worker + "/", True)
-            if self._run("forget_worker", [f"{WORKERS_TAG}:leases", f"{WORKERS_TAG}:gone"], [worker]):
-                logger.warning("worker %s stopped heartbeating; its tasks went back to their queues", worker)
+        for queue in queues:
+            dead += self._recover_queue(queue, "prefix", worker + "/", charged.get(queue, ()))
+        if self._run("forget_worker", self._registry("leases", "gone", "running"), [worker, "1" if evicted else "0"]):
+            how = "was proved dead" if evicted else "stopped heartbeating"
+            logger.warning("worker %s %s; its tasks went back to their queues", worker, how)
         return dead
 
     @translate_errors
-    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+    def recover(self, worker: str | None = None) -> list[Delivery]:
+        dead: list[Delivery] = []
+        flat = self._run("expired_workers", self._registry("leases", "queues", "running", "pulse"),
+                         [worker or "", int(self.stall_seconds * 1000)])
+        for i in range(0, len(flat), 3):
+            queues = [q for q in flat[i + 1].decode().split(",") if q]
+            dead += self._take_back(flat[i].decode(), queues, flat[i + 2].decode(), evicted=False)
+        return dead
+
+    @translate_errors
+    def evict(self, worker: str) -> list[Delivery]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(f"{WORKERS_TAG}:queues", worker)
+        pipe.hget(f"{WORKERS_TAG}:running", worker)
+        queues, running = pipe.execute()
+        names = [q for q in (queues or b"").decode().split(",") if q]
+        return self._take_back(worker, names, (running or b"").decode(), evicted=True)
+
+    @translate_errors
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
         dead: list[Delivery] = []
         for queue in queues:
-            dead += self._recover_queue(queue, "exact", consumer, False, charged)
+            tags = [f"{d.priority}:{d.tag}" for d in charged if d.queue == queue]
+            dead += self._recover_queue(queue, "exact", consumer, tags)
         return dead
+
+    @translate_errors
+    def holding(self, consumer: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for d in deliveries:
+            pipe.xpending_range(self.keys(d.queue).streams[d.priority], GROUP, d.tag, d.tag, 1,
+                                consumername=consumer)
+        return [d for d, pending in zip(deliveries, pipe.execute(), strict=True) if pending]
+
+    @translate_errors
+    def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
+                      *, backend: Any = None) -> list[Delivery]:
+        from ..backends.redis import RedisBackend, done_key, meta_key
+
+        if not (isinstance(backend, RedisBackend) and backend.url == self.url):
+            return super().finish_fenced(consumer, items, backend=backend)
+        ttl = backend.ttl_ms()
+        commands: list[Command] = []
+        fenced: list[Delivery] = []
+        for delivery, records in items:
+            if delivery is None:
+                commands.extend(backend.commands(records))
+                continue
+            keys: list[str] = [self.keys(delivery.queue).streams[delivery.priority]]
+            args: list[Any] = [GROUP, consumer, delivery.tag, ttl]
+            for task_id, data, ready in records:
+                keys += [meta_key(task_id), done_key(task_id)]
+                args += [data, "1" if ready else "0"]
+            commands.append(self.wire.script(self.script("finish_fenced"), keys, args))
+            fenced.append(delivery)
+        replies = self.wire.call(commands) if commands else []
+        verdicts = replies[len(replies) - len(fenced):] if fenced else []
+        return [d for d, kept in zip(fenced, verdicts, strict=True) if not kept]
 
     @translate_errors
     def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
@@ -434,16 +499,17 @@ class RedisBroker(RedisCoordination, Broker):
         if stale:  # a worker gone for long enough leaves the registry
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(f"{WORKERS_TAG}:gone", *stale)
-            for field in ("queues", "info", "seen"):
+            for field in ("queues", "info", "seen", "running"):
                 pipe.hdel(f"{WORKERS_TAG}:{field}", *stale)
             pipe.execute()
         out = []
-        for name, expiry in leases:
-            out.append(WorkerRecord(name.decode(), infos.get(name, b""), expiry / 1000.0 > now,
-                                    int(seen.get(name, 0)) / 1000.0))
-        for name, _when in gone:
-            if name not in stale:
-                out.append(WorkerRecord(name.decode(), infos.get(name, b""), False, int(seen.get(name, 0)) / 1000.0))
+        for key, expiry in leases:
+            out.append(WorkerRecord(worker_name(key.decode()), infos.get(key, b""), expiry / 1000.0 > now,
+                                    int(seen.get(key, 0)) / 1000.0, key.decode()))
+        for key, _when in gone:
+            if key not in stale:
+                out.append(WorkerRecord(worker_name(key.decode()), infos.get(key, b""), False,
+                                        int(seen.get(key, 0)) / 1000.0, key.decode()))
         return out
 
     # -- lifecycle --------------------------------------------------------------------------

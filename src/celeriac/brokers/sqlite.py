@@ -31,6 +31,9 @@ from ._sqlite_db import Database, sqlite_path
 from ._sqlite_schema import ROW, SCHEMA
 from ._sqlite_wake import Doorbell, block_until
 from .base import (
+    BEAT_FORGOTTEN,
+    BEAT_LAPSED,
+    BEAT_OK,
     PRIORITY_LEVELS,
     Broker,
     DeadLetter,
@@ -39,6 +42,7 @@ from .base import (
     Scheduled,
     WorkerRecord,
     clamp_priority,
+    worker_name,
     worker_of,
 )
 
@@ -46,7 +50,8 @@ READY = ("q",)  # doorbell channel of fetchers
 
 # A leased row whose own lease and whose worker's heartbeat both ran out.
 _EXPIRED = ("FROM messages AS m WHERE m.consumer IS NOT NULL AND m.lease_until < ? AND NOT EXISTS "
-            "(SELECT 1 FROM workers AS w WHERE w.name = m.worker AND w.expires >= ?)")
+            "(SELECT 1 FROM incarnations AS w WHERE w.name = m.worker AND w.expires >= ?)")
+_PULSE = "celeriac:pulse"  # kv key: when any worker last heartbeated
 _UNLEASE = "UPDATE messages SET consumer = NULL, worker = NULL, lease_until = NULL"
 _IS_HELD = "id = ? AND handouts = ? AND consumer IS NOT NULL"
 
@@ -190,35 +195,131 @@ class SQLiteBroker(SQLiteCoordination, Broker):
             self._bell.ring(READY)
 
     # -- leases and recovery --------------------------------------------------------------
-    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str]) -> None:
-        def beat(conn: sqlite3.Connection) -> None:
+    def heartbeat(self, worker: str, info: bytes, queues: Sequence[str], *,
+                  running: Sequence[Delivery] = (), first: bool = False) -> str:
+        def beat(conn: sqlite3.Connection) -> str:
             now = time.time()
+            pulse = conn.execute("SELECT value FROM kv WHERE key = ?", (_PULSE,)).fetchone()
+            if pulse is not None and now - float(pulse[0]) > self.stall_seconds:  # see Broker: stalls
+                conn.execute("UPDATE incarnations SET expires = ? WHERE expires < ? AND NOT recovered",
+                             (now + self.lease_seconds, now + self.lease_seconds))
+            conn.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, NULL)",
+                         (_PULSE, repr(now).encode()))
+            previous = conn.execute("SELECT expires, recovered FROM incarnations WHERE name = ?",
+                                    (worker,)).fetchone()
             conn.execute(
-                "INSERT INTO workers (name, info, last_seen, expires, queues) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen, "
-                "expires = excluded.expires, queues = excluded.queues",
-                (worker, info, now, now + self.lease_seconds, "\n".join(queues)))
-            conn.execute("DELETE FROM workers WHERE last_seen < ?", (now - self.worker_retention,))
+                "INSERT INTO incarnations (name, info, last_seen, expires, queues, running, recovered) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
+                "last_seen = excluded.last_seen, expires = excluded.expires, queues = excluded.queues, "
+                "running = excluded.running, recovered = 0",
+                (worker, info, now, now + self.lease_seconds, "\n".join(queues), "\n".join(d.tag for d in running)))
+            conn.execute("DELETE FROM incarnations WHERE last_seen < ?", (now - self.worker_retention,))
+            if previous is None:
+                return BEAT_OK if first else BEAT_FORGOTTEN
+            return BEAT_LAPSED if previous[1] or previous[0] < now else BEAT_OK
 
-        self._db.write(beat)
-
+        return self._db.write(beat)
 
     def deregister(self, worker: str) -> None:
-        self._db.write(lambda conn: conn.execute("DELETE FROM workers WHERE name = ?", (worker,)))
+        self._db.write(lambda conn: conn.execute("DELETE FROM incarnations WHERE name = ?", (worker,)))
 
-    def recover(self) -> list[Delivery]:
+    def recover(self, worker: str | None = None) -> list[Delivery]:
         now = time.time()
-        if not self._db.read(lambda c: c.execute(f"SELECT 1 {_EXPIRED} LIMIT 1", (now, now)).fetchone()):
+
+        def may_judge(conn: sqlite3.Connection) -> bool:
+            if worker is not None:
+                mine = conn.execute("SELECT expires, recovered FROM incarnations WHERE name = ?", (worker,)).fetchone()
+                if mine is None or mine[0] < now or mine[1]:
+                    return False
+            pulse = conn.execute("SELECT value FROM kv WHERE key = ?", (_PULSE,)).fetchone()
+            if pulse is not None and now - float(pulse[0]) > self.stall_seconds:
+                return False
+            return conn.execute(f"SELECT 1 {_EXPIRED} LIMIT 1", (now, now)).fetchone() is not None
+
+        if not self._db.read(may_judge):
             return []
 
         def take_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
             now = time.time()
-            return self._charge(conn, conn.execute(f"SELECT {ROW} {_EXPIRED}", (now, now)).fetchall(), now)
+            rows = conn.execute(f"SELECT {ROW}, m.worker {_EXPIRED}", (now, now)).fetchall()
+            lapsed = sorted({row[-1] for row in rows})
+            conn.executemany("UPDATE incarnations SET recovered = 1 WHERE name = ? AND expires < ?",
+                             [(name, now) for name in lapsed])
+            return self._charge_started(conn, rows, now)
 
         dead, back = self._db.write(take_back)
         if back:
             self._bell.ring(READY)
         return dead
+
+    def evict(self, worker: str) -> list[Delivery]:
+        def take_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
+            now = time.time()
+            rows = conn.execute(f"SELECT {ROW}, worker FROM messages WHERE worker = ? AND consumer IS NOT NULL",
+                                (worker,)).fetchall()
+            conn.execute("UPDATE incarnations SET recovered = 1, expires = MIN(expires, ?) WHERE name = ?",
+                         (now, worker))
+            return self._charge_started(conn, rows, now)
+
+        dead, back = self._db.write(take_back)
+        if back:
+            self._bell.ring(READY)
+        return dead
+
+    def _charge_started(self, conn: sqlite3.Connection, rows: list[Any], now: float) -> tuple[list[Delivery], int]:
+        """Take back rows of dead workers (``ROW`` plus the worker): the ones their worker last
+        reported running are charged, the rest go back as they were."""
+        running: dict[str, set[str]] = {}
+        for name in {row[-1] for row in rows}:
+            found = conn.execute("SELECT running FROM incarnations WHERE name = ?", (name,)).fetchone()
+            running[name] = set(found[0].split("\n")) if found and found[0] else set()
+        started = [row[:-1] for row in rows if f"{row[0]}:{row[6]}" in running[row[-1]]]
+        free = [(row[0],) for row in rows if f"{row[0]}:{row[6]}" not in running[row[-1]]]
+        conn.executemany(f"{_UNLEASE} WHERE id = ?", free)
+        dead, back = self._charge(conn, started, now)
+        return dead, back + len(free)
+
+    def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
+                      *, backend: Any = None) -> list[Delivery]:
+        from ..backends.sqlite import SQLiteBackend
+
+        if not (isinstance(backend, SQLiteBackend) and backend.path == self.path):
+            return super().finish_fenced(consumer, items, backend=backend)
+        backend.open()  # its table must exist before this transaction writes to it
+
+        def fenced(conn: sqlite3.Connection) -> tuple[list[Delivery], list[tuple[str, bytes, bool]]]:
+            dropped, stored = [], []
+            for delivery, records in items:
+                key = None if delivery is None else _parse_tag(delivery.tag)
+                if delivery is not None:
+                    gone = key is None or conn.execute(
+                        f"DELETE FROM messages WHERE {_IS_HELD} AND consumer = ?", (*key, consumer)).rowcount == 0
+                    if gone:
+                        dropped.append(delivery)
+                        continue
+                stored += records
+            if stored:
+                backend.store_in(conn, stored)
+            return dropped, stored
+
+        dropped, stored = self._db.write(fenced)
+        backend.ring(stored)
+        return dropped
+
+    def holding(self, consumer: str, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+
+        def check(conn: sqlite3.Connection) -> list[Delivery]:
+            out = []
+            for d in deliveries:
+                key = _parse_tag(d.tag)
+                if key is not None and conn.execute(f"SELECT 1 FROM messages WHERE {_IS_HELD} AND consumer = ?",
+                                                    (*key, consumer)).fetchone():
+                    out.append(d)
+            return out
+
+        return self._db.read(check)
 
     def _charge(self, conn: sqlite3.Connection, rows: list[Any], now: float) -> tuple[list[Delivery], int]:
         """Count one redelivery for each leased row; bury those past the cap. Returns the buried
@@ -238,10 +339,10 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         conn.executemany(f"{_UNLEASE}, redeliveries = ? WHERE id = ?", back)
         return dead, len(back)
 
-    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[str] = ()) -> list[Delivery]:
+    def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
         if not queues:
             return []
-        charged_tags = set(charged)
+        charged_tags = {d.tag for d in charged}
 
         def give_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
             rows = conn.execute(f"SELECT {ROW} FROM messages WHERE worker = ? AND consumer = ? "
@@ -381,9 +482,10 @@ class SQLiteBroker(SQLiteCoordination, Broker):
     def workers(self) -> list[WorkerRecord]:
         now = time.time()
         rows = self._db.read(lambda conn: conn.execute(
-            "SELECT name, info, last_seen, expires FROM workers WHERE last_seen >= ? ORDER BY name",
+            "SELECT name, info, last_seen, expires, recovered FROM incarnations WHERE last_seen >= ? ORDER BY name",
             (now - self.worker_retention,)).fetchall())
-        return [WorkerRecord(name, info, expires >= now, seen) for name, info, seen, expires in rows]
+        return [WorkerRecord(worker_name(name), info, expires >= now and not recovered, seen, name)
+                for name, info, seen, expires, recovered in rows]
 
     # -- lifecycle ------------------------------------------------------------------------
     def check(self, *, allow_evicting: bool = False) -> list[str]:

@@ -86,11 +86,13 @@ class Worker:
         lines += [f"  . {name}" for name in sorted(self.app.tasks) if not name.startswith("celeriac.")]
         return "\n".join(lines) + "\n"
 
-    def _same_name_alive(self) -> bool:
+    def _namesakes(self) -> list[str]:
+        """Live workers registered under this worker's name (another process, or this one's
+        predecessor whose lease has not lapsed yet)."""
         try:
-            return any(w.name == self.hostname and w.alive for w in self.app.broker.workers())
+            return [w.incarnation for w in self.app.broker.workers() if w.name == self.hostname and w.alive]
         except BrokerError:
-            return False
+            return []
 
     def start(self, install_signals: bool = True) -> int:
         return self.prepare().run(install_signals=install_signals)
@@ -99,9 +101,13 @@ class Worker:
         """Check the broker, print the banner and build the supervisor, ready to run."""
         self.app.finalize()
         warnings = self._connect()
-        if self._same_name_alive():
-            raise ConfigurationError(
-                f"a worker named {self.hostname!r} is already running; give this one another name with -n")
+        if self._namesakes():
+            # As Celery does: warn and run. Leases belong to incarnations, so two workers with
+            # one name never take each other's tasks; a predecessor that died on this machine
+            # has its tasks given back at start (Supervisor._evict_predecessors).
+            warnings.append(f"a worker named {self.hostname!r} is registered as running: if it is this "
+                            "worker's previous process its tasks are given back now, otherwise both run "
+                            "(give each its own name with -n, e.g. -n worker%i@%h)")
         if self.pool != "prefork" and (self.app.conf.task_time_limit or self.app.conf.task_soft_time_limit):
             warnings.append(f"the {self.pool} pool cannot enforce time limits; use prefork")
         if not self.quiet:

@@ -45,6 +45,7 @@ class Consumer:
     """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
 
     def __init__(self, app: Celery, *, hostname: str, index: int, queues: list[str], prefetch: int,
+                 incarnation: str | None = None,
                  slots: Slots | None = None, max_tasks: int | None = None,
                  max_memory_kib: int | None = None, in_thread: bool = False) -> None:
         self.app = app
@@ -60,9 +61,12 @@ class Consumer:
         self.reserved: deque[Delivery] = deque()
         self.processed = 0
         self.pid = os.getpid()
-        self.consumer_name = f"{hostname}/{self.pid}-{index}"
+        # Leases are held by the worker's incarnation (see worker/identity.py).
+        self.consumer_name = f"{incarnation or hostname}/{self.pid}-{index}"
+        self.epoch = 0  # the lease epoch (Slots.lease_epoch) when the reserved batch was fetched
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
+        self.max_bytes = int(conf.task_message_max_bytes)
         self.signing_key = app.signing_key
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
@@ -146,7 +150,7 @@ class Consumer:
         """The fetch-run loop. Returns the exit code (0: clean stop or recycled)."""
         self.broker = self.app.broker
         self.backend = self.app.backend
-        self.flusher = Flusher(self.app, self.consumer_name, self.queues)
+        self.flusher = Flusher(self.app, self.consumer_name, self.queues, slots=self.slots)
         if not self.in_thread:
             signal.signal(signal.SIGTERM, self._on_term)
             # Ctrl-C is the supervisor's to handle; SIGINT only matters for revoke(terminate=True)
@@ -159,6 +163,8 @@ class Consumer:
             while not self.stopping:
                 try:
                     self._sync_control()
+                    if self.slots is not None:
+                        self.epoch = self.flusher.epoch = self.slots.lease_epoch()
                     batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)
@@ -178,6 +184,9 @@ class Consumer:
                     except BrokerError as exc:  # before the task started: it goes back to the queue
                         self._broker_lost(exc)
                         break
+                    except Exception as exc:  # a bug before the task started: never a crash loop
+                        logger.exception("internal error handling message %s", delivery.tag)
+                        self._refuse(delivery, message.peek_id(delivery.body), None, exc, internal=True)
                     if self._should_recycle():
                         self.stop()
         finally:
@@ -221,11 +230,32 @@ class Consumer:
         return False
 
     # -- one message ------------------------------------------------------------------------
+    def _still_ours(self, delivery: Delivery) -> bool:
+        """Before a prefetched task starts: is its message surely still leased to us? Asked of the
+        broker only when the lease word says we cannot be sure (see worker/slots.py)."""
+        if self.slots is None or not self.slots.lease_doubtful(self.epoch):
+            return True
+        if self.broker.holding(self.consumer_name, [delivery]):
+            return True
+        logger.warning("Not starting message %s: this worker's lease lapsed (it was paused or cut off) and "
+                       "the message went to another worker", message.peek_id(delivery.body) or delivery.tag)
+        return False
+
     def handle(self, delivery: Delivery) -> None:
+        if not self._still_ours(delivery):
+            return
+        if len(delivery.body) > self.max_bytes:
+            self._refuse(delivery, None, None, DecodeError(
+                f"message of {len(delivery.body)} bytes is larger than task_message_max_bytes ({self.max_bytes})"))
+            return
         try:
             envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key)
         except DecodeError as exc:
             self._refuse(delivery, message.peek_id(delivery.body), None, exc)
+            return
+        except Exception as exc:  # RecursionError (deep nesting), UnicodeDecodeError, ...: still bad input
+            self._refuse(delivery, message.peek_id(delivery.body), None,
+                         DecodeError(f"undecodable message: {type(exc).__name__}: {exc}"))
             return
         try:
             task = self.app.get_task(envelope.task)
@@ -265,9 +295,10 @@ class Consumer:
         elif state == states.REJECTED:
             self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
 
-    def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception) -> None:
+    def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception,
+                internal: bool = False) -> None:
         """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{'internal error: ' if internal else ''}{type(exc).__name__}: {str(exc)[:500]}"
         logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
         records = []
         if task_id:

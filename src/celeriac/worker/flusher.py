@@ -7,6 +7,12 @@ written the moment it finishes, not when its batch ends.
 
 It has its own broker and result-store connections: SQLite connections cannot be shared by
 threads, and a Redis connection busy with a batch would otherwise stall the next fetch.
+
+Fencing: each operation carries the lease epoch its message was fetched under. While the lease
+word (worker/slots.py) says the lease surely held, writes go out as usual; otherwise finished
+tasks go through ``Broker.finish_fenced`` and other operations first ask ``Broker.holding``, so
+an attempt whose message was recovered and handed to another worker (this worker was paused
+past its lease) never acks it, re-sends it, or replaces the other attempt's result.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..events import batch as batch_events
 
 if TYPE_CHECKING:
     from ..app import Celery
+    from .slots import Slots
 
 logger = logging.getLogger("celeriac.worker")
 
@@ -31,9 +38,11 @@ Record = tuple[str, bytes, bool]
 
 
 class Flusher:
-    def __init__(self, app: Celery, consumer: str, queues: Sequence[str]) -> None:
+    def __init__(self, app: Celery, consumer: str, queues: Sequence[str], slots: Slots | None = None) -> None:
         self.app = app
         self.consumer = consumer
+        self.slots = slots
+        self.epoch = 0  # set by the consumer when it fetches: the lease epoch of what it holds
         self.queues = list(queues)
         self.broker = app.new_broker()
         self.backend = app.new_backend()
@@ -52,7 +61,7 @@ class Flusher:
 
     # -- called from the task thread ------------------------------------------------------------
     def _push(self, op: tuple[Any, ...]) -> None:
-        self._ops.append(op)
+        self._ops.append((*op, self.epoch))  # the epoch is always an operation's last item
         self._wake()
 
     def _wake(self) -> None:
@@ -156,6 +165,25 @@ class Flusher:
                 logger.warning("cannot write results/acks (%s); retrying in %.1fs", exc, pause)
                 time.sleep(pause)
 
+    def _doubtful(self, op: tuple[Any, ...]) -> bool:
+        return self.slots is not None and op[1] is not None and self.slots.lease_doubtful(op[-1])
+
+    def _lost(self, delivery: Delivery) -> bool:
+        """True (and logged) if ``delivery`` is no longer this consumer's."""
+        if self.broker.holding(self.consumer, [delivery]):
+            return False
+        logger.warning("Dropped what an attempt of message %s left to do: this worker's lease lapsed and the "
+                       "message went to another worker", delivery.tag)
+        return True
+
+    def _finish_fenced(self, batch: list[tuple[Any, ...]]) -> None:
+        dropped = self.broker.finish_fenced(self.consumer, [(op[1], op[2]) for op in batch], backend=self.backend)
+        for delivery in dropped:
+            ids = [r[0] for op in batch if op[1] is delivery for r in op[2]]
+            logger.warning("Discarded the result of task %s: this worker's lease lapsed (it was paused or cut off) "
+                           "and the message went to another worker, whose result stands",
+                           ", ".join(ids) or delivery.tag)
+
     def _apply(self, ops: deque[tuple[Any, ...]], events: list[bytes | TaskEvent]) -> None:
         """Apply ``ops`` in order, popping each once written, so a retry after a failure
         resumes where it stopped instead of repeating what already happened. Events ride
@@ -165,43 +193,56 @@ class Flusher:
                 batch = []
                 while ops and ops[0][0] == "finish":
                     batch.append(ops.popleft())
-                last = not ops
-                try:
-                    records = [r for op in batch for r in op[2]]
-                    acks = [op[1] for op in batch if op[1] is not None]
-                    self.broker.finish(acks, backend=self.backend, records=records,
-                                       events=(EVENT_LOG, batch_events(events), self._event_maxlen)
-                                       if last and events else None)
-                    if last:
-                        events.clear()
-                except BaseException:
-                    ops.extendleft(reversed(batch))
-                    raise
+                self._apply_finishes(batch, ops, events)
                 continue
             op = ops[0]
-            kind = op[0]
-            if kind == "retry":
-                _, delivery, recs, (queue, body, priority, delay, key) = op
-                if recs:
-                    self.backend.write(recs)
-                self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
-                if delivery is not None:
-                    self.broker.ack([delivery])
-            elif kind == "defer":
-                self.broker.defer(op[1], op[2], op[3])
-            elif kind in ("requeue", "dead"):
-                if op[2]:
-                    self.backend.write(op[2])
-                if kind == "requeue":
-                    self.broker.requeue([op[1]])
-                else:
-                    self.broker.dead_letter([op[1]], op[3])
-            elif kind == "giveback":
-                self.broker.requeue(op[1])
+            if op[0] == "giveback" or not self._doubtful(op) or not self._lost(op[1]):
+                self._apply_one(op)
             ops.popleft()
         if events:
             self._write_events(events)
             events.clear()
+
+    def _apply_finishes(self, batch: list[tuple[Any, ...]], ops: deque[tuple[Any, ...]],
+                        events: list[bytes | TaskEvent]) -> None:
+        """Finished tasks in one write; on failure they go back to the front of ``ops``."""
+        last = not ops
+        try:
+            doubtful = [op for op in batch if self._doubtful(op)]
+            if doubtful:
+                self._finish_fenced(doubtful)
+                batch = [op for op in batch if not any(op is d for d in doubtful)]
+            records = [r for op in batch for r in op[2]]
+            acks = [op[1] for op in batch if op[1] is not None]
+            self.broker.finish(acks, backend=self.backend, records=records,
+                               events=(EVENT_LOG, batch_events(events), self._event_maxlen)
+                               if last and events else None)
+            if last:
+                events.clear()
+        except BaseException:
+            ops.extendleft(reversed(batch))
+            raise
+
+    def _apply_one(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "retry":
+            _, delivery, recs, (queue, body, priority, delay, key), _ = op
+            if recs:
+                self.backend.write(recs)
+            self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
+            if delivery is not None:
+                self.broker.ack([delivery])
+        elif kind == "defer":
+            self.broker.defer(op[1], op[2], op[3])
+        elif kind in ("requeue", "dead"):
+            if op[2]:
+                self.backend.write(op[2])
+            if kind == "requeue":
+                self.broker.requeue([op[1]])
+            else:
+                self.broker.dead_letter([op[1]], op[3])
+        elif kind == "giveback":
+            self.broker.requeue(op[1])
 
 
 def _drain(source: deque[Any], sink: Any) -> None:

@@ -124,7 +124,7 @@ class Remote:
     def do_reserved(self) -> list[dict[str, Any]]:
         running = {task["tag"] for task in self._running()}
         out = []
-        for consumer, delivery in self.broker.held(self.sup.hostname, self.sup.queues):
+        for consumer, delivery in self.broker.held(self.sup.incarnation, self.sup.all_queues):
             if delivery.tag in running:
                 continue
             request = describe_body(delivery.body, self.app)

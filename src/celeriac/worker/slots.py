@@ -13,6 +13,12 @@ last 4 bytes a terminate flag that only the supervisor writes.
 After the slots, a control page: generation (u64), length (u32), JSON written by the supervisor
 when remote control changes something pool processes must know (rate and time limits, queues,
 revocations). Pool processes compare the generation before each task, which costs nothing.
+
+Last, the lease word: until when (CLOCK_MONOTONIC) the worker's lease is surely held, and an
+epoch the supervisor bumps when a heartbeat finds the lease had lapsed. A pool process notes the
+epoch when it fetches; while the time has not passed and the epoch has not moved, what it holds
+is surely still its own, and it starts and finishes tasks without asking the broker. Otherwise it
+asks (``Broker.holding``) before starting, and finishes through ``Broker.finish_fenced``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ FLAG = struct.Struct("<I")  # the slot's last 4 bytes: written only by the super
 PAYLOAD = SLOT_SIZE - HEADER.size - FLAG.size
 PAGE_SIZE = 256 * 1024
 PAGE_HEADER = struct.Struct("<QI")
+LEASE = struct.Struct("<dQ")  # surely held until (monotonic), epoch
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -47,7 +54,8 @@ class Slots:
     def __init__(self, count: int) -> None:
         self.count = max(count, 1)
         self._page_offset = SLOT_SIZE * self.count
-        self._map = mmap.mmap(-1, self._page_offset + PAGE_SIZE)
+        self._lease_offset = self._page_offset + PAGE_SIZE
+        self._map = mmap.mmap(-1, self._lease_offset + LEASE.size)
 
     # -- written by a pool process --------------------------------------------------------------
     def begin(self, index: int, info: dict[str, Any], hard_limit: float | None) -> None:
@@ -103,6 +111,23 @@ class Slots:
             processed += p
             failed += f
         return processed, failed
+
+    # -- the lease word -------------------------------------------------------------------------
+    def lease_renewed(self, held_until: float, lapsed: bool) -> None:
+        """Written by the supervisor after a heartbeat. On a lapse the epoch moves before the
+        time does, so a reader that sees the new time also sees the new epoch."""
+        _, epoch = LEASE.unpack_from(self._map, self._lease_offset)
+        if lapsed:
+            struct.pack_into("<Q", self._map, self._lease_offset + 8, epoch + 1)
+        struct.pack_into("<d", self._map, self._lease_offset, held_until)
+
+    def lease_epoch(self) -> int:
+        return int(struct.unpack_from("<Q", self._map, self._lease_offset + 8)[0])
+
+    def lease_doubtful(self, epoch: int) -> bool:
+        """Whether what was fetched at ``epoch`` might no longer be this worker's."""
+        until = struct.unpack_from("<d", self._map, self._lease_offset)[0]
+        return time.monotonic() > until or self.lease_epoch() != epoch
 
     # -- the control page -----------------------------------------------------------------------
     def publish(self, state: dict[str, Any]) -> None:

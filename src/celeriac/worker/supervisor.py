@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import __version__, message, signals, states
-from ..brokers.base import Delivery
+from ..brokers.base import BEAT_FORGOTTEN, BEAT_LAPSED, Delivery
 from ..events import EVENT_LOG, event
 from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
 from ..execution import exception_fields
 from .consumer import Consumer
+from .identity import identity, new_incarnation, proved_dead
 from .remote import Remote
 from .slots import Running, Slots
 
@@ -56,7 +57,13 @@ class Supervisor:
                  max_memory_per_child: int | None = None, shutdown_timeout: float = 60.0) -> None:
         self.app = app
         self.hostname = hostname
+        # Leases are held by this incarnation, not by the name: a restart under the same name
+        # must not keep its dead predecessor's leases alive (see worker/identity.py).
+        self.incarnation = new_incarnation(hostname)
         self.queues = queues
+        # Every queue consumed since start: a cancelled queue may still hold this worker's
+        # leases, and recovery and release must keep looking there.
+        self.consumed: set[str] = set(queues)
         self.concurrency = concurrency
         self.pool = pool
         self.prefetch = max(1, prefetch_multiplier) if prefetch_multiplier else 1
@@ -81,8 +88,11 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         self._stop_event = threading.Event()
         interval = float(app.conf.worker_heartbeat_interval)
-        lease = float(app.conf.broker_lease_seconds)
-        self.heartbeat_every = min(interval, lease / 3)
+        self.lease = float(app.conf.broker_lease_seconds)
+        self.heartbeat_every = min(interval, self.lease / 3)
+        self.first_beat = True
+        self.beat_ok_at = float("-inf")  # monotonic time of the last heartbeat the broker took
+        self.identity = identity()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self, install_signals: bool = True) -> int:
@@ -91,6 +101,7 @@ class Supervisor:
             self._install_signals()
         self.remote = Remote(self)
         self.remote.publish()
+        self._evict_predecessors()
         self._heartbeat()
         self._worker_event("worker-online")
         if self.pool == "prefork":
@@ -113,7 +124,7 @@ class Supervisor:
             self._final_release()
             self._worker_event("worker-offline")
             try:
-                self.broker.deregister(self.hostname)
+                self.broker.deregister(self.incarnation)
             except BrokerError as exc:
                 logger.warning("could not deregister: %s", exc)
             signals.worker_shutdown.send(sender=self)
@@ -201,7 +212,8 @@ class Supervisor:
 
     # -- pool processes -----------------------------------------------------------------------
     def _consumer(self, index: int, in_thread: bool) -> Consumer:
-        return Consumer(self.app, hostname=self.hostname, index=index, queues=self.queues,
+        return Consumer(self.app, hostname=self.hostname, incarnation=self.incarnation, index=index,
+                        queues=self.queues,
                         prefetch=self.prefetch, slots=self.slots,
                         max_tasks=None if in_thread else self.max_tasks_per_child,
                         max_memory_kib=None if in_thread else self.max_memory_per_child, in_thread=in_thread)
@@ -234,7 +246,7 @@ class Supervisor:
                 logging.shutdown()
                 os._exit(code)
         self.children[pid] = index
-        self.consumers[index] = f"{self.hostname}/{pid}-{index}"
+        self.consumers[index] = f"{self.incarnation}/{pid}-{index}"
 
     def _start_thread(self, index: int) -> None:
         consumer = self._consumer(index, in_thread=True)
@@ -260,7 +272,7 @@ class Supervisor:
                 self._spawn(index)
 
     def _child_gone(self, index: int, pid: int, status: int) -> None:
-        consumer = self.consumers.pop(index, f"{self.hostname}/{pid}-{index}")
+        consumer = self.consumers.pop(index, f"{self.incarnation}/{pid}-{index}")
         running = self.slots.read(index)
         self.slots.clear(index)
         self.slots.flag_terminate(index, False)
@@ -270,14 +282,14 @@ class Supervisor:
         try:
             if terminated is not None and running is not None and running.info.get("id") == terminated:
                 self._record_terminated(running)
-                self.broker.release(consumer, self.queues)
+                self.broker.release(consumer, self.all_queues)
             elif killed_for_limit is not None:
                 self._record_time_limit(killed_for_limit)
-                self.broker.release(consumer, self.queues)
+                self.broker.release(consumer, self.all_queues)
             elif running is not None and self.stop_mode != "cold":
                 self._record_lost(consumer, running, code)
             else:
-                self.broker.release(consumer, self.queues)
+                self.broker.release(consumer, self.all_queues)
         except BrokerError as exc:
             # This worker's heartbeat keeps the lease alive, so nobody else would ever take these
             # messages: keep trying each second until the broker is back.
@@ -316,16 +328,17 @@ class Supervisor:
         info = running.info
         how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
         if info.get("al") and info.get("rl"):
-            logger.error("Process running %s[%s] died (%s): redelivering it (reject_on_worker_lost)",
-                         info["name"], info["id"], how)
-            self._record_dead(self.broker.release(consumer, self.queues, charged=[info["tag"]]))
+            # The default (task_reject_on_worker_lost=True): an OOM-killed or crashed process's
+            # task runs again, charged one redelivery, so a poison message is still capped.
+            logger.error("Process running %s[%s] died (%s): redelivering it", info["name"], info["id"], how)
+            self._record_dead(self.broker.release(consumer, self.all_queues, charged=[self._delivery(running)]))
             return
         exc = WorkerLostError(f"Worker exited prematurely: {how}.")
         logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
         self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
         self._task_event("task-failed", info, exception=repr(exc))
         self.broker.ack([self._delivery(running)])
-        self.broker.release(consumer, self.queues)
+        self.broker.release(consumer, self.all_queues)
 
     def _record_dead(self, dead: list[Delivery]) -> None:
         """Record FAILURE for messages dead-lettered after too many deaths, so callers see why."""
@@ -334,7 +347,7 @@ class Supervisor:
             if not task_id:
                 continue
             try:
-                envelope = message.decode(delivery.body, accept=frozenset({"json", "pickle"}),
+                envelope = message.decode(delivery.body, accept=frozenset(self.app.conf.accept_content),
                                           signing_key=self.app.signing_key)
                 name: str | None = envelope.task
             except Exception:
@@ -372,15 +385,47 @@ class Supervisor:
                 "concurrency": self.concurrency, "queues": list(self.queues), "version": __version__,
                 "started": self.started_at, "loadavg": list(os.getloadavg()),
                 "prefetch_multiplier": self.prefetch, "pool_pids": sorted(self.children),
-                "processed": processed, "failed": failed, "active": active}
+                "processed": processed, "failed": failed, "active": active, "incarnation": self.incarnation,
+                **self.identity}
+
+    @property
+    def all_queues(self) -> list[str]:
+        self.consumed.update(self.queues)
+        return sorted(self.consumed)
+
+    def running(self) -> list[Delivery]:
+        """What the pool has started (from the slots): charged if this worker dies."""
+        out = []
+        for _, index in self.pool_processes():
+            running = self.slots.read(index)
+            if running is not None and "tag" in running.info:
+                out.append(self._delivery(running))
+        return out
 
     def _heartbeat(self) -> None:
+        sent = time.monotonic()
         try:
             info = self.info()
-            self.broker.heartbeat(self.hostname, msgspec.json.encode(info), self.queues)
-            self._worker_event("worker-heartbeat", **info)
+            verdict = self.broker.heartbeat(self.incarnation, msgspec.json.encode(info), self.all_queues,
+                                            running=self.running(), first=self.first_beat)
         except BrokerError as exc:
             logger.error("heartbeat failed: %s", exc)
+            return
+        self.first_beat = False
+        self.beat_ok_at = sent
+        lapsed = verdict in (BEAT_LAPSED, BEAT_FORGOTTEN)
+        if verdict == BEAT_LAPSED:
+            logger.error("worker %s missed its lease (paused, or cut off from the broker): tasks it held may "
+                         "run elsewhere; its pool finishes them only where it still holds the message",
+                         self.hostname)
+        elif verdict == BEAT_FORGOTTEN:
+            logger.critical("the broker no longer knows this worker: it lost its data (a Redis restarted "
+                            "without persistence, or flushed?). Tasks queued before may be gone.")
+            self._worker_event("worker-broker-lost-data")
+        # The broker extended the lease to its now + lease, at or after ``sent``; a third of a
+        # lease is kept as margin for writes that are slow to reach it.
+        self.slots.lease_renewed(sent + self.lease * 2 / 3, lapsed)
+        self._worker_event("worker-heartbeat", **info)
 
     def _worker_event(self, kind: str, **fields: Any) -> None:
         if not self.events:
@@ -439,12 +484,33 @@ class Supervisor:
         os.write(self._wake_w, b"x")
         return target
 
+    def _evict_predecessors(self) -> None:
+        """A restart under the same name: give back at once what an earlier incarnation held
+        when its process is provably gone (same machine, PID dead or reused), rather than wait
+        for its lease to lapse."""
+        try:
+            records = [r for r in self.broker.workers()
+                       if r.name == self.hostname and r.incarnation and r.incarnation != self.incarnation]
+            for record in records:
+                try:
+                    info = msgspec.json.decode(record.info) if record.info else {}
+                except msgspec.DecodeError:
+                    continue
+                if isinstance(info, dict) and proved_dead(info):
+                    logger.warning("%s restarted: the tasks of its previous process (pid %s) go back to their "
+                                   "queues now", self.hostname, info.get("pid"))
+                    self._record_dead(self.broker.evict(record.incarnation))
+        except BrokerError as exc:
+            logger.error("could not check for an earlier incarnation (its leases lapse by themselves): %s", exc)
+
     def _recover(self) -> None:
         try:
             for consumer in sorted(self.unreleased):
-                self.broker.release(consumer, self.queues)
+                self.broker.release(consumer, self.all_queues)
                 self.unreleased.discard(consumer)
-            self._record_dead(self.broker.recover())
+            if time.monotonic() - self.beat_ok_at > self.lease / 2:
+                return  # our own view may be stale: a worker cut off must not judge others
+            self._record_dead(self.broker.recover(self.incarnation))
         except BrokerError as exc:
             logger.error("recovery failed: %s", exc)
 
@@ -475,8 +541,8 @@ class Supervisor:
     def _final_release(self) -> None:
         """Whatever this worker still holds goes back to the queue before it says goodbye."""
         try:
-            held = self.broker.held(self.hostname, self.queues)
+            held = self.broker.held(self.incarnation, self.all_queues)
             for consumer in sorted({name for name, _ in held}):
-                self.broker.release(consumer, self.queues)
+                self.broker.release(consumer, self.all_queues)
         except BrokerError as exc:
             logger.error("could not return held messages (they return when the lease lapses): %s", exc)

@@ -6,15 +6,15 @@
 -- ARGV[3]      consumer name or prefix
 -- ARGV[4]      redelivery cap: an entry handed out more times than this is dead-lettered
 -- ARGV[5]      dead-letter cap (stream MAXLEN)
--- ARGV[6]      '1' to charge every entry one redelivery, '0' to charge only the listed ids
--- ARGV[7...]   entry ids to charge (when ARGV[6] is '0')
+-- ARGV[6...]   entries to charge one redelivery, as '<priority>:<entry id>' (the ones that had
+--              started: entry ids of different priority streams can be equal)
 -- Returns a flat array of dead-lettered messages: priority, entry id, body, redeliveries, ...
 -- Each entry is taken with XACK first, so two workers recovering the same dead worker
 -- at once cannot both re-add it.
 local group, mode, name = ARGV[1], ARGV[2], ARGV[3]
-local cap, dead_cap, charge_all = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
+local cap, dead_cap = tonumber(ARGV[4]), ARGV[5]
 local charged = {}
-for i = 7, #ARGV do charged[ARGV[i]] = true end
+for i = 6, #ARGV do charged[ARGV[i]] = true end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dead = {}
@@ -43,7 +43,7 @@ for s = 1, 10 do
                 if fields[f] == 'b' then body = fields[f + 1]
                 elseif fields[f] == 'd' then redeliveries = tonumber(fields[f + 1]) end
               end
-              if charge_all or charged[id] then redeliveries = redeliveries + 1 end
+              if charged[(s - 1) .. ':' .. id] then redeliveries = redeliveries + 1 end
               if redeliveries > cap then
                 local reason = 'redelivered ' .. redeliveries ..
                                ' times: the process running it died each time (poison message?)'
