@@ -75,6 +75,42 @@ def test_signed_messages_required_when_a_key_is_set(app):
     assert app.AsyncResult("forged-1").state == states.FAILURE
 
 
+def test_a_replayed_signed_message_is_refused_by_the_worker(app, monkeypatch):
+    """Promise 9: a signed message captured and pushed again past task_message_signing_max_age
+    never runs; messages that wait on purpose (countdown, a retry's countdown) still do."""
+    import time
+
+    from celeriac import message
+    from celeriac.message import Envelope
+
+    app.conf.task_message_signing_key = "s3cret"
+    app.conf.task_message_signing_max_age = 1
+    ran = []
+
+    @app.task(bind=True, max_retries=1)
+    def transfer(self, amount):
+        ran.append(amount)
+        if amount == 3 and not self.request.retries:
+            raise self.retry(countdown=1.5)
+        return amount
+
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 5)  # captured five seconds ago
+    captured = message.encode(Envelope(id="replayed-1", task=transfer.name, args=[1000]),
+                              signing_key=app.signing_key)
+    monkeypatch.undo()
+    with start_worker(app):
+        delayed = transfer.apply_async((2,), countdown=1.5)
+        retried = transfer.delay(3)
+        push_raw(app.broker_url, "celery", captured)
+        wait_until(lambda: app.broker.dead_letters("celery"), 5)
+        assert delayed.get(timeout=10) == 2
+        assert retried.get(timeout=10) == 3
+    assert sorted(ran) == [2, 3, 3]
+    (dead,) = app.broker.dead_letters("celery")
+    assert "replay" in dead.reason
+
+
 def test_redacted_kwargs_never_reach_events(app):
     """Promise 9: secrets named in task_redact_args are shown as *** in the event stream."""
     from celeriac.events import EVENT_LOG, decode_entry

@@ -64,6 +64,7 @@ class Consumer:
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
         self.signing_key = app.signing_key
+        self.signing_max_age = conf.task_message_signing_max_age
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
         self.redact = frozenset(conf.task_redact_args or ())
@@ -223,7 +224,8 @@ class Consumer:
     # -- one message ------------------------------------------------------------------------
     def handle(self, delivery: Delivery) -> None:
         try:
-            envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key)
+            envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key,
+                                      max_age=self.signing_max_age)
         except DecodeError as exc:
             self._refuse(delivery, message.peek_id(delivery.body), None, exc)
             return

@@ -334,8 +334,10 @@ class Supervisor:
             if not task_id:
                 continue
             try:
-                envelope = message.decode(delivery.body, accept=frozenset({"json", "pickle"}),
-                                          signing_key=self.app.signing_key)
+                # Only the name is wanted: the arguments are never unpickled here, and a message
+                # that accept_content or the signing key refuses names nothing.
+                envelope = message.decode(delivery.body, accept=frozenset(self.app.conf.accept_content),
+                                          signing_key=self.app.signing_key, arguments=False)
                 name: str | None = envelope.task
             except Exception:
                 name = None
