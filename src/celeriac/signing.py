@@ -76,12 +76,12 @@ def verify(data: bytes, key: bytes | None, purpose: bytes, what: str = "message"
 
 
 def check_age(signed_at: float, max_age: float | None, now: float, not_before: float = 0.0,
-              what: str = "message", setting: str = "task_message_signing_max_age") -> None:
+              what: str = "message", limit: str = "task_message_signing_max_age") -> None:
     """Refuse bytes signed more than ``max_age`` seconds before ``now``, counting from
     ``not_before`` instead when that is later (a message meant to wait until then)."""
     if max_age is None:
         return
     age = now - max(signed_at, not_before)
     if age > max_age:
-        raise SignatureError(f"signed {what} is {age:.0f}s old, past {setting} ({max_age:g}s): "
+        raise SignatureError(f"signed {what} is {age:.0f}s old, past {limit} ({max_age:g}s): "
                              "refused as a possible replay")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
-from ..control import REVOKE_EXPIRES, REVOKED_MAP
+from ..control import REVOKE_EXPIRES, REVOKED_MAP, revoked_at
 from ..events import TaskEvent, event, redact, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
@@ -95,13 +95,16 @@ class Consumer:
 
     def _load_revoked(self) -> None:
         horizon = time.time() - REVOKE_EXPIRES
-        revoked = set()
+        revoked, refused = set(), 0
         for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            try:
-                if float(message.loads(data).get("time", 0)) >= horizon:
-                    revoked.add(task_id)
-            except Exception:
-                continue
+            when = revoked_at(self.signing_key, task_id, data)
+            if when is None:
+                refused += 1
+            elif when >= horizon:
+                revoked.add(task_id)
+        if refused:
+            logger.warning("ignoring %d revocation(s) that are unreadable or not signed with "
+                           "task_message_signing_key", refused)
         self.revoked = revoked
 
     @staticmethod
