@@ -83,7 +83,8 @@ def describe_body(body: bytes, app: Celery) -> dict[str, Any]:
         env = message.decode(body, accept=frozenset(app.conf.accept_content), signing_key=app.signing_key)
     except Exception as exc:
         return {"id": message.peek_id(body), "name": None, "error": str(exc)}
-    return {"id": env.id, "name": env.task, "args": env.args, "kwargs": env.kwargs, "retries": env.retries,
+    args, kwargs = app.redactor.arguments(env.args, env.kwargs, app.tasks.get(env.task))
+    return {"id": env.id, "name": env.task, "args": args, "kwargs": kwargs, "retries": env.retries,
             "eta": env.eta, "expires": env.expires, "priority": env.priority, "queue": env.queue}
 
 

@@ -191,8 +191,9 @@ class Task(Generic[P, R]):
         if limit is not None and request.retries >= limit:
             if exc is not None:
                 raise exc
+            args_shown, kwargs_shown = self.app.redactor.arguments(request.args, request.kwargs, self)
             raise MaxRetriesExceededError(
-                f"Can't retry {self.name}[{request.id}] args:{request.args} kwargs:{request.kwargs}")
+                f"Can't retry {self.name}[{request.id}] args:{args_shown} kwargs:{kwargs_shown}")
         if countdown is None and eta is None:
             countdown = self.default_retry_delay
         now = self.app.now_ts()

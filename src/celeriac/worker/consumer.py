@@ -13,13 +13,14 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
 from ..control import REVOKE_EXPIRES, REVOKED_MAP, revoked_at
-from ..events import TaskEvent, event, redact, safe_repr
+from ..events import TaskEvent, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
@@ -67,7 +68,7 @@ class Consumer:
         self.signing_max_age = conf.task_message_signing_max_age
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
-        self.redact = frozenset(conf.task_redact_args or ())
+        self.redactor = app.redactor
         self.events = bool(conf.worker_send_task_events)
         self.rate_limits: dict[str, str | int | float | None] = {}
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
@@ -107,12 +108,13 @@ class Consumer:
                            "task_message_signing_key", refused)
         self.revoked = revoked
 
-    @staticmethod
-    def _args_repr(envelope: message.Envelope) -> str:
-        return safe_repr(envelope.args, 1000) if envelope.args else "()"
-
-    def _kwargs_repr(self, envelope: message.Envelope) -> str:
-        return safe_repr(redact(envelope.kwargs, self.redact), 1000) if envelope.kwargs else "{}"
+    def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
+        """The arguments as events and ``inspect active`` show them, secrets hidden."""
+        args: Sequence[Any] = envelope.args
+        kwargs = envelope.kwargs
+        if self.redactor:
+            args, kwargs = self.redactor.arguments(args, kwargs, task)
+        return (safe_repr(args, 1000) if args else "()", safe_repr(kwargs, 1000) if kwargs else "{}")
 
     def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
         if self.events:
@@ -241,7 +243,7 @@ class Consumer:
             return
         self._sync_control()
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
-        shown = (self._args_repr(envelope), self._kwargs_repr(envelope))
+        shown = self._shown(task, envelope)
         if self.events:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
@@ -358,7 +360,7 @@ class Consumer:
         ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
         store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
         if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
-            state, data = outcome_meta(context, outcome, extended=self.extended)
+            state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
         if state == states.SUCCESS:
