@@ -72,7 +72,11 @@ SETTINGS: dict[str, Setting] = {
         doc="seconds a signed task message is accepted after it was signed, counted from its eta "
             "when that is later; older ones are refused as replays (None: no limit)",
     ),
-    "task_redact_args": _s(None, list, tuple, doc="kwarg names shown as '***' in logs and events"),
+    "task_redact_args": _s(
+        None, list, tuple,
+        doc="argument names shown as '***' wherever arguments are shown: keywords, positional "
+            "arguments by parameter name, dict keys at any depth",
+    ),
     # Time
     "timezone": _s(None, str),
     "enable_utc": _s(True, bool, nullable=False),

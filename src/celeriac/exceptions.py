@@ -44,7 +44,12 @@ class DecodeError(CeleriacError, ValueError):
 
 
 class SignatureError(DecodeError):
-    """Bytes that should carry a valid, fresh signature (``task_message_signing_key``) do not."""
+    """Bytes that should carry a valid, fresh signature (``task_message_signing_key``) do not.
+
+    ``authentic`` is true when the signature held and only the age was wrong: the bytes (a task
+    id, say) then did come from a key holder."""
+
+    authentic: bool = False
 
 
 class NotRegistered(CeleriacError, KeyError):

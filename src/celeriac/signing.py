@@ -83,5 +83,7 @@ def check_age(signed_at: float, max_age: float | None, now: float, not_before: f
         return
     age = now - max(signed_at, not_before)
     if age > max_age:
-        raise SignatureError(f"signed {what} is {age:.0f}s old, past {limit} ({max_age:g}s): "
-                             "refused as a possible replay")
+        error = SignatureError(f"signed {what} is {age:.0f}s old, past {limit} ({max_age:g}s): "
+                               "refused as a possible replay")
+        error.authentic = True
+        raise error

@@ -93,3 +93,14 @@ def test_pickled_arguments_stay_pickled_when_only_the_name_is_wanted():
     assert env.task == "t" and env.args == [] and env.pickled
     with pytest.raises(DecodeError, match="does not allow 'pickle'"):
         message.decode(body, arguments=False)
+
+
+def test_only_an_age_refusal_vouches_for_the_message():
+    """A stale message came from a key holder (its id may get a FAILURE); a forged one did not."""
+    stale = signed(Envelope(id="1", task="t"), time.time() - 2 * DAY)
+    with pytest.raises(SignatureError) as info:
+        message.decode(stale, signing_key=KEY, max_age=DAY)
+    assert info.value.authentic
+    with pytest.raises(SignatureError) as info:
+        message.decode(stale, signing_key=b"other", max_age=DAY)
+    assert not info.value.authentic

@@ -21,7 +21,7 @@ from ..brokers.base import Delivery
 from ..config import parse_rate
 from ..control import REVOKE_EXPIRES, REVOKED_MAP, revoked_at
 from ..events import TaskEvent, event, safe_repr
-from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
+from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
 
@@ -232,7 +232,10 @@ class Consumer:
             envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key,
                                       max_age=self.signing_max_age)
         except DecodeError as exc:
-            self._refuse(delivery, message.peek_id(delivery.body), None, exc)
+            # A message whose signature fails names a task id nobody vouches for: recording a
+            # FAILURE under it would let anyone who can write to the broker overwrite any result.
+            forged = isinstance(exc, SignatureError) and not exc.authentic
+            self._refuse(delivery, None if forged else message.peek_id(delivery.body), None, exc)
             return
         try:
             task = self.app.get_task(envelope.task)

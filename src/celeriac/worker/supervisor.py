@@ -24,7 +24,7 @@ import msgspec
 from .. import __version__, message, signals, states
 from ..brokers.base import Delivery
 from ..events import EVENT_LOG, event
-from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
+from ..exceptions import BrokerError, SignatureError, TimeLimitExceeded, WorkerLostError
 from ..execution import exception_fields
 from .consumer import Consumer
 from .remote import Remote
@@ -339,6 +339,10 @@ class Supervisor:
                 envelope = message.decode(delivery.body, accept=frozenset(self.app.conf.accept_content),
                                           signing_key=self.app.signing_key, arguments=False)
                 name: str | None = envelope.task
+            except SignatureError as exc:
+                if not exc.authentic:
+                    continue  # an id nobody vouches for: recording it could overwrite a real result
+                name = None
             except Exception:
                 name = None
             why = (f"redelivered {delivery.redeliveries} times and the process running it died each "
