@@ -69,6 +69,7 @@ class Consumer:
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
         self.redactor = app.redactor
+        self.redacting = bool(self.redactor)  # a plain attribute: read once per task
         self.events = bool(conf.worker_send_task_events)
         self.rate_limits: dict[str, str | int | float | None] = {}
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
@@ -112,7 +113,7 @@ class Consumer:
         """The arguments as events and ``inspect active`` show them, secrets hidden."""
         args: Sequence[Any] = envelope.args
         kwargs = envelope.kwargs
-        if self.redactor:
+        if self.redacting:
             args, kwargs = self.redactor.arguments(args, kwargs, task)
         return (safe_repr(args, 1000) if args else "()", safe_repr(kwargs, 1000) if kwargs else "{}")
 
