@@ -15,6 +15,7 @@ from . import message, publish
 from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
+from .redaction import Redactor, redactor
 from .signals import Signal
 from .task import Task, make_task_class
 
@@ -167,6 +168,11 @@ class Celery:
 
             self._control = Control(self)
         return self._control
+
+    @property
+    def redactor(self) -> Redactor:
+        """Hides the arguments named in ``task_redact_args`` wherever arguments are shown."""
+        return redactor(self.conf.task_redact_args)
 
     @property
     def signing_key(self) -> bytes | None:

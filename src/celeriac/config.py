@@ -67,7 +67,16 @@ SETTINGS: dict[str, Setting] = {
     "task_serializer": _s("json", str, nullable=False),
     "accept_content": _s(["json"], list, tuple, set, nullable=False),
     "task_message_signing_key": _s(None, str, bytes, doc="HMAC key; messages are signed and checked"),
-    "task_redact_args": _s(None, list, tuple, doc="kwarg names shown as '***' in logs and events"),
+    "task_message_signing_max_age": _s(
+        86400, *_NUMBER,
+        doc="seconds a signed task message is accepted after it was signed, counted from its eta "
+            "when that is later; older ones are refused as replays (None: no limit)",
+    ),
+    "task_redact_args": _s(
+        None, list, tuple,
+        doc="argument names shown as '***' wherever arguments are shown: keywords, positional "
+            "arguments by parameter name, dict keys at any depth",
+    ),
     # Time
     "timezone": _s(None, str),
     "enable_utc": _s(True, bool, nullable=False),

@@ -7,10 +7,16 @@ worker was restarting, is still skipped; entries older than ``REVOKE_EXPIRES`` a
 
 What lives in the broker rather than in a worker (delayed tasks, queue depths, dead letters) is
 read from the broker directly, so it is right even when no worker is running.
+
+With ``task_message_signing_key`` set, commands, replies and revocations are signed
+(:mod:`celeriac.signing`) and whatever is unsigned or badly signed is refused where it is read:
+writing to the broker is then not enough to steer workers. A command is valid for
+``COMMAND_MAX_AGE`` seconds and runs once per worker.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import message
+from . import message, signing
 from .brokers.base import DeadLetter, QueueStats
+from .exceptions import SignatureError
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -28,6 +35,13 @@ CONTROL_LOG = "control"
 REVOKED_MAP = "revoked"
 REVOKE_EXPIRES = 3 * 3600.0
 REPLY_TTL = 60.0
+# Commands are read by live workers at once; a remote-control thread that fell behind (a broker
+# outage) may read one later. Past this, a signed command is taken for a replay. Generous
+# against clock skew between hosts, and the window in which a worker remembers command ids.
+COMMAND_MAX_AGE = 300.0
+COMMAND_PURPOSE = b"control"
+
+logger = logging.getLogger("celeriac.control")
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -39,13 +53,38 @@ def _listify(value: str | Iterable[str] | None) -> list[str] | None:
     return [value] if isinstance(value, str) else list(value)
 
 
+def seal(data: bytes, key: bytes | None, purpose: bytes) -> bytes:
+    """``data`` signed for ``purpose`` when a signing key is configured, else as it is."""
+    return signing.sign(data, key, purpose) if key is not None else data
+
+
+def reply_purpose(command_id: str) -> bytes:
+    # Bound to its command, so a signed reply cannot be passed off as another command's.
+    return b"reply:" + command_id.encode()
+
+
+def revocation_purpose(task_id: str) -> bytes:
+    return b"revoke:" + task_id.encode()
+
+
+def revoked_at(key: bytes | None, task_id: str, data: bytes) -> float | None:
+    """When ``task_id`` was revoked, from its record in the ``revoked`` map; None when the record
+    is unreadable or, with a signing key, not signed for this task id."""
+    try:
+        _, body = signing.verify(data, key, revocation_purpose(task_id), what="revocation")
+        return float(message.loads(body).get("time", 0))
+    except Exception:
+        return None
+
+
 def describe_body(body: bytes, app: Celery) -> dict[str, Any]:
     """A task message as inspect shows it (``id``, ``name``, ``args``...), or why it is unreadable."""
     try:
         env = message.decode(body, accept=frozenset(app.conf.accept_content), signing_key=app.signing_key)
     except Exception as exc:
         return {"id": message.peek_id(body), "name": None, "error": str(exc)}
-    return {"id": env.id, "name": env.task, "args": env.args, "kwargs": env.kwargs, "retries": env.retries,
+    args, kwargs = app.redactor.arguments(env.args, env.kwargs, app.tasks.get(env.task))
+    return {"id": env.id, "name": env.task, "args": args, "kwargs": kwargs, "retries": env.retries,
             "eta": env.eta, "expires": env.expires, "priority": env.priority, "queue": env.queue}
 
 
@@ -65,9 +104,9 @@ class Control:
         wait up to ``timeout`` seconds and return ``[{hostname: reply}, ...]``."""
         destination = _listify(destination)
         command_id = uuid.uuid4().hex
-        self.broker.log_append(CONTROL_LOG, _encode({
-            "id": command_id, "command": command, "arguments": arguments or {}, "destination": destination,
-            "reply": reply, "sent": time.time()}), 1000)
+        data = _encode({"id": command_id, "command": command, "arguments": arguments or {},
+                        "destination": destination, "reply": reply, "sent": time.time()})
+        self.broker.log_append(CONTROL_LOG, seal(data, self.app.signing_key, COMMAND_PURPOSE), 1000)
         if not reply:
             return None
         expected = limit or self._expected(destination)
@@ -84,13 +123,17 @@ class Control:
         after: str | None = None
         deadline = time.monotonic() + timeout
         name = f"reply:{command_id}"
+        key, purpose = self.app.signing_key, reply_purpose(command_id)
         while expected is None or len(replies) < expected:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             for entry_id, data in self.broker.log_read(name, after, 100, timeout=min(remaining, 0.5)):
                 after = entry_id
-                replies.append(_decode(data))
+                try:
+                    replies.append(_decode(signing.verify(data, key, purpose, what="control reply")[1]))
+                except SignatureError as exc:
+                    logger.error("remote control: ignoring a reply: %s", exc)
         return replies
 
     # -- commands -------------------------------------------------------------------------------
@@ -106,9 +149,10 @@ class Control:
         """Skip these tasks if they have not started (cluster-wide, surviving worker restarts for
         REVOKE_EXPIRES); with ``terminate``, also stop them where they run, with ``signal``."""
         ids = _listify(task_id) or []
-        now = time.time()
+        now, key = time.time(), self.app.signing_key
         for one in ids:
-            self.broker.map_set(REVOKED_MAP, one, _encode({"time": now, "terminate": terminate}))
+            record = _encode({"time": now, "terminate": terminate})
+            self.broker.map_set(REVOKED_MAP, one, seal(record, key, revocation_purpose(one)))
         return self.broadcast("revoke", {"task_ids": ids, "terminate": terminate, "signal": str(signal)},
                               destination=destination, reply=reply, timeout=timeout)
 
@@ -119,8 +163,11 @@ class Control:
         """Revoked task ids still remembered, with when they were revoked (old ones pruned)."""
         horizon = time.time() - REVOKE_EXPIRES
         out: dict[str, float] = {}
+        key = self.app.signing_key
         for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            when = float(_decode(data).get("time", 0))
+            when = revoked_at(key, task_id, data)
+            if when is None:
+                continue  # unreadable, or not signed with the key: not a revocation
             if when < horizon:
                 self.broker.map_delete(REVOKED_MAP, task_id)
             else:

@@ -38,7 +38,7 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         break
     if outcome.state == IGNORED:
         outcome.state = states.SUCCESS
-    state, encoded = outcome_meta(context, outcome, extended=True)
+    state, encoded = outcome_meta(context, outcome, extended=True, redactor=app.redactor, task=task)
     if store:
         app.backend.write([(envelope.id, encoded, state in states.READY_STATES)])
     propagate = app.conf.task_eager_propagates if throw is None else throw

@@ -33,20 +33,12 @@ _decode = msgspec.json.decode
 
 _JSON_ATOMS = (str, int, float, bool, type(None))
 
-REDACTED = "***"
 MAX_REPR = 1024
 
 
 def safe_repr(value: Any, limit: int = MAX_REPR) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def redact(kwargs: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    """Kwargs with the values of secret names (``task_redact_args``) replaced, for display."""
-    if not names:
-        return kwargs
-    return {k: (REDACTED if k in names else v) for k, v in kwargs.items()}
 
 
 def event(type: str, **fields: Any) -> bytes:

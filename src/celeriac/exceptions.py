@@ -4,6 +4,7 @@
     ├── ConfigurationError          a setting is unknown, ill-typed or contradictory
     ├── EncodeError                 arguments cannot be put on the wire (raised at the caller)
     ├── DecodeError                 bytes from the broker are not a message we accept
+    │   └── SignatureError          unsigned, badly signed or too old, with a signing key set
     ├── NotRegistered               a task name this app does not know
     ├── BrokerError                 the broker is unreachable or refused a command
     │   └── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
@@ -40,6 +41,15 @@ class EncodeError(CeleriacError, TypeError):
 
 class DecodeError(CeleriacError, ValueError):
     pass
+
+
+class SignatureError(DecodeError):
+    """Bytes that should carry a valid, fresh signature (``task_message_signing_key``) do not.
+
+    ``authentic`` is true when the signature held and only the age was wrong: the bytes (a task
+    id, say) then did come from a key holder."""
+
+    authentic: bool = False
 
 
 class NotRegistered(CeleriacError, KeyError):
@@ -145,6 +155,7 @@ __all__ = [
     "RemoteTaskError",
     "ResultTimeout",
     "Retry",
+    "SignatureError",
     "SoftTimeLimitExceeded",
     "TaskControl",
     "TaskRevoked",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback as tb
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from . import message, states
 from .exceptions import EncodeError, Ignore, Reject, Retry
 from .message import Envelope
+from .redaction import Redactor
 from .task import Context, Task
 
 logger = logging.getLogger("celeriac.task")
@@ -125,13 +127,19 @@ def _run_hooks(task: Task[Any, Any], context: Context, outcome: Outcome) -> None
                task_id, args, kwargs, outcome.traceback)
 
 
-def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False) -> tuple[str, bytes]:
+def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, redactor: Redactor | None = None,
+                 task: Task[Any, Any] | None = None) -> tuple[str, bytes]:
     """Encode the record to store for ``outcome``; a result JSON cannot carry becomes a FAILURE
-    naming its type, so a task is never reported SUCCESS without its result stored."""
+    naming its type, so a task is never reported SUCCESS without its result stored. With
+    ``extended``, the arguments are stored too, less what ``redactor`` hides."""
     fields: dict[str, Any] = {"task_id": context.id, "status": outcome.state, "name": context.task,
                               "retries": context.retries, "worker": context.hostname}
     if extended:
-        fields["args"], fields["kwargs"] = context.args, context.kwargs
+        args: Sequence[Any] = context.args
+        kwargs = context.kwargs
+        if redactor:
+            args, kwargs = redactor.arguments(args, kwargs, task)
+        fields["args"], fields["kwargs"] = args, kwargs
     if outcome.state in states.READY_STATES:
         fields["date_done"] = datetime.now(UTC).isoformat()
     if outcome.exc is not None:

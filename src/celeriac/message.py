@@ -4,24 +4,26 @@ A message is encoded once, at the caller, and the broker stores those bytes unto
 worker decodes them with a strict schema, so a malformed message is a clear ``DecodeError``
 naming the field, never an ``AttributeError`` deep inside the worker.
 
-Signed messages (``task_message_signing_key``) are ``b"s1:" + hex HMAC-SHA256 + b":" + body``;
-the signature wraps the body instead of living inside it so the body is still encoded once.
+Signed messages (``task_message_signing_key``) wrap the body with a signing time and an HMAC
+(:mod:`celeriac.signing`); a worker refuses them once older than ``task_message_signing_max_age``.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import pickle
+import time
 from typing import Any
 
 import msgspec
 
+from . import signing
 from .exceptions import DecodeError, EncodeError
 
 VERSION = 1
-SIGNED_PREFIX = b"s1:"
+# What a task message's signature is for: signed control commands or stored values can never
+# pass for a task message (signing.py).
+PURPOSE = b"task"
 
 
 class Envelope(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -91,8 +93,7 @@ def encode(envelope: Envelope, *, serializer: str = "json", signing_key: bytes |
 
 
 def sign(body: bytes, signing_key: bytes) -> bytes:
-    digest = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
-    return SIGNED_PREFIX + digest + b":" + body
+    return signing.sign(body, signing_key, PURPOSE)
 
 
 def _argument_error(task: str, args: Any, kwargs: Any) -> EncodeError:
@@ -133,35 +134,38 @@ class TemplateEncoder:
         return sign(body, self._signing_key) if self._signing_key else body
 
 
-def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}),
-           signing_key: bytes | None = None) -> Envelope:
-    """Decode broker bytes into an Envelope, checking signature and accepted content."""
-    if data.startswith(SIGNED_PREFIX):
-        digest, sep, body = data[len(SIGNED_PREFIX):].partition(b":")
-        if not sep:
-            raise DecodeError("signed message is truncated")
-        if signing_key is None:
-            raise DecodeError("message is signed but this worker has no task_message_signing_key")
-        expected = hmac.new(signing_key, body, hashlib.sha256).hexdigest().encode()
-        if not hmac.compare_digest(digest, expected):
-            raise DecodeError("message signature does not match (wrong key or tampered message)")
-        data = body
-    elif signing_key is not None:
-        raise DecodeError("message is not signed and this worker requires signatures")
+def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}), signing_key: bytes | None = None,
+           max_age: float | None = None, now: float | None = None, arguments: bool = True) -> Envelope:
+    """Decode broker bytes into an Envelope, checking signature, age and accepted content.
+
+    ``max_age`` (``task_message_signing_max_age``) refuses a signed message signed longer ago
+    than that (at ``now``). With ``arguments`` False, pickled arguments are left pickled: for
+    callers that only need the message's name, never its arguments."""
+    signed_at, signed = 0.0, signing.is_signed(data)
+    if signed or signing_key is not None:
+        signed_at, data = signing.verify(data, signing_key, PURPOSE)
     try:
         envelope = _decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise DecodeError(f"malformed message: {exc}") from None
     except msgspec.DecodeError as exc:
         raise DecodeError(f"message is not valid JSON: {exc}") from None
+    if signed and max_age is not None:
+        # A message meant to wait (countdown/eta, or a start slot the rate limiter granted)
+        # legitimately sits in the broker until then, so its age counts from that moment;
+        # a retry or a deferral is encoded again, and so signed again, when it is sent.
+        # What a replay can still do is bounded by the signer's own eta plus max_age.
+        signing.check_age(signed_at, max_age, time.time() if now is None else now,
+                          not_before=max(envelope.eta or 0.0, envelope.slot or 0.0))
     if envelope.pickled is not None:
         if "pickle" not in accept:
             raise DecodeError("message arguments are pickled but accept_content does not allow 'pickle'")
-        try:
-            envelope.args, envelope.kwargs = pickle.loads(base64.b64decode(envelope.pickled))
-        except Exception as exc:
-            raise DecodeError(f"cannot unpickle arguments: {exc!r}") from None
-        envelope.pickled = None
+        if arguments:
+            try:
+                envelope.args, envelope.kwargs = pickle.loads(base64.b64decode(envelope.pickled))
+            except Exception as exc:
+                raise DecodeError(f"cannot unpickle arguments: {exc!r}") from None
+            envelope.pickled = None
     if not 0 <= envelope.priority <= 9:
         envelope.priority = min(max(envelope.priority, 0), 9)
     return envelope
@@ -170,9 +174,7 @@ def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}),
 def peek_id(data: bytes) -> str | None:
     """Best-effort task id from bytes that may not decode, to attach a reason to a result."""
     try:
-        if data.startswith(SIGNED_PREFIX):
-            data = data[len(SIGNED_PREFIX):].partition(b":")[2]
-        raw = _value_decoder.decode(data)
+        raw = _value_decoder.decode(signing.body_of(data))
         task_id = raw.get("id") if isinstance(raw, dict) else None
         return task_id if isinstance(task_id, str) else None
     except Exception:

@@ -111,12 +111,12 @@ def route(app: Celery, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -
 
 
 def sent_event(app: Celery, envelope: Envelope) -> None:
-    from .events import EVENT_LOG, event, redact, safe_repr
+    from .events import EVENT_LOG, event, safe_repr
 
+    args, kwargs = app.redactor.arguments(envelope.args, envelope.kwargs, app.tasks.get(envelope.task))
     try:
         app.broker.log_append(EVENT_LOG, event(
-            "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(envelope.args),
-            kwargs=safe_repr(redact(envelope.kwargs, frozenset(app.conf.task_redact_args or ()))),
+            "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(args), kwargs=safe_repr(kwargs),
             queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
             retries=envelope.retries, hostname=ORIGIN), int(app.conf.event_stream_maxlen))
     except BrokerError as exc:  # the task is sent; a lost event must not fail the call

@@ -191,12 +191,14 @@ class Task(Generic[P, R]):
         if limit is not None and request.retries >= limit:
             if exc is not None:
                 raise exc
+            args_shown, kwargs_shown = self.app.redactor.arguments(request.args, request.kwargs, self)
             raise MaxRetriesExceededError(
-                f"Can't retry {self.name}[{request.id}] args:{request.args} kwargs:{request.kwargs}")
+                f"Can't retry {self.name}[{request.id}] args:{args_shown} kwargs:{kwargs_shown}")
         if countdown is None and eta is None:
             countdown = self.default_retry_delay
+        now = self.app.now_ts()
         if eta is not None:
-            when = (eta.timestamp() if isinstance(eta, datetime) else float(eta)) - self.app.now_ts()
+            when = (eta.timestamp() if isinstance(eta, datetime) else float(eta)) - now
         else:
             when = float(countdown or 0)
         base = request.envelope
@@ -206,6 +208,9 @@ class Task(Generic[P, R]):
             kwargs=dict(request.kwargs if kwargs is None else kwargs),
             queue=options.get("queue") or (base.queue if base else self.app.default_queue),
             priority=options.get("priority", base.priority if base else 0),
+            # The next attempt's eta, as Celery sets it: it also tells a signing worker that the
+            # message waits in the broker on purpose until then (task_message_signing_max_age).
+            eta=now + when if when > 0 else None,
             expires=base.expires if base else None, retries=request.retries + 1,
             root_id=request.root_id, parent_id=request.parent_id, group_id=request.group,
             headers=dict(request.headers or {}), ignore_result=request.ignore_result,

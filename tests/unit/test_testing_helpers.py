@@ -55,7 +55,8 @@ def test_failures_and_states_through_the_in_process_worker(app):
 
 
 def test_signed_messages_required_when_a_key_is_set(app):
-    """Promise 9: with task_message_signing_key, unsigned or tampered messages never run."""
+    """Promise 9: with task_message_signing_key, unsigned or tampered messages never run, and
+    the task id they name (vouched for by nobody) gets no result written under it."""
     app.conf.task_message_signing_key = "s3cret"
     ran = []
 
@@ -65,14 +66,52 @@ def test_signed_messages_required_when_a_key_is_set(app):
         return amount
 
     with start_worker(app):
-        assert transfer.delay(10).get(timeout=10) == 10
-        forged = b'{"id": "forged-1", "task": "%s", "args": [1000000]}' % transfer.name.encode()
+        real = transfer.delay(10)
+        assert real.get(timeout=10) == 10
+        forged = b'{"id": "%s", "task": "%s", "args": [1000000]}' % (real.id.encode(), transfer.name.encode())
         push_raw(app.broker_url, "celery", forged)
-        wait_until(lambda: app.broker.dead_letters("celery"), 5)
+        push_raw(app.broker_url, "celery", b'{"id": "forged-1", "task": "%s"}' % transfer.name.encode())
+        wait_until(lambda: len(app.broker.dead_letters("celery")) == 2, 5)
     assert ran == [10]
+    assert all("requires signatures" in dead.reason for dead in app.broker.dead_letters("celery"))
+    assert app.AsyncResult(real.id).get(timeout=1) == 10
+    assert app.AsyncResult("forged-1").state == states.PENDING
+
+
+def test_a_replayed_signed_message_is_refused_by_the_worker(app, monkeypatch):
+    """Promise 9: a signed message captured and pushed again past task_message_signing_max_age
+    never runs; messages that wait on purpose (countdown, a retry's countdown) still do."""
+    import time
+
+    from celeriac import message
+    from celeriac.message import Envelope
+
+    app.conf.task_message_signing_key = "s3cret"
+    app.conf.task_message_signing_max_age = 1
+    ran = []
+
+    @app.task(bind=True, max_retries=1)
+    def transfer(self, amount):
+        ran.append(amount)
+        if amount == 3 and not self.request.retries:
+            raise self.retry(countdown=1.5)
+        return amount
+
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 5)  # captured five seconds ago
+    captured = message.encode(Envelope(id="replayed-1", task=transfer.name, args=[1000]),
+                              signing_key=app.signing_key)
+    monkeypatch.undo()
+    with start_worker(app):
+        delayed = transfer.apply_async((2,), countdown=1.5)
+        retried = transfer.delay(3)
+        push_raw(app.broker_url, "celery", captured)
+        wait_until(lambda: app.broker.dead_letters("celery"), 5)
+        assert delayed.get(timeout=10) == 2
+        assert retried.get(timeout=10) == 3
+    assert sorted(ran) == [2, 3, 3]
     (dead,) = app.broker.dead_letters("celery")
-    assert "requires signatures" in dead.reason
-    assert app.AsyncResult("forged-1").state == states.FAILURE
+    assert "replay" in dead.reason
 
 
 def test_redacted_kwargs_never_reach_events(app):

@@ -51,7 +51,7 @@ class Schedule:
 
     @property
     def store(self) -> BeatStore:
-        return BeatStore(self.broker)
+        return BeatStore(self.broker, self.app.signing_key)
 
     @property
     def tz(self) -> tzinfo:

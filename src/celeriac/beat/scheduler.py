@@ -51,7 +51,7 @@ class Scheduler:
         self._owns_broker = broker is None
         self.broker = broker if broker is not None else app.new_broker()
         self.schedule = Schedule(app, broker=self.broker)
-        self.store = BeatStore(self.broker)
+        self.store = BeatStore(self.broker, app.signing_key)
         self.max_interval = float(max_interval if max_interval is not None else app.conf.beat_max_loop_interval)
         if self.max_interval <= 0:
             self.max_interval = 1.0

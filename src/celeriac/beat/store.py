@@ -7,6 +7,10 @@
     key  beat:tick:<name>:<t>    claim, expiring          who handles tick t: exactly one caller
 
 Nothing lives in a local file, so any number of schedulers on any hosts share one schedule.
+
+With ``task_message_signing_key`` set, run-time entries and pauses are signed for their name
+(:mod:`celeriac.signing`) and unsigned or badly signed ones are refused where they are read:
+writing to the broker is then not enough to make beat send a task, or to silence an entry.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass
 
+from .. import signing
 from ..brokers.base import Broker
+from ..exceptions import SignatureError
 
 logger = logging.getLogger("celeriac.beat")
 
@@ -41,8 +47,30 @@ class LastRun:
 
 
 class BeatStore:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, signing_key: bytes | None = None) -> None:
         self.broker = broker
+        self.signing_key = signing_key
+        self._refused: set[tuple[str, bytes]] = set()  # logged once each, not every reload
+
+    def _verified(self, kind: str, stored: dict[str, bytes]) -> dict[str, bytes]:
+        """The values of ``stored`` whose signature (for their name) holds; with no signing key,
+        unsigned values as they are."""
+        out = {}
+        for name, raw in stored.items():
+            try:
+                out[name] = signing.verify(raw, self.signing_key, _purpose(kind, name), what=f"beat {kind}")[1]
+            except SignatureError as exc:
+                if (name, raw) not in self._refused:
+                    if len(self._refused) > 1000:
+                        self._refused.clear()
+                    self._refused.add((name, raw))
+                    logger.error("beat: refused stored %s %r: %s", kind, name, exc)
+        return out
+
+    def _seal(self, kind: str, name: str, data: bytes) -> bytes:
+        if self.signing_key is None:
+            return data
+        return signing.sign(data, self.signing_key, _purpose(kind, name))
 
     # -- run-time edits -------------------------------------------------------------------
     def version(self) -> bytes | None:
@@ -52,19 +80,19 @@ class BeatStore:
         self.broker.put(VERSION, uuid.uuid4().hex.encode())
 
     def runtime_entries(self) -> dict[str, bytes]:
-        return self.broker.map_get(ENTRIES)
+        return self._verified("entry", self.broker.map_get(ENTRIES))
 
     def set_entry(self, name: str, data: bytes) -> None:
-        self.broker.map_set(ENTRIES, name, data)
+        self.broker.map_set(ENTRIES, name, self._seal("entry", name, data))
 
     def delete_entry(self, name: str) -> bool:
         return self.broker.map_delete(ENTRIES, name)
 
     def paused(self) -> set[str]:
-        return set(self.broker.map_get(PAUSED))
+        return set(self._verified("pause", self.broker.map_get(PAUSED)))
 
     def set_paused(self, name: str, at: float) -> None:
-        self.broker.map_set(PAUSED, name, json.dumps({"at": at}).encode())
+        self.broker.map_set(PAUSED, name, self._seal("pause", name, json.dumps({"at": at}).encode()))
 
     def clear_paused(self, name: str) -> bool:
         return self.broker.map_delete(PAUSED, name)
@@ -91,6 +119,11 @@ class BeatStore:
 
     def release_tick(self, name: str, tick: float) -> None:
         self.broker.delete(_tick_key(name, tick))
+
+
+def _purpose(kind: str, name: str) -> bytes:
+    # Bound to the name: a signed entry copied under another name does not verify there.
+    return f"beat-{kind}:{name}".encode()
 
 
 def _tick_key(name: str, tick: float) -> str:

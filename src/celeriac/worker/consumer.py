@@ -13,14 +13,15 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
-from ..control import REVOKE_EXPIRES, REVOKED_MAP
-from ..events import TaskEvent, event, redact, safe_repr
-from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
+from ..control import REVOKE_EXPIRES, REVOKED_MAP, revoked_at
+from ..events import TaskEvent, event, safe_repr
+from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
 from .flusher import Flusher
 
@@ -68,9 +69,11 @@ class Consumer:
         self.accept = frozenset(conf.accept_content)
         self.max_bytes = int(conf.task_message_max_bytes)
         self.signing_key = app.signing_key
+        self.signing_max_age = conf.task_message_signing_max_age
         self.extended = bool(conf.result_extended)
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
-        self.redact = frozenset(conf.task_redact_args or ())
+        self.redactor = app.redactor
+        self.redacting = bool(self.redactor)  # a plain attribute: read once per task
         self.events = bool(conf.worker_send_task_events)
         self.rate_limits: dict[str, str | int | float | None] = {}
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
@@ -98,21 +101,25 @@ class Consumer:
 
     def _load_revoked(self) -> None:
         horizon = time.time() - REVOKE_EXPIRES
-        revoked = set()
+        revoked, refused = set(), 0
         for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            try:
-                if float(message.loads(data).get("time", 0)) >= horizon:
-                    revoked.add(task_id)
-            except Exception:
-                continue
+            when = revoked_at(self.signing_key, task_id, data)
+            if when is None:
+                refused += 1
+            elif when >= horizon:
+                revoked.add(task_id)
+        if refused:
+            logger.warning("ignoring %d revocation(s) that are unreadable or not signed with "
+                           "task_message_signing_key", refused)
         self.revoked = revoked
 
-    @staticmethod
-    def _args_repr(envelope: message.Envelope) -> str:
-        return safe_repr(envelope.args, 1000) if envelope.args else "()"
-
-    def _kwargs_repr(self, envelope: message.Envelope) -> str:
-        return safe_repr(redact(envelope.kwargs, self.redact), 1000) if envelope.kwargs else "{}"
+    def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
+        """The arguments as events and ``inspect active`` show them, secrets hidden."""
+        args: Sequence[Any] = envelope.args
+        kwargs = envelope.kwargs
+        if self.redacting:
+            args, kwargs = self.redactor.arguments(args, kwargs, task)
+        return (safe_repr(args, 1000) if args else "()", safe_repr(kwargs, 1000) if kwargs else "{}")
 
     def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
         if self.events:
@@ -249,9 +256,13 @@ class Consumer:
                 f"message of {len(delivery.body)} bytes is larger than task_message_max_bytes ({self.max_bytes})"))
             return
         try:
-            envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key)
+            envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key,
+                                      max_age=self.signing_max_age)
         except DecodeError as exc:
-            self._refuse(delivery, message.peek_id(delivery.body), None, exc)
+            # A message whose signature fails names a task id nobody vouches for: recording a
+            # FAILURE under it would let anyone who can write to the broker overwrite any result.
+            forged = isinstance(exc, SignatureError) and not exc.authentic
+            self._refuse(delivery, None if forged else message.peek_id(delivery.body), None, exc)
             return
         except Exception as exc:  # RecursionError (deep nesting), UnicodeDecodeError, ...: still bad input
             self._refuse(delivery, message.peek_id(delivery.body), None,
@@ -266,7 +277,7 @@ class Consumer:
             return
         self._sync_control()
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
-        shown = (self._args_repr(envelope), self._kwargs_repr(envelope))
+        shown = self._shown(task, envelope)
         if self.events:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
@@ -384,7 +395,7 @@ class Consumer:
         ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
         store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
         if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
-            state, data = outcome_meta(context, outcome, extended=self.extended)
+            state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
         if state == states.SUCCESS:

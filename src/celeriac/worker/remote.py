@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .. import __version__
+from .. import __version__, signing
 from ..brokers.base import redact_url
-from ..control import CONTROL_LOG, REPLY_TTL, describe_body
+from ..control import COMMAND_MAX_AGE, COMMAND_PURPOSE, CONTROL_LOG, REPLY_TTL, describe_body, reply_purpose, seal
+from ..exceptions import SignatureError
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -41,6 +42,8 @@ class Remote:
         self.rate_limits: dict[str, Any] = {}
         self.time_limits: dict[str, list[float | None]] = {}
         self.revoked_version = 0
+        self.signing_key = self.app.signing_key
+        self.seen: dict[str, float] = {}  # signed command id -> until when it is remembered
         self.thread = threading.Thread(target=self._loop, name="remote-control", daemon=True)
 
     def start(self) -> None:
@@ -77,10 +80,33 @@ class Remote:
                 position = entry_id
                 self._handle(data)
 
-    def _handle(self, data: bytes) -> None:
+    def _open(self, data: bytes) -> dict[str, Any] | None:
+        """The command in ``data``, or None (logged) when it must not run: unsigned, badly signed,
+        too old or seen before while a signing key is set; or not a command at all."""
         try:
-            msg = _decode(data)
+            signed_at, body = signing.verify(data, self.signing_key, COMMAND_PURPOSE, what="control command")
+            msg = _decode(body)
+            if not isinstance(msg, dict):
+                return None
+            if self.signing_key is not None:
+                now = time.time()
+                signing.check_age(signed_at, COMMAND_MAX_AGE, now, what="control command",
+                                  limit="the validity of a control command")
+                self.seen = {k: until for k, until in self.seen.items() if until > now}
+                command_id = str(msg.get("id"))
+                if command_id in self.seen:
+                    raise SignatureError(f"control command {command_id} was already run: refused as a replay")
+                self.seen[command_id] = max(signed_at, now) + COMMAND_MAX_AGE
+            return msg
+        except SignatureError as exc:
+            logger.error("remote control: refused a command: %s", exc)
         except msgspec.DecodeError:
+            pass
+        return None
+
+    def _handle(self, data: bytes) -> None:
+        msg = self._open(data)
+        if msg is None:
             return
         destination = msg.get("destination")
         if destination and self.sup.hostname not in destination:
@@ -94,8 +120,8 @@ class Remote:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         if msg.get("reply"):
             try:
-                self.broker.log_append(f"reply:{msg['id']}", _encode({self.sup.hostname: reply}), 100,
-                                       ttl=REPLY_TTL)
+                answer = seal(_encode({self.sup.hostname: reply}), self.signing_key, reply_purpose(str(msg["id"])))
+                self.broker.log_append(f"reply:{msg['id']}", answer, 100, ttl=REPLY_TTL)
             except Exception as exc:
                 logger.error("remote control: cannot reply to %s: %s", command, exc)
 

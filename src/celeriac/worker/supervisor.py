@@ -24,7 +24,7 @@ import msgspec
 from .. import __version__, message, signals, states
 from ..brokers.base import BEAT_FORGOTTEN, BEAT_LAPSED, Delivery
 from ..events import EVENT_LOG, event
-from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
+from ..exceptions import BrokerError, SignatureError, TimeLimitExceeded, WorkerLostError
 from ..execution import exception_fields
 from .consumer import Consumer
 from .identity import identity, new_incarnation, proved_dead
@@ -347,9 +347,15 @@ class Supervisor:
             if not task_id:
                 continue
             try:
+                # Only the name is wanted: the arguments are never unpickled here, and a message
+                # that accept_content or the signing key refuses names nothing.
                 envelope = message.decode(delivery.body, accept=frozenset(self.app.conf.accept_content),
-                                          signing_key=self.app.signing_key)
+                                          signing_key=self.app.signing_key, arguments=False)
                 name: str | None = envelope.task
+            except SignatureError as exc:
+                if not exc.authentic:
+                    continue  # an id nobody vouches for: recording it could overwrite a real result
+                name = None
             except Exception:
                 name = None
             why = (f"redelivered {delivery.redeliveries} times and the process running it died each "
