@@ -17,6 +17,7 @@ app.conf.update(
     broker_lease_seconds=float(os.environ.get("CELERIAC_TEST_LEASE", "6")),
     worker_heartbeat_interval=float(os.environ.get("CELERIAC_TEST_HEARTBEAT", "1")),
     worker_shutdown_timeout=float(os.environ.get("CELERIAC_TEST_SHUTDOWN", "20")),
+    task_max_redeliveries=int(os.environ.get("CELERIAC_TEST_MAX_REDELIVERIES", "3")),
 )
 
 
@@ -51,6 +52,15 @@ def sleep(seconds, tag=""):
     time.sleep(seconds)
     mark("finished", f"{tag} {os.getpid()}")
     return tag
+
+
+@app.task(bind=True)
+def whoami(self, seconds, tag=""):
+    """Runs ``seconds`` then answers with the worker that ran it (to tell attempts apart)."""
+    mark("started", f"{tag} {self.request.hostname} {os.getpid()}")
+    time.sleep(seconds)
+    mark("finished", f"{tag} {self.request.hostname} {os.getpid()}")
+    return self.request.hostname
 
 
 @app.task(bind=True, max_retries=3, default_retry_delay=0.2)

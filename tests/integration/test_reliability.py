@@ -193,16 +193,25 @@ def test_delayed_tasks_cost_the_worker_no_memory(app, start_worker):
     assert after - before < max(0.05 * before, 2 * 1024 * 1024), (before, after)
 
 
-def test_delayed_task_starts_close_to_its_due_time(app, start_worker, marks):
+def test_delayed_tasks_start_within_milliseconds_of_their_due_time(app, start_worker, marks):
+    """Promise 4: the promoter sleeps exactly until the soonest due time (woken by producers
+    when a sooner one arrives), so starts are milliseconds late, not a polling interval. Ten
+    tasks due at staggered times; the median lateness bound (40 ms) is far under any poll
+    period that would pass unnoticed, and the median keeps one slow moment of a loaded machine
+    from deciding."""
     import coreapp
 
-    start_worker("-c", "1")
+    start_worker("-c", "2")
     coreapp.add.delay(0, 0).get(timeout=10)
-    sent = time.time()
-    result = coreapp.record.apply_async(("due",), countdown=1.0)
-    assert result.get(timeout=10) == "due"
-    started = float(read_marks(marks, "record")[0].split()[2])
-    assert 1.0 <= started - sent < 1.5
+    due = {}
+    for i in range(10):
+        countdown = 0.4 + 0.13 * i
+        due[f"d{i}"] = time.time() + countdown
+        coreapp.record.apply_async((f"d{i}",), countdown=countdown)
+    wait_until(lambda: len(read_marks(marks, "record")) == 10, 15, message="all ten ran")
+    lateness = sorted(float(line.split()[2]) - due[line.split()[0]] for line in read_marks(marks, "record"))
+    assert lateness[0] >= -0.01, lateness  # never early
+    assert lateness[len(lateness) // 2] < 0.04, lateness
 
 
 def test_priority_higher_number_runs_first_beyond_prefetch(app, start_worker, marks):

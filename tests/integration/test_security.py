@@ -84,14 +84,17 @@ def test_a_pickled_dead_letter_never_runs_code_with_the_default_config(app, star
     broker = from_url(broker_url, max_redeliveries=100, lease_seconds=0.2)
     try:
         broker.enqueue("celery", body)
-        # A holder that dies four times: the test recovers it three times, within its own cap;
-        # the fourth recovery, past the worker's cap (3), is the worker's and dead-letters it.
+        # A holder that dies four times while running it: the test gives it back three times
+        # (evict, within its own cap); the fourth recovery, past the worker's cap (3), is the
+        # worker's and dead-letters it.
         for attempt in range(4):
-            broker.heartbeat("ghost@nowhere", b"{}", ["celery"])
-            assert broker.fetch(["celery"], "ghost@nowhere/1-0", 1, timeout=2.0)
-            time.sleep(0.5)
+            ghost = f"ghost@nowhere#{attempt}"
+            broker.heartbeat(ghost, b"{}", ["celery"], first=True)
+            got = broker.fetch(["celery"], f"{ghost}/1-0", 1, timeout=2.0)
+            assert got
+            broker.heartbeat(ghost, b"{}", ["celery"], running=got)
             if attempt < 3:
-                assert broker.recover() == []
+                assert broker.evict(ghost) == []
     finally:
         broker.close()
     worker = start_worker()

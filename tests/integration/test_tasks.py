@@ -185,6 +185,38 @@ def test_get_times_out_with_timeout_error(app):
     assert time.monotonic() - started < 5
 
 
+def test_get_waits_without_polling(app, start_worker, monkeypatch):
+    """get() blocks on the store's notification: while a 3 s task runs, the waiting client
+    sends the result store a handful of reads (one blocking wait per slice and the final read),
+    where any polling loop would send one per poll. Results go to a redis-server of this test's
+    own, so the count is the waiter's alone (the worker only writes there)."""
+    import coreapp
+    import redis
+
+    from redis_server import start_redis
+
+    results = start_redis()
+    try:
+        monkeypatch.setenv("CELERIAC_RESULT_BACKEND", results.url)
+        app.conf.result_backend = results.url
+        app._reset_connections()
+        start_worker()
+        result = coreapp.sleep.delay(3, "slow")
+        client = redis.Redis.from_url(results.url)
+        try:
+            client.config_resetstat()
+            assert result.get(timeout=20) == "slow"
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+    finally:
+        app.conf.result_backend = None
+        app._reset_connections()
+        results.stop()
+    reads = sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "blmove", "mget", "exists"))
+    assert 1 <= reads <= 4, stats
+
+
 def test_get_wakes_on_notification(app, start_worker):
     """get() returns as soon as the result is stored, not at a polling interval."""
     import coreapp

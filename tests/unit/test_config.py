@@ -48,11 +48,19 @@ def test_update_is_all_or_nothing():
     assert conf.task_track_started is False
 
 
-def test_meaningless_celery_settings_load_unchanged():
-    """broker_transport_options and friends are accepted (ignored, with a debug line)."""
+def test_meaningless_celery_settings_load_unchanged(caplog):
+    """broker_transport_options and friends are accepted, kept as given (code may read them
+    back), and each says in a debug line that it has no effect."""
     conf = Settings()
-    conf.update(broker_transport_options={"visibility_timeout": 43200}, beat_scheduler="x",
-                result_backend_transport_options={}, worker_lost_wait=10)
+    with caplog.at_level("DEBUG", logger="celeriac.config"):
+        conf.update(broker_transport_options={"visibility_timeout": 43200}, beat_scheduler="x",
+                    result_backend_transport_options={}, worker_lost_wait=10)
+    assert conf.broker_transport_options == {"visibility_timeout": 43200}
+    assert conf.worker_lost_wait == 10
+    said = caplog.text
+    for name in ("broker_transport_options", "beat_scheduler", "result_backend_transport_options",
+                 "worker_lost_wait"):
+        assert f"{name} has no effect" in said, said
 
 
 def test_django_namespace_reads_celery_prefixed_names():

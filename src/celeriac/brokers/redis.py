@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
@@ -51,6 +52,7 @@ from .base import (
 logger = logging.getLogger("celeriac.broker")
 
 GROUP = "celeriac"
+BLOCK_GRANULARITY = 0.11  # how late Redis may end a blocking command's timeout (1 / hz + slack)
 DEAD_LETTER_CAP = 100_000
 WORKERS_TAG = "{celeriac:w}"
 
@@ -413,7 +415,21 @@ class RedisBroker(RedisCoordination, Broker):
         soonest of one of ``queues`` (so a short countdown is not late by a polling interval)."""
         if timeout <= 0:
             return
-        self.client.blpop(self.wake_keys(queues), timeout=self.conns.wait(timeout, 0.01))
+        deadline = time.monotonic() + timeout
+        keys = self.wake_keys(queues)
+        # Redis times out blocked clients from its cron, at ``hz`` (10 by default): a BLPOP
+        # asked to wait 130 ms returns up to 100 ms late. So block only until the last stretch,
+        # then watch the wake-up lists in short local sleeps until the due time.
+        if timeout > BLOCK_GRANULARITY + 0.02 and self.client.blpop(
+                keys, timeout=self.conns.wait(timeout - BLOCK_GRANULARITY, 0.01)):
+            return
+        while (left := deadline - time.monotonic()) > 0:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.lpop(key)
+            if any(pipe.execute()):
+                return
+            time.sleep(min(left, 0.005))
 
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:

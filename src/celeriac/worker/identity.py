@@ -36,7 +36,8 @@ def machine_id() -> str:
 
 
 def process_start(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot; None if there is no such process."""
+    """When ``pid`` started, in clock ticks since boot; None if there is no such process (or
+    only its zombie is left, waiting for a parent that has not reaped it yet)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
@@ -44,6 +45,8 @@ def process_start(pid: int) -> int | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     fields = stat[stat.rfind(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return int(fields[19])
 
 
