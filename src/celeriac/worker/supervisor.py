@@ -272,9 +272,10 @@ class Supervisor:
                 self._record_terminated(running)
                 self.broker.release(consumer, self.queues)
             elif killed_for_limit is not None:
-                self._record_time_limit(killed_for_limit)
+                if killed_for_limit.info.get("id"):  # else unknown: the release below returns it
+                    self._record_time_limit(killed_for_limit)
                 self.broker.release(consumer, self.queues)
-            elif running is not None and self.stop_mode != "cold":
+            elif running is not None and running.info.get("id") and self.stop_mode != "cold":
                 self._record_lost(consumer, running, code)
             else:
                 self.broker.release(consumer, self.queues)
