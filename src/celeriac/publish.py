@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import signals
 from .brokers.base import clamp_priority
 from .exceptions import BrokerError, ConfigurationError
 from .message import Envelope
@@ -108,6 +109,43 @@ def route(app: Celery, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -
             if matched:
                 return {"queue": target} if isinstance(target, str) else dict(target)
     return {}
+
+
+# Celery's message headers (task protocol 2) that describe the task rather than the caller's own.
+PROTOCOL_HEADERS = frozenset({"lang", "task", "id", "eta", "expires", "retries", "root_id", "parent_id",
+                              "group", "origin", "timelimit", "ignore_result"})
+
+
+def message_headers(envelope: Envelope) -> dict[str, Any]:
+    """The headers a Celery message of this envelope would carry (the caller's own included)."""
+    return {"lang": "py", "task": envelope.task, "id": envelope.id, "eta": envelope.eta,
+            "expires": envelope.expires, "retries": envelope.retries, "root_id": envelope.root_id or envelope.id,
+            "parent_id": envelope.parent_id, "group": envelope.group_id, "origin": envelope.origin,
+            "timelimit": [envelope.time_limit, envelope.soft_time_limit],
+            "ignore_result": envelope.ignore_result, **envelope.headers}
+
+
+def _publish_arguments(envelope: Envelope, headers: dict[str, Any]) -> dict[str, Any]:
+    return {"body": (envelope.args, envelope.kwargs, {"callbacks": None, "errbacks": None, "chain": None,
+                                                      "chord": None}),
+            "exchange": "", "routing_key": envelope.queue, "headers": headers}
+
+
+def before_publish(envelope: Envelope, retry_policy: dict[str, Any] | None) -> None:
+    """``before_task_publish``. Receivers may add headers (trace ids are the usual case): what
+    they add travels with the message and is the task's ``request.headers``."""
+    headers = message_headers(envelope)
+    signals.before_task_publish.send(sender=envelope.task, **_publish_arguments(envelope, headers),
+                                     properties={"correlation_id": envelope.id, "priority": envelope.priority,
+                                                 "content_type": "application/json"},
+                                     declare=[], retry_policy=retry_policy)
+    for key, value in headers.items():
+        if key not in PROTOCOL_HEADERS:
+            envelope.headers[key] = value
+
+
+def after_publish(envelope: Envelope) -> None:
+    signals.after_task_publish.send(sender=envelope.task, **_publish_arguments(envelope, message_headers(envelope)))
 
 
 def sent_event(app: Celery, envelope: Envelope) -> None:

@@ -21,7 +21,16 @@ from ..config import parse_rate
 from ..control import REVOKE_EXPIRES, REVOKED_MAP
 from ..events import TaskEvent, event, redact, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
-from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
+from ..execution import (
+    IGNORED,
+    Outcome,
+    exception_fields,
+    execute,
+    outcome_meta,
+    request_for,
+    send_postrun,
+    send_revoked,
+)
 from .flusher import Flusher
 
 if TYPE_CHECKING:
@@ -184,7 +193,7 @@ class Consumer:
             self.flusher.give_back(self.reserved)
             self.flusher.close()
             if not self.in_thread:
-                signals.worker_process_shutdown.send(sender=None)
+                signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
         return 0
 
     def _broker_lost(self, exc: BrokerError) -> None:
@@ -225,6 +234,8 @@ class Consumer:
         try:
             envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key)
         except DecodeError as exc:
+            if signals.task_rejected.receivers:
+                signals.task_rejected.send(sender=self, message=delivery, exc=exc)
             self._refuse(delivery, message.peek_id(delivery.body), None, exc)
             return
         try:
@@ -232,8 +243,13 @@ class Consumer:
         except NotRegistered as exc:
             logger.error("Received unregistered task of type %r. The message has been dead-lettered. "
                          "(task id %s)", envelope.task, envelope.id)
+            if signals.task_unknown.receivers:
+                signals.task_unknown.send(sender=self, name=envelope.task, id=envelope.id, message=delivery,
+                                          exc=exc)
             self._refuse(delivery, envelope.id, envelope.task, exc)
             return
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=self, request=self._request(envelope, delivery))
         self._sync_control()
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
         shown = (self._args_repr(envelope), self._kwargs_repr(envelope))
@@ -243,11 +259,11 @@ class Consumer:
                         priority=delivery.priority)
         if envelope.expires is not None and time.time() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
-            self._finish_without_running(delivery, envelope, states.REVOKED, "expired")
+            self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
             return
         if envelope.id in self.revoked:
             logger.info("Discarding revoked task %s[%s]", envelope.task, envelope.id)
-            self._finish_without_running(delivery, envelope, states.REVOKED, "revoked")
+            self._finish_without_running(task, delivery, envelope, states.REVOKED, "revoked")
             return
         if self._rate_limited(task, delivery, envelope):
             return
@@ -279,13 +295,20 @@ class Consumer:
             self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
                                      reason=reason, queue=delivery.queue))
 
-    def _finish_without_running(self, delivery: Delivery, envelope: message.Envelope, state: str,
-                                why: str) -> None:
+    def _finish_without_running(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+                                state: str, why: str) -> None:
         meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
         self.flusher.finish(delivery, [(envelope.id, message.dumps(meta), True)])
         self._event("task-revoked", envelope, expired=why == "expired")
+        if signals.task_revoked.receivers:
+            send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
+
+    def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
+        return request_for(envelope, hostname=self.hostname, delivery_info={
+            "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
+            "exchange": "", "redelivered": delivery.redeliveries > 0})
 
     def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
         """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
@@ -316,9 +339,7 @@ class Consumer:
                                name=name, worker=self.hostname, retries=envelope.retries)
         if not acks_late:
             self.broker.ack([delivery])  # at-most-once, as the task asked
-        context = request_for(envelope, hostname=self.hostname, delivery_info={
-            "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
-            "exchange": "", "redelivered": delivery.redeliveries > 0})
+        context = self._request(envelope, delivery)
         limits = self.time_limits_for(task)
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
@@ -332,9 +353,6 @@ class Consumer:
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
-        if signals.task_prerun.receivers:
-            signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=envelope.args,
-                                     kwargs=envelope.kwargs)
         if soft and not self.in_thread:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
@@ -353,7 +371,7 @@ class Consumer:
         ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
         store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
         if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
-            state, data = outcome_meta(context, outcome, extended=self.extended)
+            state, data = outcome_meta(context, outcome, extended=self.extended, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
         if state == states.SUCCESS:
@@ -367,9 +385,7 @@ class Consumer:
             logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
         if self.events:
             self._outcome_event(context.envelope, outcome)
-        if signals.task_postrun.receivers:
-            signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=context.args,
-                                      kwargs=context.kwargs, retval=outcome.result, state=state)
+        send_postrun(task, context, outcome)
         leased = delivery if acks_late else None  # acks_late=False acked before running
         if state == states.RETRY and outcome.retry is not None:
             retry = outcome.retry
