@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..config import parse_rate
-from ..control import REVOKE_EXPIRES, REVOKED_MAP
+from ..control import REVOKED_MAP, live_revocations
 from ..events import TaskEvent, event, redact, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SoftTimeLimitExceeded
 from ..execution import (
@@ -102,15 +102,8 @@ class Consumer:
             self._load_revoked()
 
     def _load_revoked(self) -> None:
-        horizon = time.time() - REVOKE_EXPIRES
-        revoked = set()
-        for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            try:
-                if float(message.loads(data).get("time", 0)) >= horizon:
-                    revoked.add(task_id)
-            except Exception:
-                continue
-        self.revoked = revoked
+        self.revoked = set(live_revocations(self.broker.map_get(REVOKED_MAP), time.time(),
+                                            float(self.app.conf.worker_revoke_expires)))
 
     @staticmethod
     def _args_repr(envelope: message.Envelope) -> str:
