@@ -124,6 +124,12 @@ def limited(tag):
     return tag
 
 
+@app.task(rate_limit="2/s")
+def paced(tag):
+    mark("paced", f"{tag} {time.time():.4f}")
+    return tag
+
+
 @app.task(ignore_result=True)
 def quiet(tag):
     mark("quiet", tag)

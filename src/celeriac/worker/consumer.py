@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import message, signals, states
 from ..brokers.base import Delivery
+from ..brokers.clock import BrokerClock
 from ..config import parse_rate
 from ..control import REVOKED_MAP, live_revocations
 from ..events import TaskEvent, event, redact, safe_repr
@@ -43,6 +44,17 @@ logger = logging.getLogger("celeriac.worker")
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def slot_grace(interval: float) -> float:
+    """How late a task may start in its reserved rate-limit slot: a tenth of the interval, at
+    most 50 ms. Starts are then never closer together than ``interval`` minus this."""
+    return min(interval * 0.1, 0.05)
+
+
+def slot_lead(interval: float) -> float:
+    """How long before its rate-limit slot a deferred message is made ready again."""
+    return min(interval * 0.5, 0.1)
 
 
 def rss_kib() -> int:
@@ -148,6 +160,7 @@ class Consumer:
         """The fetch-run loop. Returns the exit code (0: clean stop or recycled)."""
         self.broker = self.app.broker
         self.backend = self.app.backend
+        self.clock = BrokerClock(self.broker)
         self.flusher = Flusher(self.app, self.consumer_name, self.queues)
         if not self.in_thread:
             signal.signal(signal.SIGTERM, self._on_term)
@@ -250,7 +263,7 @@ class Consumer:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
                         priority=delivery.priority)
-        if envelope.expires is not None and time.time() > envelope.expires:
+        if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
             return
@@ -305,20 +318,35 @@ class Consumer:
 
     def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
         """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
-        to it (in the broker, not here), so the limit holds across every worker."""
-        if self.disable_rate_limits or envelope.slot is not None:
+        to it (in the broker, not here), so the limit holds across every worker.
+
+        A slot reserved earlier (the message was deferred to it) is honoured only if the task
+        starts within ``slot_grace(interval)`` of it, by the broker's clock: a message that waited
+        behind a busy task, or was given back and fetched again, would otherwise start together
+        with the messages whose slots came after its own. The message is made ready a little
+        before its slot (``slot_lead``) and waits here for it, so the promote-and-fetch latency
+        does not make every deferred start late."""
+        if self.disable_rate_limits:
             return False
         interval = parse_rate(self.rate_limit_for(task))
         if interval is None:
             return False
+        if envelope.slot is not None:
+            late = self.clock.now() - envelope.slot
+            if late < 0:  # made ready ahead of its slot on purpose: wait for it
+                time.sleep(min(-late, interval))
+                return False
+            if late <= slot_grace(interval):
+                return False
+            envelope.slot = None  # missed: reserve again, like any other start
         wait = self.broker.rate_slot(task.name, interval)
         if wait <= 0.005:
             if wait > 0:
                 time.sleep(wait)
             return False
-        envelope.slot = time.time() + wait
+        envelope.slot = self.clock.now() + wait
         body = message.encode(envelope, signing_key=self.signing_key)
-        self.flusher.defer(delivery, body, wait)
+        self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
         return True
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
