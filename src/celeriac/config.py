@@ -142,7 +142,11 @@ SETTINGS: dict[str, Setting] = {
         50000, int, nullable=False, doc="revocations kept at most; the oldest go first (CELERY_WORKER_REVOKES_MAX)",
     ),
     # Events
-    "event_stream_maxlen": _s(100_000, int, nullable=False),
+    "event_stream_maxlen": _s(100_000, int, nullable=False, doc="entries the event log keeps at most"),
+    "event_stream_max_bytes": _s(
+        64 * 1024 * 1024, int, nullable=False,
+        doc="bytes the event log may use, about (the broker holds it: Redis memory, SQLite file)",
+    ),
     "event_queue_expires": _ignored(),
     "event_queue_ttl": _ignored(),
     # Beat

@@ -149,14 +149,15 @@ def after_publish(envelope: Envelope) -> None:
 
 
 def sent_event(app: Celery, envelope: Envelope) -> None:
-    from .events import EVENT_LOG, event, redact, safe_repr
+    from .events import EVENT_LOG, app_cap, event, redact, safe_repr
 
     try:
-        app.broker.log_append(EVENT_LOG, event(
+        data = event(
             "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(envelope.args),
             kwargs=safe_repr(redact(envelope.kwargs, frozenset(app.conf.task_redact_args or ()))),
             queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
-            retries=envelope.retries, hostname=ORIGIN), int(app.conf.event_stream_maxlen))
+            retries=envelope.retries, hostname=ORIGIN)
+        app.broker.log_append(EVENT_LOG, data, app_cap(app)(data))
     except BrokerError as exc:  # the task is sent; a lost event must not fail the call
         logger.debug("could not write task-sent for %s: %s", envelope.id, exc)
 

@@ -23,7 +23,7 @@ import msgspec
 
 from .. import __version__, message, signals, states
 from ..brokers.base import Delivery
-from ..events import EVENT_LOG, event
+from ..events import EVENT_LOG, EventCap, event
 from ..exceptions import BrokerError, TimeLimitExceeded, WorkerLostError
 from ..execution import ExceptionInfo, exception_fields, send_revoked
 from ..task import Context
@@ -74,7 +74,7 @@ class Supervisor:
         self.unreleased: set[str] = set()  # consumers of dead pool processes whose leases are still held
         self.terminated: dict[int, str] = {}        # slot index -> task id revoked with terminate
         self.events = bool(app.conf.worker_send_task_events)
-        self.event_maxlen = int(app.conf.event_stream_maxlen)
+        self.event_cap = EventCap.from_conf(app.conf)
         self.threads: list[tuple[threading.Thread, Consumer]] = []
         self.stop_mode: str | None = None            # None, "warm" or "cold"
         self.stop_signal: str | None = None
@@ -421,7 +421,8 @@ class Supervisor:
             return
         fields.setdefault("hostname", self.hostname)
         try:
-            self.broker.log_append(EVENT_LOG, event(kind, **fields), self.event_maxlen)
+            data = event(kind, **fields)
+            self.broker.log_append(EVENT_LOG, data, self.event_cap(data))
         except BrokerError as exc:
             logger.debug("could not send %s: %s", kind, exc)
 
