@@ -61,6 +61,9 @@ class Celery:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._control: Control | None = None
+        # Kept for this process's publishing (see publish.broker_clock, events.app_cap).
+        self._broker_clock: Any = None
+        self._event_cap: Any = None
         self._finalized = False
         self._autodiscover: list[tuple[Any, str]] = []
         if broker:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import signals
 from .brokers.base import clamp_priority
+from .brokers.clock import BrokerClock
 from .exceptions import BrokerError, ConfigurationError
 from .message import Envelope
 from .task import Task
@@ -81,6 +82,16 @@ def to_timestamp(value: datetime | float | int, now: float) -> float:
         return now + value.total_seconds()
     return now + float(value)  # a number of seconds from now, as Celery's expires=60
 
+
+
+def broker_clock(app: Celery) -> BrokerClock:
+    """This process's reading of the broker's clock, kept on the app (one per broker connection)."""
+    broker = app.broker
+    clock: BrokerClock | None = getattr(app, "_broker_clock", None)
+    if clock is None or clock.broker is not broker:
+        clock = BrokerClock(broker)
+        app._broker_clock = clock
+    return clock
 
 
 def current_request() -> Any:
@@ -216,19 +227,22 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
         fixed = call_defaults(app, name, task, args or (), kwargs or {}, {
             "queue": queue, "priority": priority, "ignore_result": ignore_result, "expires": expires})
     now = time.time()
+    expires = fixed["expires"]
+    # expires and an absolute eta are instants every worker judges by the broker's clock, so
+    # they are stamped by it too: a producer's or a worker's skewed clock cannot shift them.
+    clock_now = broker_clock(app).now() if expires is not None or (countdown is None and eta is not None) else now
     delay = 0.0
     if countdown is not None:
         delay = float(countdown)
     elif eta is not None:
-        delay = to_timestamp(eta, now) - now
-    expires = fixed["expires"]
+        delay = to_timestamp(eta, clock_now) - clock_now
     parent = current_request()
     envelope = Envelope(
         id=task_id or new_task_id(), task=name,
         args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
         queue=fixed["queue"], priority=fixed["priority"],
         eta=now + delay if delay > 0 else None,
-        expires=to_timestamp(expires, now) if expires is not None else None,
+        expires=to_timestamp(expires, clock_now) if expires is not None else None,
         retries=int(options.get("retries", 0)),
         root_id=options.get("root_id") or (parent.root_id if parent else None),
         parent_id=options.get("parent_id") or (parent.id if parent else None),

@@ -94,6 +94,7 @@ class Consumer:
         self.revoked: set[str] = set()
         self._generation = -1
         self._revoked_version = -1
+        self._turn = -1  # which queue a fetch looks at first (see _fair_queues)
 
     # -- what remote control may change at run time --------------------------------------------
     def _sync_control(self) -> None:
@@ -174,7 +175,7 @@ class Consumer:
             while not self.stopping:
                 try:
                     self._sync_control()
-                    batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
+                    batch = self.broker.fetch(self._fair_queues(), self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)
                     continue
@@ -201,6 +202,16 @@ class Consumer:
             if not self.in_thread:
                 signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
         return 0
+
+    def _fair_queues(self) -> list[str]:
+        """The queues in the order to fetch from this time: a broker fetch drains its queues in
+        the order given, so the first queue turns each fetch (as kombu's round robin does) and
+        ``-Q a,b`` serves both instead of leaving b until a is empty."""
+        queues = self.queues
+        if len(queues) < 2:
+            return queues
+        self._turn = (self._turn + 1) % len(queues)
+        return queues[self._turn:] + queues[:self._turn]
 
     def _broker_lost(self, exc: BrokerError) -> None:
         """The broker went away during a fetch, or before a task started. A fetch whose reply was
