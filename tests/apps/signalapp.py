@@ -143,3 +143,8 @@ def sleep(seconds):
 @app.task
 def die():
     os._exit(3)
+
+
+@app.task(time_limit=1)
+def stuck():
+    time.sleep(10)

@@ -115,6 +115,10 @@ def test_revoked_unknown_and_rejected_messages_fire_their_signals(sigapp, signal
     failure = one(marks, "task_failure", task_id=lost.id)
     assert "WorkerLostError" in failure["exception"] and failure["pid"] == signal_worker.pid
 
+    killed = sigapp.stuck.delay()
+    failure = one(marks, "task_failure", task_id=killed.id)
+    assert "TimeLimitExceeded" in failure["exception"] and failure["sender"] == "signalapp.stuck"
+
 
 def test_worker_lifecycle_signals_fire_and_the_users_root_handler_stays(sigapp, signal_worker, marks):
     pid = signal_worker.pid
