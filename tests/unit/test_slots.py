@@ -39,3 +39,11 @@ def test_an_unreadable_payload_still_reports_the_hard_limit() -> None:
     slots._map[HEADER.size: HEADER.size + 2] = b"\xff\xff"
     running = slots.read(0)
     assert running is not None and running.hard_limit == 3.0
+
+
+def test_short_arguments_beside_huge_keyword_arguments_are_kept_whole() -> None:
+    payload = fit(_info("(1, 2)", repr({"blob": "\u00e9" * 5000})))
+    import msgspec
+
+    info = msgspec.json.decode(payload)
+    assert info["args"] == "(1, 2)" and info["kwargs"].endswith("...")

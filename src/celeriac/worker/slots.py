@@ -55,7 +55,8 @@ def fit(info: dict[str, Any]) -> bytes:
     if len(payload) <= PAYLOAD:
         return payload
     info = dict(info)
-    for name in SHOWN:
+    # The longer one first: short arguments beside huge keyword arguments stay readable.
+    for name in sorted(SHOWN, key=lambda n: len(str(info.get(n) or "")), reverse=True):
         text = info.get(name)
         if not isinstance(text, str):
             continue
