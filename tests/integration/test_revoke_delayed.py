@@ -8,6 +8,7 @@ import msgspec
 
 from celeriac import Celery, states
 from celeriac.control import REVOKED_MAP
+from celeriac.testing import wait_until
 from conftest import read_marks
 
 
@@ -28,6 +29,24 @@ def test_a_countdown_task_revoked_is_gone_from_the_broker_for_a_worker_started_a
     time.sleep(0.5)
     assert [line.split()[0] for line in read_marks(marks, "record")] == ["kept"]
     assert late.state == states.REVOKED  # recorded when removed: nobody waits on it forever
+
+
+def test_a_task_revoked_while_it_runs_is_not_retried_later(app, start_worker, marks):
+    """Its retry would be a delayed message due after the revocation might be forgotten."""
+    import coreapp
+
+    first = start_worker("-c", "1")
+    result = coreapp.retry_later.delay(1.5, 2)
+    wait_until(lambda: read_marks(marks, "retry_later"), 10, message="task started")
+    app.control.revoke(result.id)
+    wait_until(lambda: result.state != states.PENDING, 10, message="first attempt concluded")
+    first.stop()
+    # Long after: the revocation is forgotten, and a worker that never saw it starts.
+    app.broker.map_set(REVOKED_MAP, result.id, msgspec.json.encode({"time": time.time() - 30 * 24 * 3600}))
+    start_worker("-c", "1")
+    time.sleep(3.0)  # past the retry's countdown
+    assert read_marks(marks, "retry_later") == ["0"]
+    assert result.state == states.REVOKED
 
 
 def test_revocations_are_pruned_past_their_time_and_beyond_the_cap():

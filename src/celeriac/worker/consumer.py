@@ -313,14 +313,22 @@ class Consumer:
                                      reason=reason, queue=delivery.queue))
 
     def _finish_without_running(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
-                                state: str, why: str) -> None:
+                                state: str, why: str, ack: bool = True) -> None:
         meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
-        self.flusher.finish(delivery, [(envelope.id, message.dumps(meta), True)])
+        record = (envelope.id, message.dumps(meta), True)
+        if ack:
+            self.flusher.finish(delivery, [record])
+        else:
+            self.flusher.store([record])
         self._event("task-revoked", envelope, expired=why == "expired")
         if signals.task_revoked.receivers:
             send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
+
+    def _revoked_meanwhile(self, task_id: str) -> bool:
+        self._sync_control()
+        return task_id in self.revoked
 
     def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
         return request_for(envelope, hostname=self.hostname, delivery_info={
@@ -419,7 +427,12 @@ class Consumer:
             self._outcome_event(context.envelope, outcome)
         send_postrun(task, context, outcome)
         leased = delivery if acks_late else None  # acks_late=False acked before running
-        if state == states.RETRY and outcome.retry is not None:
+        if state == states.RETRY and outcome.retry is not None and self._revoked_meanwhile(task_id):
+            # Its next attempt could be due after the revocation is forgotten: it never comes.
+            logger.info("Task %s[%s] revoked while it ran: not retried", name, task_id)
+            self._finish_without_running(task, delivery, context.envelope, states.REVOKED, "revoked",
+                                         ack=leased is not None)
+        elif state == states.RETRY and outcome.retry is not None:
             retry = outcome.retry
             serializer = task.serializer or self.app.conf.task_serializer
             body = message.encode(retry, serializer=serializer, signing_key=self.signing_key)
