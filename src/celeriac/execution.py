@@ -133,7 +133,7 @@ def _send_outcome(task: Task[Any, Any], context: Context, outcome: Outcome) -> N
     state = outcome.state
     if state == states.SUCCESS:
         if signals.task_success.receivers:
-            signals.task_success.send(sender=task, result=outcome.result)
+            signals.task_success.send(sender=task, result=outcome.result, runtime=outcome.runtime)
     elif state == states.FAILURE:
         if signals.task_failure.receivers:
             exc = outcome.exc

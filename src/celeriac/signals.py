@@ -10,10 +10,11 @@ Where each is sent (the sender first, then the keyword arguments):
   (task name; ``body``, ``exchange``, ``routing_key``, ``headers``, ``properties``, ``declare``,
   ``retry_policy``). ``headers`` is the message's own dict: a receiver may add to it.
 - running a task, in a pool process and in eager mode alike: ``task_prerun`` (task; ``task_id``,
-  ``task``, ``args``, ``kwargs``), ``task_success`` (task; ``result``), ``task_failure`` (task;
-  ``task_id``, ``exception``, ``args``, ``kwargs``, ``traceback``, ``einfo``), ``task_retry``
-  (task; ``request``, ``reason``, ``einfo``), ``task_postrun`` (task; ``task_id``, ``task``,
-  ``args``, ``kwargs``, ``retval``, ``state``).
+  ``task``, ``args``, ``kwargs``), ``task_success`` (task; ``result``, ``runtime``),
+  ``task_failure`` (task; ``task_id``, ``exception``, ``args``, ``kwargs``, ``traceback``,
+  ``einfo``), ``task_retry`` (task; ``request``, ``reason``, ``einfo``), ``task_postrun`` (task;
+  ``task_id``, ``task``, ``args``, ``kwargs``, ``retval``, ``state``). ``task_failure`` is also
+  sent by the main process for a task killed by its hard time limit or whose process died.
 - in the pool process before a task runs: ``task_received`` (consumer; ``request``),
   ``task_unknown`` (consumer; ``name``, ``id``, ``message``, ``exc``), ``task_rejected`` (consumer;
   ``message``, ``exc``: a message that cannot be decoded), ``task_revoked`` (task; ``request``,
@@ -22,13 +23,15 @@ Where each is sent (the sender first, then the keyword arguments):
   ``traceback``, ``einfo``: the worker failed around the task, e.g. its result cannot be encoded).
 - the worker's main process: ``celeryd_init`` (node name; ``instance``, ``conf``, ``options``),
   ``worker_init`` (worker), ``celeryd_after_setup`` (node name; ``instance``, ``conf``),
-  ``worker_ready`` (worker), ``heartbeat_sent`` (worker), ``worker_shutting_down`` (node name;
-  ``sig``, ``how``, ``exitcode``), ``worker_shutdown`` (worker); in each pool process
+  ``worker_before_create_process`` (worker, before each pool process is forked), ``worker_ready``
+  (worker), ``heartbeat_sent`` (worker), ``worker_shutting_down`` (node name; ``sig``, ``how``,
+  ``exitcode``), ``worker_shutdown`` (worker); in each pool process
   ``worker_process_init`` and ``worker_process_shutdown`` (None; ``pid``, ``exitcode``).
 - logging (worker and beat): ``setup_logging`` (``loglevel``, ``logfile``, ``format``,
   ``colorize``; connecting any receiver means celeriac configures no logging at all), then
   ``after_setup_logger`` and ``after_setup_task_logger`` (``logger`` and the same four).
-- beat: ``beat_init`` (scheduler) when run on its own, ``beat_embedded_init`` inside a worker (-B).
+- beat: ``beat_init`` (scheduler) whenever a scheduler starts, and ``beat_embedded_init`` as well
+  when it runs inside a worker (-B).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ task_revoked = Signal("task_revoked")
 celeryd_init = Signal("celeryd_init")
 celeryd_after_setup = Signal("celeryd_after_setup")
 worker_init = Signal("worker_init")
+worker_before_create_process = Signal("worker_before_create_process")
 worker_process_init = Signal("worker_process_init")
 worker_process_shutdown = Signal("worker_process_shutdown")
 worker_ready = Signal("worker_ready")

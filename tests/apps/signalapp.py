@@ -53,7 +53,8 @@ def on_failure(sender=None, task_id=None, exception=None, args=None, kwargs=None
 
 @signals.task_success.connect
 def on_success(sender=None, result=None, **_):
-    _write("task_success", sender, result=result, task_id=sender.request.id if sender is not None else None)
+    _write("task_success", sender, result=result, task_id=sender.request.id if sender is not None else None,
+           runtime=_.get("runtime"))
 
 
 @signals.task_retry.connect
@@ -102,10 +103,11 @@ def on_after_publish(sender=None, headers=None, **_):
     _write("after_task_publish", sender, task_id=headers["id"])
 
 
-for _signal in (signals.celeryd_init, signals.worker_init, signals.celeryd_after_setup, signals.worker_ready,
+for _signal in (signals.celeryd_init, signals.worker_init, signals.worker_before_create_process,
+                signals.celeryd_after_setup, signals.worker_ready,
                 signals.worker_process_init, signals.worker_process_shutdown, signals.worker_shutting_down,
                 signals.worker_shutdown, signals.heartbeat_sent, signals.after_setup_logger,
-                signals.after_setup_task_logger):
+                signals.after_setup_task_logger, signals.beat_init, signals.beat_embedded_init):
     def _receiver(sender=None, _signal=_signal, **_):
         _write(_signal.name, sender)
 

@@ -70,8 +70,9 @@ class Scheduler:
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> None:
         logger.info("beat: Starting...")
-        # As in Celery: beat_init for ``celeriac beat``, beat_embedded_init inside a worker (-B).
-        (signals.beat_embedded_init if self._embedded else signals.beat_init).send(sender=self)
+        signals.beat_init.send(sender=self)
+        if self._embedded:  # inside a worker (-B): as in Celery, this one as well
+            signals.beat_embedded_init.send(sender=self)
         backoff = 0.0
         try:
             while not self._stopping.is_set():

@@ -217,6 +217,8 @@ class Supervisor:
                         max_memory_kib=None if in_thread else self.max_memory_per_child, in_thread=in_thread)
 
     def _spawn(self, index: int) -> None:
+        if signals.worker_before_create_process.receivers:
+            signals.worker_before_create_process.send(sender=self)
         parent = os.getpid()
         # A stop signal must not reach the child while it still runs the supervisor's handlers:
         # it stays pending until the consumer has installed its own (Consumer.run unblocks).

@@ -66,6 +66,7 @@ def test_task_signals_fire_in_the_worker_with_celerys_arguments(sigapp, signal_w
     assert ok.get(timeout=10) == 5
     success = one(marks, "task_success", task_id=ok.id)
     assert success["sender"] == "signalapp.add" and success["result"] == 5 and success["pid"] != worker_pid
+    assert 0 <= success["runtime"] < 1
     assert one(marks, "task_received", task_id=ok.id)["task"] == "signalapp.add"
     assert one(marks, "task_prerun", task_id=ok.id)["args"] == [2, 3]
     assert one(marks, "task_postrun", task_id=ok.id)["state"] == states.SUCCESS
@@ -122,8 +123,8 @@ def test_revoked_unknown_and_rejected_messages_fire_their_signals(sigapp, signal
 
 def test_worker_lifecycle_signals_fire_and_the_users_root_handler_stays(sigapp, signal_worker, marks):
     pid = signal_worker.pid
-    for name in ("celeryd_init", "worker_init", "celeryd_after_setup", "worker_ready", "after_setup_logger",
-                 "after_setup_task_logger"):
+    for name in ("celeryd_init", "worker_init", "celeryd_after_setup", "worker_before_create_process",
+                 "worker_ready", "after_setup_logger", "after_setup_task_logger"):
         assert one(marks, name)["pid"] == pid, name
     assert one(marks, "celeryd_init")["sender"].startswith("sig@")
     assert one(marks, "worker_process_init")["pid"] != pid
@@ -134,3 +135,16 @@ def test_worker_lifecycle_signals_fire_and_the_users_root_handler_stays(sigapp, 
     assert one(marks, "worker_process_shutdown")["pid"] != pid
     # worker_hijack_root_logger=False: the handler the app put on the root logger got the worker's lines.
     assert "ready." in (marks / "user.log").read_text()
+
+
+def test_a_worker_with_embedded_beat_sends_beat_init_and_beat_embedded_init(sigapp, redis_url, marks, tmp_path):
+    proc = worker_process("signalapp", "-n", "beat@%h", "-c", "1", "-B", broker_url=redis_url,
+                          env={"CELERIAC_TEST_DIR": str(marks)}, log_path=str(tmp_path / "beat.log"),
+                          pythonpath=[APPS])
+    try:
+        proc.wait_ready()
+        for name in ("beat_init", "beat_embedded_init"):
+            assert one(marks, name)["pid"] == proc.pid, name
+            assert one(marks, name)["sender"] == "Scheduler"
+    finally:
+        proc.stop()
