@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from . import message, publish
+from . import message, publish, signals
 from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
@@ -62,6 +62,9 @@ class Celery:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._control: Control | None = None
+        # Kept for this process's publishing (see publish.broker_clock, events.app_cap).
+        self._broker_clock: Any = None
+        self._event_cap: Any = None
         self._finalized = False
         self._autodiscover: list[tuple[Any, str]] = []
         if broker:
@@ -317,8 +320,12 @@ class Celery:
             queue=queue, task_id=task_id, headers=headers, ignore_result=ignore_result,
             time_limit=time_limit, soft_time_limit=soft_time_limit, task=task, options=options)
         serializer = options.get("serializer") or (task and task.serializer) or self.conf.task_serializer
+        if signals.before_task_publish.receivers:
+            publish.before_publish(envelope, retry_policy)
         body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
         publish.publish(self, [(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
+        if signals.after_task_publish.receivers:
+            publish.after_publish(envelope)
         if self.conf.task_send_sent_event:
             publish.sent_event(self, envelope)
         return AsyncResult(envelope.id, app=self, task_name=name)
@@ -335,7 +342,8 @@ class Celery:
         # What does not depend on the arguments is worked out once for the whole batch.
         fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, named)
         sent_events = self.conf.task_send_sent_event
-        if fixed is not None and serializer == "json" and not sent_events:
+        publish_signals = bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
+        if fixed is not None and serializer == "json" and not sent_events and not publish_signals:
             # The common case: one envelope built and checked in full, then encoded once as a
             # template; each call only fills in its id and arguments (no Envelope per call).
             template, delay = publish.build_envelope(self, name, (), {}, task=task, options=options,
@@ -356,11 +364,16 @@ class Celery:
         for args, kwargs in calls:
             envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
                                                      fixed=fixed, **named)
+            if signals.before_task_publish.receivers:
+                publish.before_publish(envelope, None)
             items.append((envelope.queue, message.encode(envelope, serializer=serializer,
                                                          signing_key=signing_key),
                           envelope.priority, delay, envelope.id))
             envelopes.append(envelope)
         publish.publish(self, items, None, None)
+        if signals.after_task_publish.receivers:
+            for envelope in envelopes:
+                publish.after_publish(envelope)
         if sent_events:
             for envelope in envelopes:
                 publish.sent_event(self, envelope)

@@ -146,8 +146,20 @@ SETTINGS: dict[str, Setting] = {
     "worker_timer_precision": _ignored("delayed tasks live in the broker"),
     "worker_deduplicate_successful_tasks": _ignored(),
     "worker_state_db": _ignored("revocations live in the broker"),
+    "worker_revoke_expires": _s(
+        10800.0, *_NUMBER, nullable=False,
+        doc="seconds a revocation of a task that is not delayed is remembered (Celery's "
+            "CELERY_WORKER_REVOKE_EXPIRES); a revoked delayed task is removed from the broker",
+    ),
+    "worker_revokes_max": _s(
+        50000, int, nullable=False, doc="revocations kept at most; the oldest go first (CELERY_WORKER_REVOKES_MAX)",
+    ),
     # Events
-    "event_stream_maxlen": _s(100_000, int, nullable=False),
+    "event_stream_maxlen": _s(100_000, int, nullable=False, doc="entries the event log keeps at most"),
+    "event_stream_max_bytes": _s(
+        64 * 1024 * 1024, int, nullable=False,
+        doc="bytes the event log may use, about (the broker holds it: Redis memory, SQLite file)",
+    ),
     "event_queue_expires": _ignored(),
     "event_queue_ttl": _ignored(),
     # Beat

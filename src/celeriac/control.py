@@ -2,8 +2,11 @@
 
 Commands travel through a capped log in the broker (``control``) that every worker's supervisor
 reads; replies come back on a per-command log ``reply:<id>``. Revocations are also stored in the
-broker map ``revoked`` (id -> time), so a task revoked before any worker started, or while every
-worker was restarting, is still skipped; entries older than ``REVOKE_EXPIRES`` are pruned.
+broker map ``revoked`` (id -> when, until when), so a task revoked before any worker started, or
+while every worker was restarting, is still skipped. A revoked task that is still delayed
+(``countdown``/``eta``, or a retry waiting for its countdown) is removed from the broker and
+recorded REVOKED at once, however far off it was due: a worker started next week cannot run it.
+Other revocations are kept ``worker_revoke_expires`` seconds (at most ``worker_revokes_max``).
 
 What lives in the broker rather than in a worker (delayed tasks, queue depths, dead letters) is
 read from the broker directly, so it is right even when no worker is running.
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
 
 CONTROL_LOG = "control"
 REVOKED_MAP = "revoked"
-REVOKE_EXPIRES = 3 * 3600.0
+REVOKE_EXPIRES = 3 * 3600.0  # the default of worker_revoke_expires, as in Celery
+PRUNE_EVERY = 100  # revoke() calls between two prunings of the revocation map
 REPLY_TTL = 60.0
 # Commands are read by live workers at once; a remote-control thread that fell behind (a broker
 # outage) may read one later. Past this, a signed command is taken for a replay. Generous
@@ -67,16 +71,6 @@ def revocation_purpose(task_id: str) -> bytes:
     return b"revoke:" + task_id.encode()
 
 
-def revoked_at(key: bytes | None, task_id: str, data: bytes) -> float | None:
-    """When ``task_id`` was revoked, from its record in the ``revoked`` map; None when the record
-    is unreadable or, with a signing key, not signed for this task id."""
-    try:
-        _, body = signing.verify(data, key, revocation_purpose(task_id), what="revocation")
-        return float(message.loads(body).get("time", 0))
-    except Exception:
-        return None
-
-
 def describe_body(body: bytes, app: Celery) -> dict[str, Any]:
     """A task message as inspect shows it (``id``, ``name``, ``args``...), or why it is unreadable."""
     try:
@@ -88,9 +82,34 @@ def describe_body(body: bytes, app: Celery) -> dict[str, Any]:
             "eta": env.eta, "expires": env.expires, "priority": env.priority, "queue": env.queue}
 
 
+def revocation_until(key: bytes | None, task_id: str, data: bytes, expires: float) -> float | None:
+    """Until when ``task_id`` stays revoked, from its record in the ``revoked`` map (records
+    without ``until`` were written by older versions: they last ``expires`` from when they were
+    made); None when the record is unreadable or, with a signing key, not signed for this id."""
+    try:
+        _, body = signing.verify(data, key, revocation_purpose(task_id), what="revocation")
+        entry = message.loads(body)
+        return float(entry.get("until") or float(entry.get("time", 0)) + expires)
+    except Exception:
+        return None
+
+
+def live_revocations(entries: dict[str, bytes], now: float, expires: float,
+                     key: bytes | None = None) -> dict[str, float]:
+    """Revoked ids still in force at ``now``, with until when. Records that are unreadable or
+    not signed with ``key`` (when one is set) are no revocation at all."""
+    live: dict[str, float] = {}
+    for task_id, data in entries.items():
+        until = revocation_until(key, task_id, data, expires)
+        if until is not None and until >= now:
+            live[task_id] = until
+    return live
+
+
 class Control:
     def __init__(self, app: Celery) -> None:
         self.app = app
+        self._revokes = 0
 
     @property
     def broker(self) -> Any:
@@ -147,32 +166,53 @@ class Control:
                terminate: bool = False, signal: str | int = "SIGTERM", reply: bool = False,
                timeout: float = 1.0, **_: Any) -> list[dict[str, Any]] | None:
         """Skip these tasks if they have not started (cluster-wide, surviving worker restarts for
-        REVOKE_EXPIRES); with ``terminate``, also stop them where they run, with ``signal``."""
+        ``worker_revoke_expires``); a delayed one is removed from the broker and recorded REVOKED;
+        with ``terminate``, also stop them where they run, with ``signal``."""
         ids = _listify(task_id) or []
-        now, key = time.time(), self.app.signing_key
+        now = time.time()
+        until = now + float(self.app.conf.worker_revoke_expires)
+        key = self.app.signing_key
+        queues: list[str] | None = None
         for one in ids:
-            record = _encode({"time": now, "terminate": terminate})
+            # The revocation first: a message promoted while we look for it is still skipped.
+            record = _encode({"time": now, "until": until, "terminate": terminate})
             self.broker.map_set(REVOKED_MAP, one, seal(record, key, revocation_purpose(one)))
+            if queues is None:
+                queues = sorted(set(self.broker.queues()) | set(self.app.queues()))
+            if any(self.broker.remove_scheduled(queue, one) for queue in queues):
+                self._record_revoked(one)
+        if self._revokes % PRUNE_EVERY == 0:
+            self._prune(now)
+        self._revokes += 1
         return self.broadcast("revoke", {"task_ids": ids, "terminate": terminate, "signal": str(signal)},
                               destination=destination, reply=reply, timeout=timeout)
 
     def terminate(self, task_id: str | Iterable[str], signal: str | int = "SIGTERM", **kwargs: Any) -> Any:
         return self.revoke(task_id, terminate=True, signal=signal, **kwargs)
 
-    def revoked(self) -> dict[str, float]:
-        """Revoked task ids still remembered, with when they were revoked (old ones pruned)."""
-        horizon = time.time() - REVOKE_EXPIRES
-        out: dict[str, float] = {}
-        key = self.app.signing_key
-        for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            when = revoked_at(key, task_id, data)
-            if when is None:
-                continue  # unreadable, or not signed with the key: not a revocation
-            if when < horizon:
+    def _record_revoked(self, task_id: str) -> None:
+        """The delayed message is gone: callers waiting on its result learn why now."""
+        meta = {"task_id": task_id, "status": "REVOKED", "result": "revoked", "exc_type": "TaskRevoked",
+                "exc_module": "celeriac.exceptions", "exc_message": ["revoked"]}
+        self.app.backend.write([(task_id, message.dumps(meta), True)])
+
+    def _prune(self, now: float) -> dict[str, float]:
+        """Drop revocations past their time, and the oldest beyond ``worker_revokes_max``."""
+        entries = self.broker.map_get(REVOKED_MAP)
+        live = live_revocations(entries, now, float(self.app.conf.worker_revoke_expires),
+                                self.app.signing_key)
+        cap = max(1, int(self.app.conf.worker_revokes_max))
+        if len(live) > cap:
+            for task_id in sorted(live, key=live.__getitem__)[: len(live) - cap]:
+                del live[task_id]
+        for task_id in entries:
+            if task_id not in live:
                 self.broker.map_delete(REVOKED_MAP, task_id)
-            else:
-                out[task_id] = when
-        return out
+        return live
+
+    def revoked(self) -> dict[str, float]:
+        """Revoked task ids still remembered, with until when (old ones pruned)."""
+        return self._prune(time.time())
 
     def rate_limit(self, task_name: str, rate_limit: str | int | float | None,
                    destination: str | Sequence[str] | None = None, reply: bool = False,

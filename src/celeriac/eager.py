@@ -7,7 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from . import message, states
-from .execution import IGNORED, execute, outcome_meta, request_for
+from .execution import IGNORED, execute, outcome_meta, request_for, send_postrun
 from .message import Envelope
 
 if TYPE_CHECKING:
@@ -32,13 +32,15 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         outcome = execute(task, context)
         if outcome.state == states.RETRY and outcome.retry is not None:
             if store:
-                app.backend.write([(envelope.id, outcome_meta(context, outcome)[1], False)])
+                app.backend.write([(envelope.id, outcome_meta(context, outcome, task=task)[1], False)])
+            send_postrun(task, context, outcome)
             envelope = outcome.retry
             continue
         break
     if outcome.state == IGNORED:
         outcome.state = states.SUCCESS
     state, encoded = outcome_meta(context, outcome, extended=True, redactor=app.redactor, task=task)
+    send_postrun(task, context, outcome)
     if store:
         app.backend.write([(envelope.id, encoded, state in states.READY_STATES)])
     propagate = app.conf.task_eager_propagates if throw is None else throw

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import message, states
+from . import message, signals, states
 from .exceptions import EncodeError, Ignore, Reject, Retry
 from .message import Envelope
 from .redaction import Redactor
@@ -35,6 +35,24 @@ class Outcome:
     retry_in: float = 0.0
     requeue: bool = False
     runtime: float = 0.0
+    reason: BaseException | None = None  # the Retry that asked for a retry
+
+
+@dataclass(slots=True)
+class ExceptionInfo:
+    """The ``einfo`` of ``task_failure`` / ``task_retry``, shaped like Celery's: the exception,
+    its type, the traceback object and ``traceback`` as text (also what ``str()`` gives)."""
+
+    exception: BaseException | None
+    traceback: str
+    tb: Any = None
+
+    @property
+    def type(self) -> type[BaseException] | None:
+        return type(self.exception) if self.exception is not None else None
+
+    def __str__(self) -> str:
+        return self.traceback
 
 
 def exception_fields(exc: BaseException, traceback: str | None) -> dict[str, Any]:
@@ -71,7 +89,7 @@ def _autoretry(task: Task[Any, Any], exc: BaseException) -> Outcome | None:
         task.retry(exc=exc, **kwargs)
     except Retry as retry:
         return Outcome(states.RETRY, exc=exc, traceback=tb.format_exc(), retry=retry.envelope,
-                       retry_in=retry.when or 0.0)
+                       retry_in=retry.when or 0.0, reason=retry)
     except BaseException:  # past max_retries: retry() re-raised exc, which is the failure
         return None
     return None
@@ -88,6 +106,8 @@ def execute(task: Task[Any, Any], context: Context) -> Outcome:
     """Run ``task`` with ``context`` as its request; never raises for the task's own errors."""
     args, kwargs = context.args, context.kwargs
     task.push_request(context)
+    if signals.task_prerun.receivers:
+        signals.task_prerun.send(sender=task, task_id=context.id, task=task, args=args, kwargs=kwargs)
     started = time.perf_counter()
     try:
         try:
@@ -96,7 +116,7 @@ def execute(task: Task[Any, Any], context: Context) -> Outcome:
             outcome = Outcome(states.SUCCESS, result=value)
         except Retry as retry:
             outcome = Outcome(states.RETRY, exc=retry.exc, traceback=tb.format_exc() if retry.exc else None,
-                              retry=retry.envelope, retry_in=retry.when or 0.0)
+                              retry=retry.envelope, retry_in=retry.when or 0.0, reason=retry)
         except Reject as reject:
             outcome = Outcome(states.REJECTED, exc=reject, traceback=tb.format_exc(), requeue=reject.requeue)
         except Ignore:
@@ -105,9 +125,44 @@ def execute(task: Task[Any, Any], context: Context) -> Outcome:
             outcome = _autoretry(task, exc) or Outcome(states.FAILURE, exc=exc, traceback=tb.format_exc())
         outcome.runtime = time.perf_counter() - started
         _run_hooks(task, context, outcome)
+        _send_outcome(task, context, outcome)
         return outcome
     finally:
         task.pop_request()
+
+
+def _send_outcome(task: Task[Any, Any], context: Context, outcome: Outcome) -> None:
+    state = outcome.state
+    if state == states.SUCCESS:
+        if signals.task_success.receivers:
+            signals.task_success.send(sender=task, result=outcome.result, runtime=outcome.runtime)
+    elif state == states.FAILURE:
+        if signals.task_failure.receivers:
+            exc = outcome.exc
+            tb_object = exc.__traceback__ if exc is not None else None
+            signals.task_failure.send(sender=task, task_id=context.id, exception=exc, args=context.args,
+                                      kwargs=context.kwargs, traceback=tb_object,
+                                      einfo=ExceptionInfo(exc, outcome.traceback or "", tb_object))
+    elif state == states.RETRY and signals.task_retry.receivers:
+        exc = outcome.exc
+        signals.task_retry.send(sender=task, request=context, reason=outcome.reason or exc,
+                                einfo=ExceptionInfo(exc, outcome.traceback or "",
+                                                    exc.__traceback__ if exc is not None else None))
+
+
+def send_postrun(task: Task[Any, Any], context: Context, outcome: Outcome) -> None:
+    """``task_postrun``, sent by the caller once it has concluded (and encoded) the outcome."""
+    if signals.task_postrun.receivers:
+        signals.task_postrun.send(sender=task, task_id=context.id, task=task, args=context.args,
+                                  kwargs=context.kwargs, retval=outcome.result if outcome.exc is None
+                                  else outcome.exc, state=outcome.state)
+
+
+def send_revoked(task: Any, request: Any, *, terminated: bool = False, signum: int | None = None,
+                 expired: bool = False) -> None:
+    if signals.task_revoked.receivers:
+        signals.task_revoked.send(sender=task, request=request, terminated=terminated, signum=signum,
+                                  expired=expired)
 
 
 def _run_hooks(task: Task[Any, Any], context: Context, outcome: Outcome) -> None:
@@ -155,5 +210,10 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
                             f"{str(exc).rpartition(': ')[2]}")
         outcome.state, outcome.exc, outcome.result = states.FAILURE, error, None
         outcome.traceback = f"EncodeError: {error}"
+        if signals.task_internal_error.receivers:
+            signals.task_internal_error.send(sender=task if task is not None else context.task, task_id=context.id,
+                                             args=context.args, kwargs=context.kwargs, request=context,
+                                             exception=error, traceback=None,
+                                             einfo=ExceptionInfo(error, outcome.traceback))
         fields.update(status=states.FAILURE, result=str(error), **exception_fields(error, outcome.traceback))
         return states.FAILURE, message.dumps(fields)

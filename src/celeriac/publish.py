@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import signals
 from .brokers.base import clamp_priority
+from .brokers.clock import BrokerClock
 from .exceptions import BrokerError, ConfigurationError
 from .message import Envelope
 from .task import Task
@@ -82,6 +84,16 @@ def to_timestamp(value: datetime | float | int, now: float) -> float:
 
 
 
+def broker_clock(app: Celery) -> BrokerClock:
+    """This process's reading of the broker's clock, kept on the app (one per broker connection)."""
+    broker = app.broker
+    clock: BrokerClock | None = getattr(app, "_broker_clock", None)
+    if clock is None or clock.broker is not broker:
+        clock = BrokerClock(broker)
+        app._broker_clock = clock
+    return clock
+
+
 def current_request() -> Any:
     stack = Task._requests.stack
     return stack[-1] if stack and not stack[-1].called_directly else None
@@ -110,15 +122,53 @@ def route(app: Celery, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -
     return {}
 
 
+# Celery's message headers (task protocol 2) that describe the task rather than the caller's own.
+PROTOCOL_HEADERS = frozenset({"lang", "task", "id", "eta", "expires", "retries", "root_id", "parent_id",
+                              "group", "origin", "timelimit", "ignore_result"})
+
+
+def message_headers(envelope: Envelope) -> dict[str, Any]:
+    """The headers a Celery message of this envelope would carry (the caller's own included)."""
+    return {"lang": "py", "task": envelope.task, "id": envelope.id, "eta": envelope.eta,
+            "expires": envelope.expires, "retries": envelope.retries, "root_id": envelope.root_id or envelope.id,
+            "parent_id": envelope.parent_id, "group": envelope.group_id, "origin": envelope.origin,
+            "timelimit": [envelope.time_limit, envelope.soft_time_limit],
+            "ignore_result": envelope.ignore_result, **envelope.headers}
+
+
+def _publish_arguments(envelope: Envelope, headers: dict[str, Any]) -> dict[str, Any]:
+    return {"body": (envelope.args, envelope.kwargs, {"callbacks": None, "errbacks": None, "chain": None,
+                                                      "chord": None}),
+            "exchange": "", "routing_key": envelope.queue, "headers": headers}
+
+
+def before_publish(envelope: Envelope, retry_policy: dict[str, Any] | None) -> None:
+    """``before_task_publish``. Receivers may add headers (trace ids are the usual case): what
+    they add travels with the message and is the task's ``request.headers``."""
+    headers = message_headers(envelope)
+    signals.before_task_publish.send(sender=envelope.task, **_publish_arguments(envelope, headers),
+                                     properties={"correlation_id": envelope.id, "priority": envelope.priority,
+                                                 "content_type": "application/json"},
+                                     declare=[], retry_policy=retry_policy)
+    for key, value in headers.items():
+        if key not in PROTOCOL_HEADERS:
+            envelope.headers[key] = value
+
+
+def after_publish(envelope: Envelope) -> None:
+    signals.after_task_publish.send(sender=envelope.task, **_publish_arguments(envelope, message_headers(envelope)))
+
+
 def sent_event(app: Celery, envelope: Envelope) -> None:
-    from .events import EVENT_LOG, event, safe_repr
+    from .events import EVENT_LOG, app_cap, event, safe_repr
 
     args, kwargs = app.redactor.arguments(envelope.args, envelope.kwargs, app.tasks.get(envelope.task))
     try:
-        app.broker.log_append(EVENT_LOG, event(
+        data = event(
             "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(args), kwargs=safe_repr(kwargs),
             queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
-            retries=envelope.retries, hostname=ORIGIN), int(app.conf.event_stream_maxlen))
+            retries=envelope.retries, hostname=ORIGIN)
+        app.broker.log_append(EVENT_LOG, data, app_cap(app)(data))
     except BrokerError as exc:  # the task is sent; a lost event must not fail the call
         logger.debug("could not write task-sent for %s: %s", envelope.id, exc)
 
@@ -177,19 +227,22 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
         fixed = call_defaults(app, name, task, args or (), kwargs or {}, {
             "queue": queue, "priority": priority, "ignore_result": ignore_result, "expires": expires})
     now = time.time()
+    expires = fixed["expires"]
+    # expires and an absolute eta are instants every worker judges by the broker's clock, so
+    # they are stamped by it too: a producer's or a worker's skewed clock cannot shift them.
+    clock_now = broker_clock(app).now() if expires is not None or (countdown is None and eta is not None) else now
     delay = 0.0
     if countdown is not None:
         delay = float(countdown)
     elif eta is not None:
-        delay = to_timestamp(eta, now) - now
-    expires = fixed["expires"]
+        delay = to_timestamp(eta, clock_now) - clock_now
     parent = current_request()
     envelope = Envelope(
         id=task_id or new_task_id(), task=name,
         args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
         queue=fixed["queue"], priority=fixed["priority"],
         eta=now + delay if delay > 0 else None,
-        expires=to_timestamp(expires, now) if expires is not None else None,
+        expires=to_timestamp(expires, clock_now) if expires is not None else None,
         retries=int(options.get("retries", 0)),
         root_id=options.get("root_id") or (parent.root_id if parent else None),
         parent_id=options.get("parent_id") or (parent.id if parent else None),

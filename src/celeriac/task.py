@@ -241,12 +241,12 @@ class Task(Generic[P, R]):
         self.app.backend.store(task_id, state or states.PENDING, meta, name=self.name,
                                worker=request.hostname, retries=request.retries)
         if request.hostname and not request.is_eager and self.app.conf.worker_send_task_events:
-            from .events import EVENT_LOG, event
+            from .events import EVENT_LOG, app_cap, event
 
             try:
-                self.app.broker.log_append(EVENT_LOG, event(
-                    "task-progress", uuid=task_id, name=self.name, hostname=request.hostname, state=state,
-                    meta=meta), int(self.app.conf.event_stream_maxlen))
+                data = event("task-progress", uuid=task_id, name=self.name, hostname=request.hostname,
+                             state=state, meta=meta)
+                self.app.broker.log_append(EVENT_LOG, data, app_cap(self.app)(data))
             except Exception:  # progress is recorded above; its event is best-effort
                 pass
 

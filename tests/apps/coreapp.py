@@ -136,6 +136,20 @@ def limited(tag):
     return tag
 
 
+@app.task(bind=True, max_retries=3)
+def retry_later(self, seconds, countdown):
+    """Runs ``seconds``, then asks to run again ``countdown`` seconds later."""
+    mark("retry_later", str(self.request.retries))
+    time.sleep(seconds)
+    raise self.retry(countdown=countdown)
+
+
+@app.task(rate_limit="2/s")
+def paced(tag):
+    mark("paced", f"{tag} {time.time():.4f}")
+    return tag
+
+
 @app.task(ignore_result=True)
 def quiet(tag):
     mark("quiet", tag)

@@ -64,12 +64,15 @@ class Scheduler:
         self._loaded_at: float | None = None  # broker time of the last reload
         self._started: float | None = None
         self._stopping = threading.Event()
+        self._embedded = False
         self.schedule.code_entries()  # a bad beat_schedule fails here, before anything runs
 
     # -- lifecycle ------------------------------------------------------------------------
     def run(self) -> None:
         logger.info("beat: Starting...")
         signals.beat_init.send(sender=self)
+        if self._embedded:  # inside a worker (-B): as in Celery, this one as well
+            signals.beat_embedded_init.send(sender=self)
         backoff = 0.0
         try:
             while not self._stopping.is_set():
@@ -95,6 +98,7 @@ class Scheduler:
         self._stopping.set()
 
     def start_thread(self) -> threading.Thread:
+        self._embedded = True
         thread = threading.Thread(target=self.run, name="beat", daemon=True)
         thread.start()
         return thread

@@ -42,7 +42,8 @@ def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | Non
     if list_entries:
         _print_list(app, next_count)
         return
-    worker_logs.setup(loglevel, logfile=logfile)
+    worker_logs.setup(loglevel, fmt=app.conf.worker_log_format, logfile=logfile,
+                      hijack=bool(app.conf.worker_hijack_root_logger))
     if schedule_file:
         logger.debug("beat: -s/--schedule %s ignored: the schedule's state lives in the broker", schedule_file)
     if scheduler_cls:

@@ -43,8 +43,11 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, queues: tupl
            task_events: bool, without_gossip: bool, without_mingle: bool, without_heartbeat: bool,
            optimization: str | None, quiet: bool) -> None:
     """Start a worker: ``celeriac -A proj worker -l info -c 2 -Q high,low``."""
-    worker_logs.setup(loglevel, logfile=logfile)
+    # The app first: its settings (worker_hijack_root_logger, worker_log_format) and the
+    # logging signals it connects decide how logging is set up.
     app = obj.app
+    worker_logs.setup(loglevel, fmt=app.conf.worker_log_format, logfile=logfile,
+                      hijack=bool(app.conf.worker_hijack_root_logger))
     selected = _split(queues) or None
     if exclude_queues:
         excluded = set(_split(exclude_queues))

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .. import __version__, signals
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError, ConfigurationError
 from .supervisor import Supervisor
@@ -99,7 +99,13 @@ class Worker:
 
     def prepare(self) -> Supervisor:
         """Check the broker, print the banner and build the supervisor, ready to run."""
+        if signals.celeryd_init.receivers:
+            signals.celeryd_init.send(sender=self.hostname, instance=self, conf=self.app.conf, options={
+                "hostname": self.hostname, "concurrency": self.concurrency, "pool": self.pool,
+                "queues": self.queues, "prefetch_multiplier": self.prefetch})
         self.app.finalize()
+        if signals.worker_init.receivers:
+            signals.worker_init.send(sender=self)
         warnings = self._connect()
         if self._namesakes():
             # As Celery does: warn and run. Leases belong to incarnations, so two workers with
@@ -115,6 +121,8 @@ class Worker:
             sys.stdout.flush()
         for warning in warnings:
             logger.warning(warning)
+        if signals.celeryd_after_setup.receivers:
+            signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         return Supervisor(
             self.app, hostname=self.hostname, queues=self.queues, concurrency=self.concurrency,
             pool=self.pool, prefetch_multiplier=self.prefetch, max_tasks_per_child=self.max_tasks_per_child,

@@ -18,11 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 from .. import message, signals, states
 from ..brokers.base import Delivery
+from ..brokers.clock import BrokerClock
 from ..config import parse_rate
-from ..control import REVOKE_EXPIRES, REVOKED_MAP, revoked_at
+from ..control import REVOKED_MAP, live_revocations
 from ..events import TaskEvent, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
-from ..execution import IGNORED, Outcome, exception_fields, execute, outcome_meta, request_for
+from ..execution import (
+    IGNORED,
+    Outcome,
+    exception_fields,
+    execute,
+    outcome_meta,
+    request_for,
+    send_postrun,
+    send_revoked,
+)
 from .flusher import Flusher
 
 if TYPE_CHECKING:
@@ -35,6 +45,17 @@ logger = logging.getLogger("celeriac.worker")
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def slot_grace(interval: float) -> float:
+    """How late a task may start in its reserved rate-limit slot: a tenth of the interval, at
+    most 50 ms. Starts are then never closer together than ``interval`` minus this."""
+    return min(interval * 0.1, 0.05)
+
+
+def slot_lead(interval: float) -> float:
+    """How long before its rate-limit slot a deferred message is made ready again."""
+    return min(interval * 0.5, 0.1)
 
 
 def rss_kib() -> int:
@@ -80,6 +101,7 @@ class Consumer:
         self.revoked: set[str] = set()
         self._generation = -1
         self._revoked_version = -1
+        self._turn = -1  # which queue a fetch looks at first (see _fair_queues)
 
     # -- what remote control may change at run time --------------------------------------------
     def _sync_control(self) -> None:
@@ -100,18 +122,8 @@ class Consumer:
             self._load_revoked()
 
     def _load_revoked(self) -> None:
-        horizon = time.time() - REVOKE_EXPIRES
-        revoked, refused = set(), 0
-        for task_id, data in self.broker.map_get(REVOKED_MAP).items():
-            when = revoked_at(self.signing_key, task_id, data)
-            if when is None:
-                refused += 1
-            elif when >= horizon:
-                revoked.add(task_id)
-        if refused:
-            logger.warning("ignoring %d revocation(s) that are unreadable or not signed with "
-                           "task_message_signing_key", refused)
-        self.revoked = revoked
+        self.revoked = set(live_revocations(self.broker.map_get(REVOKED_MAP), time.time(),
+                                            float(self.app.conf.worker_revoke_expires), self.signing_key))
 
     def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
         """The arguments as events and ``inspect active`` show them, secrets hidden."""
@@ -157,6 +169,7 @@ class Consumer:
         """The fetch-run loop. Returns the exit code (0: clean stop or recycled)."""
         self.broker = self.app.broker
         self.backend = self.app.backend
+        self.clock = BrokerClock(self.broker)
         self.flusher = Flusher(self.app, self.consumer_name, self.queues, slots=self.slots)
         if not self.in_thread:
             signal.signal(signal.SIGTERM, self._on_term)
@@ -172,7 +185,7 @@ class Consumer:
                     self._sync_control()
                     if self.slots is not None:
                         self.epoch = self.flusher.epoch = self.slots.lease_epoch()
-                    batch = self.broker.fetch(self.queues, self.consumer_name, self.prefetch, timeout=1.0)
+                    batch = self.broker.fetch(self._fair_queues(), self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)
                     continue
@@ -200,8 +213,18 @@ class Consumer:
             self.flusher.give_back(self.reserved)
             self.flusher.close()
             if not self.in_thread:
-                signals.worker_process_shutdown.send(sender=None)
+                signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
         return 0
+
+    def _fair_queues(self) -> list[str]:
+        """The queues in the order to fetch from this time: a broker fetch drains its queues in
+        the order given, so the first queue turns each fetch (as kombu's round robin does) and
+        ``-Q a,b`` serves both instead of leaving b until a is empty."""
+        queues = self.queues
+        if len(queues) < 2:
+            return queues
+        self._turn = (self._turn + 1) % len(queues)
+        return queues[self._turn:] + queues[:self._turn]
 
     def _broker_lost(self, exc: BrokerError) -> None:
         """The broker went away during a fetch, or before a task started. A fetch whose reply was
@@ -259,12 +282,16 @@ class Consumer:
             envelope = message.decode(delivery.body, accept=self.accept, signing_key=self.signing_key,
                                       max_age=self.signing_max_age)
         except DecodeError as exc:
+            if signals.task_rejected.receivers:
+                signals.task_rejected.send(sender=self, message=delivery, exc=exc)
             # A message whose signature fails names a task id nobody vouches for: recording a
             # FAILURE under it would let anyone who can write to the broker overwrite any result.
             forged = isinstance(exc, SignatureError) and not exc.authentic
             self._refuse(delivery, None if forged else message.peek_id(delivery.body), None, exc)
             return
         except Exception as exc:  # RecursionError (deep nesting), UnicodeDecodeError, ...: still bad input
+            if signals.task_rejected.receivers:
+                signals.task_rejected.send(sender=self, message=delivery, exc=exc)
             self._refuse(delivery, message.peek_id(delivery.body), None,
                          DecodeError(f"undecodable message: {type(exc).__name__}: {exc}"))
             return
@@ -273,8 +300,13 @@ class Consumer:
         except NotRegistered as exc:
             logger.error("Received unregistered task of type %r. The message has been dead-lettered. "
                          "(task id %s)", envelope.task, envelope.id)
+            if signals.task_unknown.receivers:
+                signals.task_unknown.send(sender=self, name=envelope.task, id=envelope.id, message=delivery,
+                                          exc=exc)
             self._refuse(delivery, envelope.id, envelope.task, exc)
             return
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=self, request=self._request(envelope, delivery))
         self._sync_control()
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
         shown = self._shown(task, envelope)
@@ -282,13 +314,13 @@ class Consumer:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
                         priority=delivery.priority)
-        if envelope.expires is not None and time.time() > envelope.expires:
+        if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
-            self._finish_without_running(delivery, envelope, states.REVOKED, "expired")
+            self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
             return
         if envelope.id in self.revoked:
             logger.info("Discarding revoked task %s[%s]", envelope.task, envelope.id)
-            self._finish_without_running(delivery, envelope, states.REVOKED, "revoked")
+            self._finish_without_running(task, delivery, envelope, states.REVOKED, "revoked")
             return
         if self._rate_limited(task, delivery, envelope):
             return
@@ -321,30 +353,60 @@ class Consumer:
             self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
                                      reason=reason, queue=delivery.queue))
 
-    def _finish_without_running(self, delivery: Delivery, envelope: message.Envelope, state: str,
-                                why: str) -> None:
+    def _finish_without_running(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+                                state: str, why: str, ack: bool = True) -> None:
         meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
-        self.flusher.finish(delivery, [(envelope.id, message.dumps(meta), True)])
+        record = (envelope.id, message.dumps(meta), True)
+        if ack:
+            self.flusher.finish(delivery, [record])
+        else:
+            self.flusher.store([record])
         self._event("task-revoked", envelope, expired=why == "expired")
+        if signals.task_revoked.receivers:
+            send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
+
+    def _revoked_meanwhile(self, task_id: str) -> bool:
+        self._sync_control()
+        return task_id in self.revoked
+
+    def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
+        return request_for(envelope, hostname=self.hostname, delivery_info={
+            "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
+            "exchange": "", "redelivered": delivery.redeliveries > 0})
 
     def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
         """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
-        to it (in the broker, not here), so the limit holds across every worker."""
-        if self.disable_rate_limits or envelope.slot is not None:
+        to it (in the broker, not here), so the limit holds across every worker.
+
+        A slot reserved earlier (the message was deferred to it) is honoured only if the task
+        starts within ``slot_grace(interval)`` of it, by the broker's clock: a message that waited
+        behind a busy task, or was given back and fetched again, would otherwise start together
+        with the messages whose slots came after its own. The message is made ready a little
+        before its slot (``slot_lead``) and waits here for it, so the promote-and-fetch latency
+        does not make every deferred start late."""
+        if self.disable_rate_limits:
             return False
         interval = parse_rate(self.rate_limit_for(task))
         if interval is None:
             return False
+        if envelope.slot is not None:
+            late = self.clock.now() - envelope.slot
+            if late < 0:  # made ready ahead of its slot on purpose: wait for it
+                time.sleep(min(-late, interval))
+                return False
+            if late <= slot_grace(interval):
+                return False
+            envelope.slot = None  # missed: reserve again, like any other start
         wait = self.broker.rate_slot(task.name, interval)
         if wait <= 0.005:
             if wait > 0:
                 time.sleep(wait)
             return False
-        envelope.slot = time.time() + wait
+        envelope.slot = self.clock.now() + wait
         body = message.encode(envelope, signing_key=self.signing_key)
-        self.flusher.defer(delivery, body, wait)
+        self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
         return True
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
@@ -358,9 +420,7 @@ class Consumer:
                                name=name, worker=self.hostname, retries=envelope.retries)
         if not acks_late:
             self.broker.ack([delivery])  # at-most-once, as the task asked
-        context = request_for(envelope, hostname=self.hostname, delivery_info={
-            "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
-            "exchange": "", "redelivered": delivery.redeliveries > 0})
+        context = self._request(envelope, delivery)
         limits = self.time_limits_for(task)
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
@@ -374,9 +434,6 @@ class Consumer:
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
-        if signals.task_prerun.receivers:
-            signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=envelope.args,
-                                     kwargs=envelope.kwargs)
         if soft and not self.in_thread:
             signal.setitimer(signal.ITIMER_REAL, soft)
         try:
@@ -409,11 +466,14 @@ class Consumer:
             logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
         if self.events:
             self._outcome_event(context.envelope, outcome)
-        if signals.task_postrun.receivers:
-            signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=context.args,
-                                      kwargs=context.kwargs, retval=outcome.result, state=state)
+        send_postrun(task, context, outcome)
         leased = delivery if acks_late else None  # acks_late=False acked before running
-        if state == states.RETRY and outcome.retry is not None:
+        if state == states.RETRY and outcome.retry is not None and self._revoked_meanwhile(task_id):
+            # Its next attempt could be due after the revocation is forgotten: it never comes.
+            logger.info("Task %s[%s] revoked while it ran: not retried", name, task_id)
+            self._finish_without_running(task, delivery, context.envelope, states.REVOKED, "revoked",
+                                         ack=leased is not None)
+        elif state == states.RETRY and outcome.retry is not None:
             retry = outcome.retry
             serializer = task.serializer or self.app.conf.task_serializer
             body = message.encode(retry, serializer=serializer, signing_key=self.signing_key)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..brokers.base import Delivery
-from ..events import EVENT_LOG, TaskEvent
+from ..events import EVENT_LOG, EventCap, TaskEvent
 from ..events import batch as batch_events
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class Flusher:
         self._events: deque[bytes | TaskEvent] = deque()
         self._idle = False
         self._closing = False
-        self._event_maxlen = int(app.conf.event_stream_maxlen)
+        self._event_cap = EventCap.from_conf(app.conf)
         self._thread = threading.Thread(target=self._loop, name=f"flusher-{consumer}", daemon=True)
         self._thread.start()
 
@@ -147,7 +147,8 @@ class Flusher:
     def _write_events(self, events: list[bytes | TaskEvent]) -> None:
         # Events are best-effort: a broker hiccup drops them rather than delaying acks.
         try:
-            self.broker.log_append(EVENT_LOG, batch_events(events), self._event_maxlen)
+            data = batch_events(events)
+            self.broker.log_append(EVENT_LOG, data, self._event_cap(data))
         except Exception as exc:
             logger.debug("dropped %d events: %s", len(events), exc)
 
@@ -214,9 +215,9 @@ class Flusher:
                 batch = [op for op in batch if not any(op is d for d in doubtful)]
             records = [r for op in batch for r in op[2]]
             acks = [op[1] for op in batch if op[1] is not None]
+            data = batch_events(events) if last and events else None
             self.broker.finish(acks, backend=self.backend, records=records,
-                               events=(EVENT_LOG, batch_events(events), self._event_maxlen)
-                               if last and events else None)
+                               events=(EVENT_LOG, data, self._event_cap(data)) if data else None)
             if last:
                 events.clear()
         except BaseException:

@@ -133,7 +133,7 @@ class Remote:
         out = []
         for pid, index in self.sup.pool_processes():
             running = self.sup.slots.read(index)
-            if running is None:
+            if running is None or "id" not in running.info:
                 continue
             info = running.info
             out.append({"id": info["id"], "name": info["name"], "args": info.get("args"),

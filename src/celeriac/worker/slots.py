@@ -50,6 +50,44 @@ class Running:
     info: dict[str, Any]
 
 
+SHOWN = ("args", "kwargs")  # the fields that may be shortened to fit a slot
+
+
+def fit(info: dict[str, Any]) -> bytes:
+    """``info`` encoded in at most PAYLOAD bytes, always valid JSON: the shown arguments are
+    cut (by characters, until the UTF-8 bytes fit), never the fields the supervisor acts on.
+    Cutting the encoded bytes instead would leave invalid JSON, and a slot that cannot be read
+    is a task whose hard time limit is never enforced."""
+    payload = _encode(info)
+    if len(payload) <= PAYLOAD:
+        return payload
+    info = dict(info)
+    # The longer one first: short arguments beside huge keyword arguments stay readable.
+    for name in sorted(SHOWN, key=lambda n: len(str(info.get(n) or "")), reverse=True):
+        text = info.get(name)
+        if not isinstance(text, str):
+            continue
+        excess = len(payload) - PAYLOAD
+        # A character is 1-4 bytes in UTF-8 and up to 6 in a JSON escape: estimate the cut from
+        # this text's own bytes per character, then trim further until the whole payload fits.
+        per_char = max(1.0, len(_encode(text)) / max(1, len(text)))
+        keep = max(0, len(text) - int(excess / per_char) - 4)
+        while True:
+            info[name] = text[:keep] + "..." if keep < len(text) else text
+            payload = _encode(info)
+            if len(payload) <= PAYLOAD or keep == 0:
+                break
+            keep = keep * 9 // 10
+        if len(payload) <= PAYLOAD:
+            return payload
+    # Only absurd ids or names get here: keep what the supervisor needs to kill and record.
+    essential = {k: v for k, v in info.items() if k not in SHOWN}
+    payload = _encode(essential)
+    if len(payload) <= PAYLOAD:
+        return payload
+    return _encode({k: (v[:200] if isinstance(v, str) else v) for k, v in essential.items()})
+
+
 class Slots:
     def __init__(self, count: int) -> None:
         self.count = max(count, 1)
@@ -59,7 +97,7 @@ class Slots:
 
     # -- written by a pool process --------------------------------------------------------------
     def begin(self, index: int, info: dict[str, Any], hard_limit: float | None) -> None:
-        payload = _encode(info)[:PAYLOAD]
+        payload = fit(info)
         offset = index * SLOT_SIZE
         seq, _, _, _, processed, failed = HEADER.unpack_from(self._map, offset)
         struct.pack_into("<Q", self._map, offset, seq + 1)
@@ -90,9 +128,12 @@ class Slots:
             if not length:
                 return None
             try:
-                return Running(started, hard_limit, _decode(payload))
+                info = _decode(payload)
             except msgspec.DecodeError:
-                return None
+                # begin() only writes valid JSON; should a payload still be unreadable, the hard
+                # limit in the header must hold all the same.
+                info = {}
+            return Running(started, hard_limit, info if isinstance(info, dict) else {})
         return None
 
     def flag_terminate(self, index: int, on: bool = True) -> None:

@@ -23,9 +23,10 @@ import msgspec
 
 from .. import __version__, message, signals, states
 from ..brokers.base import BEAT_FORGOTTEN, BEAT_LAPSED, Delivery
-from ..events import EVENT_LOG, event
+from ..events import EVENT_LOG, EventCap, event
 from ..exceptions import BrokerError, SignatureError, TimeLimitExceeded, WorkerLostError
-from ..execution import exception_fields
+from ..execution import ExceptionInfo, exception_fields, send_revoked
+from ..task import Context
 from .consumer import Consumer
 from .identity import identity, new_incarnation, proved_dead
 from .remote import Remote
@@ -80,9 +81,10 @@ class Supervisor:
         self.unreleased: set[str] = set()  # consumers of dead pool processes whose leases are still held
         self.terminated: dict[int, str] = {}        # slot index -> task id revoked with terminate
         self.events = bool(app.conf.worker_send_task_events)
-        self.event_maxlen = int(app.conf.event_stream_maxlen)
+        self.event_cap = EventCap.from_conf(app.conf)
         self.threads: list[tuple[threading.Thread, Consumer]] = []
         self.stop_mode: str | None = None            # None, "warm" or "cold"
+        self.stop_signal: str | None = None
         self.stop_deadline = 0.0
         self.started_at = time.time()
         self._wake_r, self._wake_w = os.pipe()
@@ -149,12 +151,14 @@ class Supervisor:
             pass
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        self.stop_signal = signal.Signals(signum).name if signum else None
         if self.stop_mode is None:
             self.stop_mode = "warm"
         else:
             self.stop_mode = "cold"
 
     def _on_cold_signal(self, signum: int, frame: Any) -> None:
+        self.stop_signal = signal.Signals(signum).name if signum else None
         self.stop_mode = "cold"
 
     # -- the loop -----------------------------------------------------------------------------
@@ -168,6 +172,7 @@ class Supervisor:
             now = time.monotonic()
             if self.stop_mode == "warm" and not warm_started:
                 warm_started = True
+                self._shutting_down("Warm")
                 self.stop_deadline = now + self.shutdown_timeout
                 logger.warning("Warm shutdown: waiting up to %gs for running tasks", self.shutdown_timeout)
                 self._signal_pool(signal.SIGTERM)
@@ -175,6 +180,7 @@ class Supervisor:
                 logger.warning("Warm shutdown timed out: cold shutdown, unfinished tasks go back to the queue")
                 self.stop_mode = "cold"
             if self.stop_mode == "cold":
+                self._shutting_down("Cold")
                 logger.warning("Cold shutdown: stopping the pool now")
                 self._signal_pool(signal.SIGKILL)
                 self._reap(block=True)
@@ -201,6 +207,10 @@ class Supervisor:
                 except BlockingIOError:
                     pass
 
+    def _shutting_down(self, how: str) -> None:
+        if signals.worker_shutting_down.receivers:
+            signals.worker_shutting_down.send(sender=self.hostname, sig=self.stop_signal, how=how, exitcode=0)
+
     def _signal_pool(self, signum: int) -> None:
         for pid in list(self.children):
             try:
@@ -219,6 +229,8 @@ class Supervisor:
                         max_memory_kib=None if in_thread else self.max_memory_per_child, in_thread=in_thread)
 
     def _spawn(self, index: int) -> None:
+        if signals.worker_before_create_process.receivers:
+            signals.worker_before_create_process.send(sender=self)
         parent = os.getpid()
         # A stop signal must not reach the child while it still runs the supervisor's handlers:
         # it stays pending until the consumer has installed its own (Consumer.run unblocks).
@@ -281,12 +293,13 @@ class Supervisor:
         code = os.waitstatus_to_exitcode(status)
         try:
             if terminated is not None and running is not None and running.info.get("id") == terminated:
-                self._record_terminated(running)
+                self._record_terminated(running, -code if code < 0 else None)
                 self.broker.release(consumer, self.all_queues)
             elif killed_for_limit is not None:
-                self._record_time_limit(killed_for_limit)
+                if killed_for_limit.info.get("id"):  # else unknown: the release below returns it
+                    self._record_time_limit(killed_for_limit)
                 self.broker.release(consumer, self.all_queues)
-            elif running is not None and self.stop_mode != "cold":
+            elif running is not None and running.info.get("id") and self.stop_mode != "cold":
                 self._record_lost(consumer, running, code)
             else:
                 self.broker.release(consumer, self.all_queues)
@@ -305,7 +318,7 @@ class Supervisor:
                 "worker": self.hostname, **exception_fields(exc, why)}
         self.backend.write([(task_id, message.dumps(meta), True)])
 
-    def _record_terminated(self, running: Running) -> None:
+    def _record_terminated(self, running: Running, signum: int | None) -> None:
         info = running.info
         logger.warning("Task %s[%s] terminated (revoked)", info["name"], info["id"])
         meta = {"task_id": info["id"], "status": states.REVOKED, "name": info["name"], "result": "terminated",
@@ -314,6 +327,9 @@ class Supervisor:
         self.backend.write([(info["id"], message.dumps(meta), True)])
         self.broker.ack([self._delivery(running)])
         self._task_event("task-revoked", info, terminated=True)
+        if signals.task_revoked.receivers:
+            send_revoked(self.app.tasks.get(info["name"]), self._request(running), terminated=True,
+                         signum=signum)
 
     def _record_time_limit(self, running: Running) -> None:
         info = running.info
@@ -323,6 +339,23 @@ class Supervisor:
                             f"({running.hard_limit:g}s) exceeded; the process running it was killed")
         self.broker.ack([self._delivery(running)])
         self._task_event("task-failed", info, exception=repr(exc))
+        self._send_failure(running, exc, "TimeLimitExceeded")
+
+    def _request(self, running: Running) -> Context:
+        """What the supervisor knows of a running task, as a request (arguments as shown)."""
+        info = running.info
+        return Context(id=info["id"], task=info["name"], args=info.get("args"), kwargs=info.get("kwargs"),
+                       hostname=self.hostname, called_directly=False,
+                       delivery_info={"queue": info["q"], "priority": info["p"], "routing_key": info["q"]})
+
+    def _send_failure(self, running: Running, exc: BaseException, text: str) -> None:
+        """A task that ended with its process (hard time limit, a lost process) failed too:
+        alerting hung on ``task_failure`` must hear of it, here in the main process."""
+        if signals.task_failure.receivers:
+            request = self._request(running)
+            signals.task_failure.send(sender=self.app.tasks.get(request.task or ""), task_id=request.id,
+                                      exception=exc, args=request.args, kwargs=request.kwargs, traceback=None,
+                                      einfo=ExceptionInfo(exc, f"{text}: {exc}"))
 
     def _record_lost(self, consumer: str, running: Running, code: int) -> None:
         info = running.info
@@ -337,6 +370,7 @@ class Supervisor:
         logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
         self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
         self._task_event("task-failed", info, exception=repr(exc))
+        self._send_failure(running, exc, "WorkerLostError")
         self.broker.ack([self._delivery(running)])
         self.broker.release(consumer, self.all_queues)
 
@@ -432,13 +466,16 @@ class Supervisor:
         # lease is kept as margin for writes that are slow to reach it.
         self.slots.lease_renewed(sent + self.lease * 2 / 3, lapsed)
         self._worker_event("worker-heartbeat", **info)
+        if signals.heartbeat_sent.receivers:
+            signals.heartbeat_sent.send(sender=self)
 
     def _worker_event(self, kind: str, **fields: Any) -> None:
         if not self.events:
             return
         fields.setdefault("hostname", self.hostname)
         try:
-            self.broker.log_append(EVENT_LOG, event(kind, **fields), self.event_maxlen)
+            data = event(kind, **fields)
+            self.broker.log_append(EVENT_LOG, data, self.event_cap(data))
         except BrokerError as exc:
             logger.debug("could not send %s: %s", kind, exc)
 
@@ -455,7 +492,7 @@ class Supervisor:
     def terminate(self, task_ids: set[str], signum: int) -> list[str]:
         """Stop the processes running any of ``task_ids`` with ``signum``; the task is recorded
         REVOKED when its process is reaped and the process is replaced."""
-        done = []
+        done: list[str] = []
         if self.pool != "prefork":
             logger.warning("the %s pool cannot terminate running tasks", self.pool)
             return done

@@ -1,0 +1,49 @@
+"""A slot always holds what the supervisor needs to enforce a hard time limit."""
+
+from __future__ import annotations
+
+from celeriac.worker.slots import PAYLOAD, Slots, fit
+
+
+def _info(args: str, kwargs: str = "{}") -> dict[str, object]:
+    return {"id": "a" * 36, "name": "proj.render", "tag": "1-0", "q": "celery", "p": 0, "d": 0,
+            "al": False, "rl": False, "started": 1.0, "hard": 2, "args": args, "kwargs": kwargs}
+
+
+def test_multibyte_arguments_past_the_payload_still_leave_a_readable_slot_with_its_hard_limit() -> None:
+    slots = Slots(2)
+    shown = repr(("\U0001F600" * 1000,))[:1000]  # what the consumer shows: 1,000 characters, ~4 KB
+    slots.begin(1, _info(shown, repr({"k": "\u00e9" * 990})[:1000]), 2.0)
+    running = slots.read(1)
+    assert running is not None
+    assert running.hard_limit == 2.0
+    assert running.info["id"] == "a" * 36 and running.info["tag"] == "1-0"
+    assert running.info["args"].startswith("('\U0001F600")
+
+
+def test_fit_keeps_small_payloads_whole_and_cuts_large_ones_to_the_byte_budget() -> None:
+    small = _info("(1, 2)")
+    assert fit(small) == fit(dict(small))
+    for text in ("\U0001F600" * 1500, "\u00e9" * 3000, "x" * 5000, "\x01" * 3000):
+        payload = fit(_info(text, text))
+        assert len(payload) <= PAYLOAD
+        assert b'"id":"' in payload and payload.endswith(b"}")
+
+
+def test_an_unreadable_payload_still_reports_the_hard_limit() -> None:
+    slots = Slots(1)
+    slots.begin(0, _info("()"), 3.0)
+    # Tear the payload as a buggy writer would: the header's limit must still be honoured.
+    from celeriac.worker.slots import HEADER
+
+    slots._map[HEADER.size: HEADER.size + 2] = b"\xff\xff"
+    running = slots.read(0)
+    assert running is not None and running.hard_limit == 3.0
+
+
+def test_short_arguments_beside_huge_keyword_arguments_are_kept_whole() -> None:
+    payload = fit(_info("(1, 2)", repr({"blob": "\u00e9" * 5000})))
+    import msgspec
+
+    info = msgspec.json.decode(payload)
+    assert info["args"] == "(1, 2)" and info["kwargs"].endswith("...")
