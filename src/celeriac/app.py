@@ -323,6 +323,7 @@ class Celery:
         if signals.before_task_publish.receivers:
             publish.before_publish(envelope, retry_policy)
         body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
+        publish.check_size(self, name, body)
         publish.publish(self, [(envelope.queue, body, envelope.priority, delay, envelope.id)], retry, retry_policy)
         if signals.after_task_publish.receivers:
             publish.after_publish(envelope)
@@ -357,6 +358,8 @@ class Celery:
             for (args, kwargs), task_id in zip(calls, ids, strict=True):
                 check(name, args, kwargs)
                 bodies.append(encoder.encode(task_id, args, kwargs))
+            for body in bodies:
+                publish.check_size(self, name, body)
             publish.publish(self, publish.Batch(queue, priority, delay, bodies, ids), None, None)
             return [AsyncResult(task_id, app=self, task_name=name) for task_id in ids]
         items = []
@@ -366,9 +369,9 @@ class Celery:
                                                      fixed=fixed, **named)
             if signals.before_task_publish.receivers:
                 publish.before_publish(envelope, None)
-            items.append((envelope.queue, message.encode(envelope, serializer=serializer,
-                                                         signing_key=signing_key),
-                          envelope.priority, delay, envelope.id))
+            body = message.encode(envelope, serializer=serializer, signing_key=signing_key)
+            publish.check_size(self, name, body)
+            items.append((envelope.queue, body, envelope.priority, delay, envelope.id))
             envelopes.append(envelope)
         publish.publish(self, items, None, None)
         if signals.after_task_publish.receivers:

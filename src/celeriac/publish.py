@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import signals
 from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
-from .exceptions import BrokerError, ConfigurationError
+from .exceptions import BrokerError, ConfigurationError, EncodeError
 from .message import Envelope
 from .task import Task
 
@@ -157,6 +157,15 @@ def before_publish(envelope: Envelope, retry_policy: dict[str, Any] | None) -> N
 
 def after_publish(envelope: Envelope) -> None:
     signals.after_task_publish.send(sender=envelope.task, **_publish_arguments(envelope, message_headers(envelope)))
+
+
+def check_size(app: Celery, name: str, body: bytes) -> None:
+    """Refuse a message workers would dead-letter unread (``task_message_max_bytes``): the
+    caller learns now, and nothing is sent."""
+    limit = app.conf.task_message_max_bytes
+    if len(body) > limit:
+        raise EncodeError(f"task {name!r}: the message is {len(body)} bytes, larger than "
+                          f"task_message_max_bytes ({limit}); pass a reference (a path, a key) instead")
 
 
 def sent_event(app: Celery, envelope: Envelope) -> None:

@@ -68,3 +68,19 @@ def test_a_pool_process_lost_while_redis_is_down_has_its_task_run_again(app, sta
     own_redis.restart()
     assert result.get(timeout=30) == "orphan"
     assert [line.split()[0] for line in read_marks(marks, "finished")] == ["orphan"]
+
+
+def test_a_redis_that_comes_back_empty_is_noticed(app, start_worker, own_redis):
+    """Issue 10, finding 13: a Redis restarted without persistence (or flushed) has lost every
+    queued task; the worker says so loudly instead of carrying on as if nothing happened."""
+    import redis
+
+    env = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
+    worker = start_worker("-c", "1", env=env)
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    wait_until(lambda: "lost its data" in worker.log(), 10, message="the worker noticed")
+    assert "CRITICAL" in worker.log()

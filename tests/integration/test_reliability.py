@@ -176,6 +176,37 @@ def test_bad_input_never_kills_the_worker(app, start_worker, redis_url, marks):
     assert "unregistered task" in worker.log()
 
 
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_input_that_fails_before_the_task_starts_is_dead_lettered_not_crash_looped(
+        app, start_worker, redis_url, marks, tmp_path, monkeypatch, kind):
+    """Promise 8 in the shapes a foreign producer manages (issue 10, finding 5): JSON nested
+    2,000 deep (RecursionError in decoding), invalid UTF-8 inside a string, a body over
+    task_message_max_bytes. Each is dead-lettered with its reason, the same pool process goes
+    on (no crash loop), and the good task queued behind them runs."""
+    import coreapp
+
+    from celeriac.testing import push_raw
+
+    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
+    if kind == "sqlite":
+        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
+        app.conf.broker_url = url
+        app._reset_connections()
+    worker = start_worker("-c", "1", env={"CELERIAC_BROKER_URL": url})
+    pool_pid = coreapp.pid.delay().get(timeout=10)
+    deep = b'{"id": "deep-1", "task": "coreapp.add", "args": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    push_raw(url, "celery", deep)
+    push_raw(url, "celery", b'{"id": "utf8-1", "task": "coreapp.add", "args": ["' + bytes([0xFF, 0xFE]) + b'"]}')
+    push_raw(url, "celery", b'{"id": "big-1", "task": "coreapp.add", "args": ["' + b"x" * (17 * 1024 * 1024) + b'"]}')
+    assert coreapp.add.delay(2, 2).get(timeout=30) == 4
+    assert coreapp.pid.delay().get(timeout=10) == pool_pid, "a pool process died on bad input"
+    reasons = [d.reason for d in app.broker.dead_letters("celery")]
+    assert len(reasons) == 3, reasons
+    assert any("larger than task_message_max_bytes" in r for r in reasons), reasons
+    assert worker.proc.poll() is None
+    assert "crashed" not in worker.log()
+
+
 def test_delayed_tasks_cost_the_worker_no_memory(app, start_worker):
     """Promise 4: 10,000 countdown tasks wait in the broker; the worker's RSS stays flat."""
     worker = start_worker("-c", "2")

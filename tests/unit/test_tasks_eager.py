@@ -169,3 +169,30 @@ def test_import_celeriac_stays_light():
     code = "import celeriac, sys; print(sorted(m for m in ('redis', 'fastapi', 'uvicorn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_message_larger_than_task_message_max_bytes_is_refused_at_the_caller():
+    """Workers dead-letter such a message unread, so the producer refuses it first, naming the
+    task, the size and the setting; nothing is sent."""
+    from celeriac import Celery
+    from celeriac.exceptions import EncodeError
+
+    app = Celery("big", broker="memory://big-messages")
+    app.conf.task_message_max_bytes = 1000
+
+    @app.task
+    def store(blob):
+        return len(blob)
+
+    try:
+        with pytest.raises(EncodeError, match=r"task '.*store': the message is \d+ bytes, larger than "
+                                              r"task_message_max_bytes \(1000\)"):
+            store.delay("x" * 2000)
+        with pytest.raises(EncodeError, match="task_message_max_bytes"):
+            app.send_many(store.name, [(("x" * 2000,), {})])
+        assert app.broker.stats(["celery"])[0].ready_total == 0
+        store.delay("small")
+        assert app.broker.stats(["celery"])[0].ready_total == 1
+    finally:
+        app.broker.flush()
+        app.close()
