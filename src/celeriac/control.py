@@ -253,9 +253,19 @@ class Control:
         return int(self.broker.purge(list(queues or self.app.queues())))
 
     def workers(self) -> list[dict[str, Any]]:
-        """The registry: every recently seen worker with its last heartbeat info and ``alive``."""
+        """The registry: every recently seen worker with its last heartbeat info and ``alive``.
+        A name with a live incarnation is not listed again for its dead predecessors (a restart
+        is one worker to the people watching); a name with none shows its latest."""
+        records = self.broker.workers()
+        alive_names = {r.name for r in records if r.alive}
+        latest: dict[str, float] = {}
+        for record in records:
+            if not record.alive:
+                latest[record.name] = max(latest.get(record.name, 0.0), record.last_seen)
         out = []
-        for record in self.broker.workers():
+        for record in records:
+            if not record.alive and (record.name in alive_names or record.last_seen < latest[record.name]):
+                continue
             info = _decode(record.info) if record.info else {}
             out.append({**info, "hostname": record.name, "alive": record.alive, "last_seen": record.last_seen})
         return out

@@ -95,3 +95,13 @@ def test_a_worker_paused_past_its_lease_neither_starts_nor_overwrites_what_went_
     log = zombie.log()
     assert "missed its lease" in log
     assert "Discarded the result of task" in log
+
+
+def test_a_restarted_worker_is_listed_once(app, start_worker):
+    """To the people watching, a restart is one worker: the registry shows the live
+    incarnation, not its dead predecessor beside it."""
+    first = start_worker("-c", "1", name="listed")
+    kill_tree(first.pid)
+    start_worker("-c", "1", name="listed")
+    listed = [w for w in app.control.workers() if w["hostname"].startswith("listed@")]
+    assert [w["alive"] for w in listed] == [True]
