@@ -142,8 +142,15 @@ def sleep(seconds):
     return seconds
 
 
-@app.task
+@app.task(reject_on_worker_lost=False)
 def die():
+    """Celery's behaviour asked for: a lost process is this task's FAILURE at once."""
+    os._exit(3)
+
+
+@app.task
+def die_always():
+    """The default: run again after a lost process, until the poison cap dead-letters it."""
     os._exit(3)
 
 

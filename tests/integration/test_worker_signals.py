@@ -50,14 +50,14 @@ def heard(marks: Path, signal: str | None = None) -> list[dict[str, Any]]:
     return [one for one in lines if signal is None or one["signal"] == signal]
 
 
-def one(marks: Path, signal: str, **match: Any) -> dict[str, Any]:
+def one(marks: Path, signal: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         for entry in heard(marks, signal):
             if all(entry.get(k) == v for k, v in match.items()):
                 return entry
         return None
 
-    return wait_until(find, 10, message=f"{signal} {match}")
+    return wait_until(find, timeout, message=f"{signal} {match}")
 
 
 def test_task_signals_fire_in_the_worker_with_celerys_arguments(sigapp, signal_worker, marks):
@@ -115,6 +115,10 @@ def test_revoked_unknown_and_rejected_messages_fire_their_signals(sigapp, signal
     lost = sigapp.die.delay()
     failure = one(marks, "task_failure", task_id=lost.id)
     assert "WorkerLostError" in failure["exception"] and failure["pid"] == signal_worker.pid
+
+    poison = sigapp.die_always.delay()  # redelivered up to the cap, then its one final failure
+    failure = one(marks, "task_failure", task_id=poison.id, timeout=30)
+    assert "poison" in failure["exception"] and failure["pid"] == signal_worker.pid
 
     killed = sigapp.stuck.delay()
     failure = one(marks, "task_failure", task_id=killed.id)
