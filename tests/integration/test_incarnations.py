@@ -105,3 +105,20 @@ def test_a_restarted_worker_is_listed_once(app, start_worker):
     start_worker("-c", "1", name="listed")
     listed = [w for w in app.control.workers() if w["hostname"].startswith("listed@")]
     assert [w["alive"] for w in listed] == [True]
+
+
+def test_leases_in_a_cancelled_queue_still_come_back_when_the_worker_dies(app, start_worker, marks):
+    """Issue 10, finding 15: cancel_consumer removed a queue from what the worker reported, so
+    a task it was still running there was never recovered after a kill -9."""
+    import coreapp
+
+    env = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
+    worker = start_worker("-c", "1", "-Q", "celery,side", env=env, name="canceller")
+    result = coreapp.sleep.apply_async((3, "on-side"), queue="side")
+    wait_until(lambda: started_tags(marks)["on-side"] == 1, 15, message="running on the side queue")
+    app.control.cancel_consumer("side", reply=True, timeout=5)
+    time.sleep(1.5)  # heartbeats after the cancel
+    kill_tree(worker.pid)
+    start_worker("-c", "1", "-Q", "side", env=env, name="rescuer")
+    assert result.get(timeout=30) == "on-side"
+    assert started_tags(marks)["on-side"] == 2
