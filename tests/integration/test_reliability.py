@@ -133,6 +133,23 @@ def test_warm_shutdown_returns_prefetched_tasks_at_once(app, start_worker, marks
     assert [r.get(timeout=10) for r in waiting] == ["r0", "r1", "r2"]
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_a_warm_shutdown_that_times_out_ends_within_its_bound(app, start_worker, marks, pool):
+    """worker_shutdown_timeout bounds the whole stop (issue 10, finding 15): no blocking read of
+    a helper thread (up to a second each) is waited out after the deadline."""
+    import coreapp
+
+    worker = start_worker("-c", "2", "-P", pool, env={"CELERIAC_TEST_SHUTDOWN": "2"})
+    results = [coreapp.sleep.delay(5, f"long{i}") for i in range(2)]
+    wait_until(lambda: len(read_marks(marks, "started")) == 2, 10, message="both running")
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(15) == 0
+    assert time.monotonic() - started < 2 + 0.6
+    start_worker("-c", "2", name="next")
+    assert [r.get(timeout=30) for r in results] == ["long0", "long1"]
+
+
 def test_cold_shutdown_puts_running_tasks_back(app, start_worker, marks):
     """A second SIGTERM stops at once; the interrupted task is run again (at-least-once)."""
     import coreapp

@@ -50,10 +50,11 @@ class Remote:
         self.publish()
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 3.0) -> None:
         self.stopped.set()
-        self.thread.join(3)
-        self.broker.close()
+        self.thread.join(wait)
+        if not self.thread.is_alive():  # else it is inside a blocking read: the exit ends it
+            self.broker.close()
 
     def publish(self) -> None:
         """Tell pool processes the current overrides through the shared page."""

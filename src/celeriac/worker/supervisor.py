@@ -121,8 +121,11 @@ class Supervisor:
             self._loop()
         finally:
             self._stop_event.set()
-            self.remote.stop()
-            promoter.join(5)
+            # Both threads may sit in a blocking read of up to a second: a shutdown must not
+            # overrun worker_shutdown_timeout waiting for them (their broker steps are atomic,
+            # and the exit ends them).
+            self.remote.stop(wait=0.05)
+            promoter.join(0.05)
             self._final_release()
             self._worker_event("worker-offline")
             try:
@@ -196,6 +199,8 @@ class Supervisor:
                     self._recover()
                 next_recover = now + 1.0  # moved on while stopping too, or select() would spin
             deadline = self._enforce_hard_limits(now)
+            if self.stop_mode == "warm":
+                deadline = min(deadline, self.stop_deadline + 0.001)
             timeout = max(0.0, min(next_beat, next_recover, deadline, now + 0.25) - time.monotonic())
             try:
                 ready, _, _ = select.select([self._wake_r], [], [], timeout)
