@@ -288,7 +288,8 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         backend.open()  # its table must exist before this transaction writes to it
 
         def fenced(conn: sqlite3.Connection) -> tuple[list[Delivery], list[tuple[str, bytes, bool]]]:
-            dropped, stored = [], []
+            dropped: list[Delivery] = []
+            stored: list[tuple[str, bytes, bool]] = []
             for delivery, records in items:
                 key = None if delivery is None else _parse_tag(delivery.tag)
                 if delivery is not None:

@@ -400,13 +400,13 @@ class Supervisor:
             why = (f"redelivered {delivery.redeliveries} times and the process running it died each "
                    "time; dead-lettered as a poison message")
             logger.error("Task %s[%s] dead-lettered: %s", name, task_id, why)
-            exc = WorkerLostError(why)
-            self._store_failure(task_id, name, exc, f"WorkerLostError: {why}")
+            lost = WorkerLostError(why)
+            self._store_failure(task_id, name, lost, f"WorkerLostError: {why}")
             self._task_event("task-dead-lettered", {"id": task_id, "name": name, "q": delivery.queue},
                              reason=why)
             # Its final failure: alerting hung on task_failure hears of it.
             self._send_failure(Running(0.0, 0.0, {"id": task_id, "name": name, "q": delivery.queue,
-                                                  "p": delivery.priority}), exc, "WorkerLostError")
+                                                  "p": delivery.priority}), lost, "WorkerLostError")
 
     def _enforce_hard_limits(self, now: float) -> float:
         """Kill processes past their task's hard limit; return when the next limit falls due."""
