@@ -364,6 +364,24 @@ class CeleriacRedis(CeleriacSide):
         self.raw.close()
 
 
+class CeleriacBefore(CeleriacRedis):
+    """celeriac workers from another source tree (``--before``, e.g. a ``git worktree`` of the
+    commit before a change on the per-task path), on the same Redis in the same run, so a
+    change's cost is read as two ratios against the same Celery figures."""
+
+    key = "before"
+    label = "celeriac before (Redis)"
+
+    def __init__(self, url: str, redis_url: str, logdir: Path, src: Path) -> None:
+        self.src = src
+        super().__init__(url, redis_url, logdir)
+
+    def start_worker(self, phase: str, extra_env: dict[str, str] | None = None) -> WorkerProc:
+        env = dict(extra_env or {})
+        env["PYTHONPATH"] = os.pathsep.join([str(self.src), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return super().start_worker(phase, env)
+
+
 class CeleriacSQLite(CeleriacSide):
     key = "sqlite"
     label = "celeriac (SQLite)"
@@ -713,6 +731,19 @@ def print_table(run: Run) -> None:
     Console(width=200).print(table)
 
 
+def print_before(run: Run) -> None:
+    """With --before: the drain rows of both celeriac trees against the same Celery figures."""
+    before, after, celery = (run.results.get(k, {}) for k in ("before", "celeriac", "celery"))
+    if not before:
+        return
+    print("drain, before vs after (one run, one redis-server; ratios against the same Celery figures):")
+    for key in ("drain_results", "drain_ignore"):
+        b, a, k = before.get(key), after.get(key), celery.get(key)
+        rb, ra = ratio(b, k), ratio(a, k)
+        print(f"  {key:14} before {fmt(b, '/s'):>10} ({rb or 0:.2f}x)   after {fmt(a, '/s'):>10} "
+              f"({ra or 0:.2f}x)   Celery {fmt(k, '/s'):>10}")
+
+
 def source_version() -> str:
     """The commit celeriac ran from, and whether src/ had uncommitted changes (others edit it)."""
     try:
@@ -843,6 +874,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phases", default=",".join(ALL_PHASES),
                         help=f"comma-separated subset of {','.join(ALL_PHASES)}")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--before", metavar="SRC", help="also run workers from this source tree (its src/ "
+                        "directory, e.g. a git worktree of an older commit) beside the current ones")
     parser.add_argument("--keep-logs", action="store_true", help="keep worker logs even when all went well")
     parser.add_argument("--profile", metavar="DIR", help="profile celeriac instead of benchmarking "
                         "(cProfile on enqueue, py-spy on the pool processes while they drain)")
@@ -863,7 +896,7 @@ def run_phases(run: Run, sides: list[Side], phases: set[str], quick: bool) -> No
             guarded(run, side, "drain_ignore",
                     lambda s=side: drain(run, s, "bench.noop_ignore", batch=True, store=False, tag="drain_ignore"))
         for side in sides:
-            if isinstance(side, CeleriacRedis) and not quick:
+            if isinstance(side, CeleriacRedis) and not isinstance(side, CeleriacBefore) and not quick:
                 # celeriac sends task events by default, Celery only with -E: what do they cost?
                 guarded(run, side, "drain_results_noevents",
                         lambda s=side: drain(run, s, "bench.noop", batch=True, store=True,
@@ -884,6 +917,7 @@ def report(run: Run, args: argparse.Namespace, t_start: float) -> None:
         "loadavg": os.getloadavg(), "celeriac_source": source_version(),
     }
     print_table(run)
+    print_before(run)
     print(f"(celeriac at {run.results['meta']['celeriac_source']}; run took {time.perf_counter() - t_start:.0f}s; "
           f"loadavg {os.getloadavg()[0]:.2f}; "
           f"ratios are celeriac/Celery: > 1 is better for rates, < 1 is better for latency)")
@@ -916,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"redis-server pid {server.proc.pid} on {server.url}; logs in {logdir}")
         if args.only != "celery":
             sides.append(CeleriacRedis(server.url, server.url, logdir))
+        if args.before:
+            sides.append(CeleriacBefore(server.url, server.url, logdir, Path(args.before).resolve()))
         if args.only != "celeriac" and not args.profile:
             sides.append(CeleryRedis(server.url, server.url, logdir))
         if args.only != "celery" and not args.no_sqlite:
