@@ -184,7 +184,8 @@ class Consumer:
                 try:
                     self._sync_control()
                     if self.slots is not None:
-                        self.epoch = self.flusher.epoch = self.slots.lease_epoch()
+                        self.epoch = self.slots.lease_epoch()
+                        self.flusher.fetched_under(self.epoch)
                     batch = self.broker.fetch(self._fair_queues(), self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)

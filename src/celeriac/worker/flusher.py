@@ -8,7 +8,8 @@ written the moment it finishes, not when its batch ends.
 It has its own broker and result-store connections: SQLite connections cannot be shared by
 threads, and a Redis connection busy with a batch would otherwise stall the next fetch.
 
-Fencing: each operation carries the lease epoch its message was fetched under. While the lease
+Fencing: operations are applied under the lease epoch their messages were fetched under (the
+consumer pushes a marker when the epoch moves, which is rare, so no operation carries it). While the lease
 word (worker/slots.py) says the lease surely held, writes go out as usual; otherwise finished
 tasks go through ``Broker.finish_fenced`` and other operations first ask ``Broker.holding``, so
 an attempt whose message was recovered and handed to another worker (this worker was paused
@@ -42,7 +43,8 @@ class Flusher:
         self.app = app
         self.consumer = consumer
         self.slots = slots
-        self.epoch = 0  # set by the consumer when it fetches: the lease epoch of what it holds
+        self._epoch = 0  # the lease epoch of what the consumer pushes now
+        self._applying_epoch = 0  # ... and of the operations this thread applies now
         self.queues = list(queues)
         self.broker = app.new_broker()
         self.backend = app.new_backend()
@@ -61,8 +63,14 @@ class Flusher:
 
     # -- called from the task thread ------------------------------------------------------------
     def _push(self, op: tuple[Any, ...]) -> None:
-        self._ops.append((*op, self.epoch))  # the epoch is always an operation's last item
+        self._ops.append(op)
         self._wake()
+
+    def fetched_under(self, epoch: int) -> None:
+        """The consumer fetched under lease ``epoch``: what it pushes from now on belongs to it."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._ops.append(("epoch", epoch))
 
     def _wake(self) -> None:
         # This thread sets _idle under the lock before it checks for work, so either it sees
@@ -166,8 +174,8 @@ class Flusher:
                 logger.warning("cannot write results/acks (%s); retrying in %.1fs", exc, pause)
                 time.sleep(pause)
 
-    def _doubtful(self, op: tuple[Any, ...]) -> bool:
-        return self.slots is not None and op[1] is not None and self.slots.lease_doubtful(op[-1])
+    def _doubtful(self) -> bool:
+        return self.slots is not None and self.slots.lease_doubtful(self._applying_epoch)
 
     def _lost(self, delivery: Delivery) -> bool:
         """True (and logged) if ``delivery`` is no longer this consumer's."""
@@ -197,7 +205,9 @@ class Flusher:
                 self._apply_finishes(batch, ops, events)
                 continue
             op = ops[0]
-            if op[0] == "giveback" or not self._doubtful(op) or not self._lost(op[1]):
+            if op[0] == "epoch":
+                self._applying_epoch = op[1]
+            elif op[0] == "giveback" or op[1] is None or not self._doubtful() or not self._lost(op[1]):
                 self._apply_one(op)
             ops.popleft()
         if events:
@@ -209,10 +219,9 @@ class Flusher:
         """Finished tasks in one write; on failure they go back to the front of ``ops``."""
         last = not ops
         try:
-            doubtful = [op for op in batch if self._doubtful(op)]
-            if doubtful:
-                self._finish_fenced(doubtful)
-                batch = [op for op in batch if not any(op is d for d in doubtful)]
+            if self._doubtful():
+                self._finish_fenced(batch)
+                batch = []
             records = [r for op in batch for r in op[2]]
             acks = [op[1] for op in batch if op[1] is not None]
             data = batch_events(events) if last and events else None
@@ -227,7 +236,7 @@ class Flusher:
     def _apply_one(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "retry":
-            _, delivery, recs, (queue, body, priority, delay, key), _ = op
+            _, delivery, recs, (queue, body, priority, delay, key) = op
             if recs:
                 self.backend.write(recs)
             self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
