@@ -30,12 +30,14 @@ def plan(sides: tuple[str, ...], rows: list[Row]) -> list[tuple[Row, str, str]]:
 
 
 COLUMNS = ("row", "side", "lease", "attempted", "ack'd", "lost", "unexpected", "dup (unexcused)", "overwritten",
+           "result missing",
            "pool restarts", "recovery s", "result")
 
 
 def cells(o: Outcome) -> list[str]:
     return [o.row, o.side, o.lease, str(o.attempted), str(o.acknowledged), str(o.lost), str(o.unexpected),
-            f"{o.duplicates} ({o.unexcused})", str(o.overwritten), "-" if o.restarts is None else str(o.restarts),
+            f"{o.duplicates} ({o.unexcused})", str(o.overwritten),
+            str(o.missing), "-" if o.restarts is None else str(o.restarts),
             "-" if o.recovery is None else f"{o.recovery:.1f}", "pass" if o.passed else "FAIL"]
 
 

@@ -10,6 +10,7 @@ the harness inflicted (which processes it killed or paused, and when) and the st
   paused while the task ran (or the task itself kills its process); only excused ones may repeat.
 - overwritten: the stored result is not the one of the attempt that ended last among those not
   excused (a stale attempt replaced it), or a task that ended is stored as anything but SUCCESS.
+- missing: ended (not in a killed process), yet no result is stored.
 - recovery: seconds from the last fault to the last acknowledged task's end.
 """
 
@@ -90,6 +91,7 @@ class Outcome:
     duplicates: int = 0
     unexcused: int = 0
     overwritten: int = 0
+    missing: int = 0              # ended, but no result was ever stored
     recovery: float | None = None
     restarts: int | None = None   # pool processes born after the first ones
     extra: dict[str, Any] = field(default_factory=dict)
@@ -140,7 +142,9 @@ def judge(outcome: Outcome, producer: Producer, ledger: Ledger, faults: Faults,
         replaced = []
         for task_id in sorted(acked & ended - crashing):
             stored = results(task_id)
-            if _overwritten(ledger.attempts[task_id], faults, stored):
+            if stored[0] in ("PENDING", "STARTED"):
+                outcome.missing += 1
+            elif _overwritten(ledger.attempts[task_id], faults, stored):
                 replaced.append(f"{task_id}: stored {stored[0]} {stored[1]!r}, ran "
                                 + ",".join(f"{a.token}{'' if a.end else '(no end)'}{'*' if faults.excused(a) else ''}"
                                            for a in ledger.attempts[task_id]))
@@ -155,6 +159,7 @@ def judge(outcome: Outcome, producer: Producer, ledger: Ledger, faults: Faults,
     outcome.bound(outcome.unexcused == 0, f"{outcome.unexcused} duplicate execution(s) of tasks whose process "
                                           "was neither killed nor paused")
     outcome.bound(outcome.overwritten == 0, f"{outcome.overwritten} result(s) overwritten by a stale attempt")
+    outcome.bound(outcome.missing == 0, f"{outcome.missing} task(s) ended but their result was never stored")
     outcome.bound(outcome.unexpected == 0, f"{outcome.unexpected} task(s) ran that no producer was told were sent")
     return outcome
 
