@@ -62,7 +62,10 @@ class Side:
         eta = datetime.fromtimestamp(due, tz=UTC)
         for i in range(len(task_ids)):
             task_ids[i] = f"burst-{i}-{uuid.uuid4().hex[:8]}"
-            self.app.send_task(name, args, task_id=task_ids[i], eta=eta)
+            self.send_at(name, args, task_ids[i], eta)
+
+    def send_at(self, name: str, args: list[Any], task_id: str, eta: Any) -> None:
+        raise NotImplementedError
 
     def result(self, task_id: str) -> tuple[str, Any]:
         raise NotImplementedError
@@ -135,7 +138,7 @@ class CelerySide(Side):
 
     def __init__(self, url: str, directory: Path, ledger_path: Path, lease: Lease) -> None:
         super().__init__(url, directory, ledger_path, lease)
-        from celery import Celery
+        from celery import Celery  # type: ignore[import-untyped]
 
         self.app = Celery("faults-harness", broker=url, backend=url)
         self.app.conf.broker_connection_retry_on_startup = True
@@ -153,6 +156,9 @@ class CelerySide(Side):
 
     def send(self, name: str, args: list[Any], task_id: str, countdown: float | None = None) -> None:
         self.app.send_task(name, args, task_id=task_id, countdown=countdown)
+
+    def send_at(self, name: str, args: list[Any], task_id: str, eta: Any) -> None:
+        self.app.send_task(name, args, task_id=task_id, eta=eta)
 
     def result(self, task_id: str) -> tuple[str, Any]:
         res = self.app.AsyncResult(task_id)
