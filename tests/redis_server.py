@@ -18,7 +18,8 @@ from dataclasses import dataclass
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -42,9 +43,26 @@ class RedisServer:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    def restart(self, down_for: float = 0.0) -> None:
-        """Start it again on the same port and data directory, ``down_for`` seconds later."""
-        self.halt()
+    def kill(self) -> None:
+        """kill -9: no shutdown, so only what the append-only file already holds survives."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections open but answers nothing (a stall)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def restart(self, down_for: float = 0.0, *, hard: bool = False) -> None:
+        """Start it again on the same port and data directory, ``down_for`` seconds later;
+        ``hard`` stops it with kill -9 instead of a clean shutdown."""
+        if hard:
+            self.kill()
+        else:
+            self.halt()
         time.sleep(down_for)
         proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _answers(self.port, proc):
@@ -52,6 +70,8 @@ class RedisServer:
         self.proc = proc
 
     def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.resume()  # a paused server would ignore SIGTERM until continued
         self.halt()
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -69,7 +89,7 @@ def _answers(port: int, proc: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def start_redis(*extra: str, appendonly: bool = True) -> RedisServer:
+def start_redis(*extra: str, appendonly: bool = True, appendfsync: str = "no") -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run ./scripts/test (it installs it) "
@@ -79,7 +99,7 @@ def start_redis(*extra: str, appendonly: bool = True) -> RedisServer:
         port = free_port()
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
                 "--save", "", "--appendonly", "yes" if appendonly else "no",
-                "--appendfsync", "no", "--protected-mode", "yes", "--daemonize", "no",
+                "--appendfsync", appendfsync, "--protected-mode", "yes", "--daemonize", "no",
                 "--loglevel", "warning", *extra]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if _answers(port, proc):
