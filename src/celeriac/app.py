@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
+import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,10 +32,36 @@ logger = logging.getLogger("celeriac.app")
 _current: Celery | None = None
 _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 
-def default_broker_url() -> str:
-    """The embedded default: one SQLite file per user, in the XDG data directory."""
+def default_broker_url(main: str | None = None, origin: str | None = None) -> str:
+    """The embedded default: one SQLite file per project, in the XDG data directory.
+
+    The project is the file that created the app (``origin``; the working directory when the app
+    was made interactively or by celeriac itself), plus the app's ``main`` name: the web process
+    and the worker import the same module, so they meet in one file, and two projects of one
+    user never share a queue (another project's worker would take tasks it cannot run, and a
+    ``purge`` would drop them). The name reads ``<main>-<hash of the origin>.db``."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return f"sqlite:///{base / 'celeriac' / 'celeriac.db'}"
+    where = os.path.realpath(origin or os.getcwd())
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", main or Path(where).stem or "app").strip("._") or "app"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:10]
+    return f"sqlite:///{base / 'celeriac' / 'projects' / f'{label}-{digest}.db'}"
+
+
+def _creator_file(app: Celery) -> str | None:
+    """The source file of the code that called ``Celery(...)`` (a subclass's ``__init__`` skipped);
+    None when celeriac itself or an interactive session made the app."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_locals.get("self") is app:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    filename = frame.f_code.co_filename
+    if filename.startswith("<") or os.path.dirname(os.path.realpath(filename)).startswith(_PACKAGE_DIR):
+        return None
+    return filename
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
 
 
 def current_app() -> Celery:
@@ -52,6 +81,8 @@ class Celery:
                  **kwargs: Any) -> None:
         global _current
         self.main = main
+        # Where the embedded default broker file is keyed from (see default_broker_url).
+        self.origin = _creator_file(self)
         self.conf = Settings()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.on_after_configure = Signal("on_after_configure")
@@ -115,7 +146,7 @@ class Celery:
 
     @property
     def broker_url(self) -> str:
-        return str(self.conf.broker_url or default_broker_url())
+        return str(self.conf.broker_url or default_broker_url(self.main, self.origin))
 
     @property
     def backend_url(self) -> str:

@@ -122,6 +122,10 @@ SETTINGS: dict[str, Setting] = {
     # Worker
     "worker_concurrency": _s(None, int),
     "worker_pool": _s("prefork", str, nullable=False),
+    "worker_autoscale_keepalive": _s(
+        30.0, *_NUMBER, nullable=False,
+        doc="with --autoscale, seconds a pool process may sit idle before the pool shrinks by one",
+    ),
     "worker_prefetch_multiplier": _s(4, int, nullable=False),
     "worker_max_tasks_per_child": _s(None, int),
     "worker_max_memory_per_child": _s(None, int, doc="KiB of resident memory, as in Celery"),
