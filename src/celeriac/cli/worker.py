@@ -97,6 +97,8 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: t
     node = node_name(hostname)
     logfile = os.path.abspath(file_name(logfile, node)) if logfile else None
     pidfile = os.path.abspath(file_name(pidfile, node)) if pidfile else None
+    if logfile:
+        os.makedirs(os.path.dirname(logfile), exist_ok=True)
     # The app first: its settings (worker_hijack_root_logger, worker_log_format) and the
     # logging signals it connects decide how logging is set up. Loaded before detaching, so a
     # wrong -A is still said on the terminal.
