@@ -131,3 +131,21 @@ def test_multi_show_passes_extra_arguments_through(tmp_path, broker_url):
     assert len(lines) == 3
     assert "-A proj worker -n celeriac1@" in lines[0]
     assert lines[2].endswith("--pidfile=%n.pid --logfile=%n%I.log -Q a,b --time-limit=30")
+
+
+def test_result_shows_state_worker_value_and_traceback(app, start_worker, tmp_path, broker_url):
+    import coreapp
+
+    start_worker(name="reporter")
+    ok = coreapp.add.delay(40, 2)
+    ok.get(timeout=20)
+    out = _cli("-A", "coreapp", "result", ok.id, cwd=tmp_path, broker_url=broker_url)
+    assert out.returncode == 0 and out.stdout.strip() == "42"
+    assert out.stderr.strip().startswith("SUCCESS on reporter@")
+    bad = coreapp.fail.delay("the disk is full")
+    with pytest.raises(ValueError):
+        bad.get(timeout=20)
+    out = _cli("-A", "coreapp", "result", bad.id, "--traceback", cwd=tmp_path, broker_url=broker_url)
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith("FAILURE on reporter@")
+    assert "Traceback" in out.stdout and "ValueError: the disk is full" in out.stdout
