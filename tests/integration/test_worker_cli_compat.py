@@ -149,3 +149,11 @@ def test_result_shows_state_worker_value_and_traceback(app, start_worker, tmp_pa
     assert out.returncode == 1
     assert out.stderr.strip().startswith("FAILURE on reporter@")
     assert "Traceback" in out.stdout and "ValueError: the disk is full" in out.stdout
+
+
+def test_beat_refuses_a_database_scheduler_and_names_the_broker_schedule(tmp_path, broker_url):
+    out = _cli("-A", "coreapp", "beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", cwd=tmp_path,
+               broker_url=broker_url, timeout=30)
+    assert out.returncode == 2
+    assert "--scheduler django_celery_beat.schedulers:DatabaseScheduler is not supported" in out.stderr
+    assert "celeriac.beat.Schedule(app).add(...)" in out.stderr
