@@ -18,6 +18,7 @@ from . import message, publish, signals
 from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
+from .queues import describe
 from .redaction import Redactor, redactor
 from .signals import Signal
 from .task import Task, make_task_class
@@ -220,7 +221,7 @@ class Celery:
             return [self.default_queue]
         if isinstance(configured, dict):
             return list(configured)
-        return [getattr(q, "name", q) for q in configured]
+        return [describe(q)[0] for q in configured]
 
     def now(self) -> datetime:
         return datetime.now(UTC)

@@ -17,7 +17,7 @@ import difflib
 import importlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +100,7 @@ SETTINGS: dict[str, Setting] = {
     "task_default_queue": _s("celery", str, nullable=False),
     "task_default_priority": _s(None, int),
     "task_default_rate_limit": _s(None, str, int, float),
-    "task_routes": _s(None, dict, list, tuple),
+    "task_routes": _s(None, dict, list, tuple, Callable, doc="a dict, a function, or a list of them"),
     "task_queues": _s(None, dict, list, tuple, set),
     "task_create_missing_queues": _s(True, bool, nullable=False),
     "task_always_eager": _s(False, bool, nullable=False),
@@ -404,10 +404,11 @@ class Settings(MutableMapping[str, Any]):
         source = obj if isinstance(obj, Mapping) else {k: getattr(obj, k) for k in dir(obj)}
         found: dict[str, Any] = {}
         for key, value in source.items():
-            if key.startswith("_") or _is_code(value):
+            if key.startswith("_"):
                 continue
             name = normalize_key(key, namespace)
-            if name is None:
+            # Modules and functions a settings module imports are not settings; a router is.
+            if name is None or (_is_code(value) and name != "task_routes"):
                 continue
             found[name] = value
         self.update(found)
