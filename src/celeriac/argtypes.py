@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -76,7 +77,7 @@ def tag(value: Any) -> Any:
     return value if tagged is None else tagged
 
 
-_DECODERS = {
+_DECODERS: dict[str, Callable[[Any], Any]] = {
     "datetime": datetime.fromisoformat,
     "date": lambda v: datetime.fromisoformat(v).date(),
     "time": time.fromisoformat,
