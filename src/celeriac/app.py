@@ -36,16 +36,37 @@ _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 def default_broker_url(main: str | None = None, origin: str | None = None) -> str:
     """The embedded default: one SQLite file per project, in the XDG data directory.
 
-    The project is the file that created the app (``origin``; the working directory when the app
-    was made interactively or by celeriac itself), plus the app's ``main`` name: the web process
-    and the worker import the same module, so they meet in one file, and two projects of one
-    user never share a queue (another project's worker would take tasks it cannot run, and a
-    ``purge`` would drop them). The name reads ``<main>-<hash of the origin>.db``."""
+    The project is the directory holding the file that created the app (``origin``; the working
+    directory when the app was made interactively or by celeriac itself), or its nearest parent
+    that looks like a project's root (:data:`PROJECT_MARKERS`). So a web process and its worker,
+    or a client app and the worker app of one repository, meet in one file, while two projects
+    of one user never share a queue (another project's worker would take tasks it cannot run,
+    and a ``purge`` would drop them). The file is ``projects/<root's name>-<hash of its path>.db``."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    where = os.path.realpath(origin or os.getcwd())
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", main or Path(where).stem or "app").strip("._") or "app"
-    digest = hashlib.sha256(where.encode()).hexdigest()[:10]
+    root = project_root(origin)
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(root).name or main or "app").strip("._") or "app"
+    digest = hashlib.sha256(root.encode()).hexdigest()[:10]
     return f"sqlite:///{base / 'celeriac' / 'projects' / f'{label}-{digest}.db'}"
+
+
+#: What marks a project's root directory.
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "manage.py", ".git", ".hg")
+
+
+def project_root(origin: str | None) -> str:
+    """The project ``origin`` (a file) belongs to; see :func:`default_broker_url`."""
+    start = os.path.dirname(os.path.realpath(origin)) if origin else os.path.realpath(os.getcwd())
+    # Neither the home directory (a dotfiles repository) nor / is anyone's project.
+    stops = {os.path.realpath(Path.home()), os.path.abspath(os.sep)}
+    directory = start
+    while directory not in stops:
+        if any(os.path.exists(os.path.join(directory, marker)) for marker in PROJECT_MARKERS):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return start
 
 
 def _creator_file(app: Celery) -> str | None:

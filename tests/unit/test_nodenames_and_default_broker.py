@@ -29,11 +29,11 @@ def test_file_names_expand_for_the_node_as_celery_multi_does():
     assert file_name("%h/%d", node) == "box.example.com/example.com"
 
 
-def _url_of(directory: Path, main: str, xdg: Path) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "proj.py").write_text(f"from celeriac import Celery\napp = Celery({main!r})\n")
-    code = "import proj; print(proj.app.broker_url)"
-    env = {"XDG_DATA_HOME": str(xdg), "PYTHONPATH": str(directory), "PATH": "/usr/bin:/bin"}
+def _url_of(source: Path, main: str, xdg: Path) -> str:
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(f"from celeriac import Celery\napp = Celery({main!r})\n")
+    code = f"import runpy; print(runpy.run_path({str(source)!r})['app'].broker_url)"
+    env = {"XDG_DATA_HOME": str(xdg), "PATH": "/usr/bin:/bin", "HOME": str(xdg)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30,
                          cwd="/")
     assert out.returncode == 0, out.stderr
@@ -41,11 +41,18 @@ def _url_of(directory: Path, main: str, xdg: Path) -> str:
 
 
 def test_the_embedded_default_belongs_to_the_project(tmp_path):
-    """Two projects of one user no longer share one SQLite file; one project's app gets the same
-    file wherever it is imported from."""
+    """Two projects of one user no longer share one SQLite file; the apps of one project (a web
+    client and its worker in another directory) share one, wherever they run from."""
     xdg = tmp_path / "xdg"
-    shop = _url_of(tmp_path / "shop", "proj", xdg)
-    blog = _url_of(tmp_path / "blog", "proj", xdg)
-    assert shop != blog
-    assert shop == _url_of(tmp_path / "shop", "proj", xdg)
-    assert shop.startswith(f"sqlite:///{xdg}/celeriac/projects/proj-") and shop.endswith(".db")
+    for project in ("shop", "blog"):
+        (tmp_path / project).mkdir()
+        (tmp_path / project / "pyproject.toml").write_text("")
+    shop_worker = _url_of(tmp_path / "shop" / "worker" / "tasks.py", "tasks", xdg)
+    shop_client = _url_of(tmp_path / "shop" / "web" / "client.py", "tasks_client", xdg)
+    blog_worker = _url_of(tmp_path / "blog" / "worker" / "tasks.py", "tasks", xdg)
+    assert shop_worker == shop_client
+    assert shop_worker != blog_worker
+    assert shop_worker.startswith(f"sqlite:///{xdg}/celeriac/projects/shop-") and shop_worker.endswith(".db")
+    # Without a project marker, the directory of the file that made the app is the project.
+    loose = _url_of(tmp_path / "loose" / "proj.py", "proj", xdg)
+    assert loose.startswith(f"sqlite:///{xdg}/celeriac/projects/loose-")
