@@ -4,7 +4,9 @@ nothing here saying so."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -113,28 +115,34 @@ def test_multi_start_stopwait_with_pid_and_log_files(app, broker_url, tmp_path):
     import coreapp
 
     args = ["-A", "coreapp", "-c", "1", "-l", "info", "--pidfile=run/%n.pid", "--logfile=log/%n%I.log"]
-    out = _cli("multi", "start", "alpha", "beta", *args, cwd=tmp_path, broker_url=broker_url)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "> alpha@" in out.stdout and "OK" in out.stdout
-    pids = {}
-    for name in ("alpha", "beta"):
-        pidfile = tmp_path / "run" / f"{name}.pid"
-        pids[name] = int(pidfile.read_text())
-        assert psutil.pid_exists(pids[name])
-    wait_until(lambda: all(" ready." in (tmp_path / "log" / f"{n}.log").read_text() for n in pids), 30,
-               message="both nodes ready")
-    assert coreapp.add.delay(2, 3).get(timeout=20) == 5
-    again = _cli("multi", "start", "alpha", *args, cwd=tmp_path, broker_url=broker_url)
-    assert "already running" in again.stdout
-    restarted = _cli("multi", "restart", "alpha", *args, cwd=tmp_path, broker_url=broker_url)
-    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
-    old_pid, pids["alpha"] = pids["alpha"], int((tmp_path / "run" / "alpha.pid").read_text())
-    assert pids["alpha"] != old_pid and _gone(old_pid)
-    out = _cli("multi", "stopwait", "alpha", "beta", *args, cwd=tmp_path, broker_url=broker_url)
-    assert out.returncode == 0, out.stdout + out.stderr
-    for name, pid in pids.items():
-        assert _gone(pid)
-        assert not (tmp_path / "run" / f"{name}.pid").exists()
+    try:
+        out = _cli("multi", "start", "alpha", "beta", *args, cwd=tmp_path, broker_url=broker_url)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "> alpha@" in out.stdout and "OK" in out.stdout
+        pids = {}
+        for name in ("alpha", "beta"):
+            pidfile = tmp_path / "run" / f"{name}.pid"
+            pids[name] = int(pidfile.read_text())
+            assert psutil.pid_exists(pids[name])
+        logs = [tmp_path / "log" / f"{n}.log" for n in pids]
+        wait_until(lambda: all(log.exists() and " ready." in log.read_text() for log in logs), 30,
+                   message="both nodes ready")
+        assert coreapp.add.delay(2, 3).get(timeout=20) == 5
+        again = _cli("multi", "start", "alpha", *args, cwd=tmp_path, broker_url=broker_url)
+        assert "already running" in again.stdout
+        restarted = _cli("multi", "restart", "alpha", *args, cwd=tmp_path, broker_url=broker_url)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        old_pid, pids["alpha"] = pids["alpha"], int((tmp_path / "run" / "alpha.pid").read_text())
+        assert pids["alpha"] != old_pid and _gone(old_pid)
+        out = _cli("multi", "stopwait", "alpha", "beta", *args, cwd=tmp_path, broker_url=broker_url)
+        assert out.returncode == 0, out.stdout + out.stderr
+        for name, pid in pids.items():
+            assert _gone(pid)
+            assert not (tmp_path / "run" / f"{name}.pid").exists()
+    finally:  # a failed assertion must not leave detached workers behind
+        for pidfile in (tmp_path / "run").glob("*.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
 def test_multi_show_passes_extra_arguments_through(tmp_path, broker_url):
