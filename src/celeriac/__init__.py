@@ -4,7 +4,8 @@
 """
 
 from . import states
-from .app import Celery, current_app, shared_task
+from .app import Celery, shared_task
+from .app import current_app as _current_app
 from .exceptions import (
     CeleriacError,
     Ignore,
@@ -15,10 +16,25 @@ from .exceptions import (
     TimeLimitExceeded,
     WorkerLostError,
 )
+from .local import AppProxy, Proxy
+from .queues import Queue
 from .result import AsyncResult, EagerResult, GroupResult
 from .task import Signature, Task
 
 __version__ = "0.1.0"
+
+
+def _current_task() -> Task | None:  # type: ignore[type-arg]
+    """The task this thread is running (or calling directly), None outside one."""
+    stack = Task._requests.stack
+    name = stack[-1].task if stack else None
+    return _current_app().tasks.get(name) if name else None
+
+
+#: The app made last (or a default one): ``current_app.conf``, ``current_app.send_task(...)``.
+current_app = AppProxy(_current_app)
+#: The task running now, as Celery's ``current_task``: ``current_task.request.id``.
+current_task = Proxy(_current_task)
 
 __all__ = [
     # Apps and tasks
@@ -26,7 +42,10 @@ __all__ = [
     "Signature",
     "Task",
     "current_app",
+    "current_task",
     "shared_task",
+    # Queues
+    "Queue",
     # Results and states
     "AsyncResult",
     "EagerResult",

@@ -5,7 +5,10 @@ Everything that reads configuration goes through :class:`Settings`, so an unknow
 name fails in one place, with one line that names it and suggests the near one.
 
 Celery settings celeriac has no use for (``broker_transport_options`` and friends) are accepted
-and ignored with one debug line, so existing configuration files load unchanged.
+and ignored with one debug line, so existing configuration files load unchanged. Celery's other
+settings that celeriac does not implement (``cache_backend``, ``database_engine_options``, ...:
+:mod:`.celery_settings`) are accepted with a warning that says what celeriac does instead; only
+a name that is neither celeriac's nor Celery's is an error.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import difflib
 import importlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from .celery_settings import UNIMPLEMENTED, instead
 from .exceptions import ConfigurationError
 
 logger = logging.getLogger("celeriac.config")
 
 _NUMBER = (int, float)
+# isinstance() takes the abstract Callable; mypy wants a plain type in the table.
+_CALLABLE = cast(type, Callable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +38,15 @@ class Setting:
     nullable: bool = True
     ignored: bool = False  # a Celery setting with no meaning here
     doc: str = ""
+    loud: bool = False  # ignoring it changes what runs: warn, not debug
 
 
 def _s(default: Any, *types: type, nullable: bool = True, doc: str = "") -> Setting:
     return Setting(default, types or None, nullable, False, doc)
 
 
-def _ignored(doc: str = "") -> Setting:
-    return Setting(None, None, True, True, doc)
+def _ignored(doc: str = "", loud: bool = False) -> Setting:
+    return Setting(None, None, True, True, doc, loud)
 
 
 SETTINGS: dict[str, Setting] = {
@@ -95,7 +102,7 @@ SETTINGS: dict[str, Setting] = {
     "task_default_queue": _s("celery", str, nullable=False),
     "task_default_priority": _s(None, int),
     "task_default_rate_limit": _s(None, str, int, float),
-    "task_routes": _s(None, dict, list, tuple),
+    "task_routes": _s(None, dict, list, tuple, _CALLABLE, doc="a dict, a function, or a list of them"),
     "task_queues": _s(None, dict, list, tuple, set),
     "task_create_missing_queues": _s(True, bool, nullable=False),
     "task_always_eager": _s(False, bool, nullable=False),
@@ -122,6 +129,10 @@ SETTINGS: dict[str, Setting] = {
     # Worker
     "worker_concurrency": _s(None, int),
     "worker_pool": _s("prefork", str, nullable=False),
+    "worker_autoscale_keepalive": _s(
+        30.0, *_NUMBER, nullable=False,
+        doc="with --autoscale, seconds a pool process may sit idle before the pool shrinks by one",
+    ),
     "worker_prefetch_multiplier": _s(4, int, nullable=False),
     "worker_max_tasks_per_child": _s(None, int),
     "worker_max_memory_per_child": _s(None, int, doc="KiB of resident memory, as in Celery"),
@@ -166,7 +177,9 @@ SETTINGS: dict[str, Setting] = {
     "beat_schedule": _s({}, dict, nullable=False),
     "beat_missed_policy": _s("once", str, nullable=False, doc="'once' or 'skip'"),
     "beat_max_loop_interval": _s(1.0, *_NUMBER, nullable=False),
-    "beat_scheduler": _ignored("the schedule lives in the broker"),
+    "beat_scheduler": _ignored(
+        "the schedule lives in the broker (beat_schedule, or celeriac.beat.Schedule(app).add(...) at "
+        "run time); a database scheduler such as django_celery_beat's is not read", loud=True),
     "beat_schedule_filename": _ignored("there is no local schedule file"),
     "beat_sync_every": _ignored("the schedule lives in the broker"),
     # Redis and transport knobs Celery users carry over
@@ -249,13 +262,27 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(sorted(names))
 
 
+_warned: set[str] = set()
+
+
+def _warn_unimplemented(name: str) -> None:
+    """Once per process: a Django settings module is read again by every command."""
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning("setting %s is Celery's, not celeriac's: ignored (%s)", name, instead(name))
+
+
 def check(name: str, value: Any) -> Any:
     """Return ``value`` if ``name`` accepts it, else raise ConfigurationError naming both."""
     spec = SETTINGS.get(name)
     if spec is None:
+        if name in UNIMPLEMENTED:
+            _warn_unimplemented(name)
+            return value
         raise ConfigurationError(f"unknown setting {name!r}{suggest(name, SETTINGS)}")
     if spec.ignored:
-        logger.debug("setting %s has no effect in celeriac%s", name, f": {spec.doc}" if spec.doc else "")
+        level = logging.WARNING if spec.loud and value is not None else logging.DEBUG
+        logger.log(level, "setting %s has no effect in celeriac%s", name, f": {spec.doc}" if spec.doc else "")
         return value
     if value is None:
         if not spec.nullable:
@@ -379,10 +406,11 @@ class Settings(MutableMapping[str, Any]):
         source = obj if isinstance(obj, Mapping) else {k: getattr(obj, k) for k in dir(obj)}
         found: dict[str, Any] = {}
         for key, value in source.items():
-            if key.startswith("_") or _is_code(value):
+            if key.startswith("_"):
                 continue
             name = normalize_key(key, namespace)
-            if name is None:
+            # Modules and functions a settings module imports are not settings; a router is.
+            if name is None or (_is_code(value) and name != "task_routes"):
                 continue
             found[name] = value
         self.update(found)

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from . import signing
+from .argtypes import MARKER, tag, untag
 from .exceptions import DecodeError, EncodeError
 
 VERSION = 1
@@ -85,6 +86,8 @@ def encode(envelope: Envelope, *, serializer: str = "json", signing_key: bytes |
         raise EncodeError(f"serializer {serializer!r} is not supported (use 'json' or 'pickle')")
     if not isinstance(envelope.args, list):
         envelope.args = list(envelope.args)
+    if serializer == "json":
+        envelope.args, envelope.kwargs = tag(envelope.args), tag(envelope.kwargs)
     try:
         body = _encoder.encode(envelope)
     except (TypeError, msgspec.EncodeError, OverflowError):
@@ -127,8 +130,8 @@ class TemplateEncoder:
     def encode(self, task_id: str, args: Any, kwargs: Any) -> bytes:
         head, middle, between, tail = self._pieces
         try:
-            body = b"".join((head, task_id.encode(), middle, _encoder.encode(args or []), between,
-                             _encoder.encode(kwargs or {}), tail))
+            body = b"".join((head, task_id.encode(), middle, _encoder.encode(tag(args or [])), between,
+                             _encoder.encode(tag(kwargs or {})), tail))
         except (TypeError, msgspec.EncodeError, OverflowError):
             raise _argument_error(self._task, args, kwargs) from None
         return sign(body, self._signing_key) if self._signing_key else body
@@ -157,6 +160,8 @@ def decode(data: bytes, *, accept: frozenset[str] = frozenset({"json"}), signing
         # What a replay can still do is bounded by the signer's own eta plus max_age.
         signing.check_age(signed_at, max_age, time.time() if now is None else now,
                           not_before=max(envelope.eta or 0.0, envelope.slot or 0.0))
+    if arguments and MARKER in data:
+        envelope.args, envelope.kwargs = untag(envelope.args), untag(envelope.kwargs)
     if envelope.pickled is not None:
         if "pickle" not in accept:
             raise DecodeError("message arguments are pickled but accept_content does not allow 'pickle'")
@@ -184,10 +189,12 @@ def peek_id(data: bytes) -> str | None:
 def dumps(value: Any) -> bytes:
     """Encode a result or meta value to JSON; EncodeError names the type that cannot be encoded."""
     try:
-        return _encoder.encode(value)
+        return _encoder.encode(tag(value))
     except (TypeError, msgspec.EncodeError, OverflowError) as exc:
         raise EncodeError(f"cannot encode {type(value).__name__} as JSON: {exc}") from None
 
 
 def loads(data: bytes | str) -> Any:
-    return _value_decoder.decode(data)
+    value = _value_decoder.decode(data)
+    marked = MARKER in data if isinstance(data, bytes) else MARKER.decode() in data
+    return untag(value) if marked else value

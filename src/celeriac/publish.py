@@ -21,6 +21,7 @@ from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
 from .exceptions import BrokerError, ConfigurationError, EncodeError
 from .message import Envelope
+from .queues import describe
 from .task import Task
 
 if TYPE_CHECKING:
@@ -112,14 +113,33 @@ def route(app: Celery, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -
         if callable(table):
             found = table(name, args, kwargs, {}, task=app.tasks.get(name))
             if found:
-                return {"queue": found} if isinstance(found, str) else dict(found)
+                return _destination(app, found)
             continue
         for pattern, target in table.items():
             matched = pattern.match(name) if isinstance(pattern, re.Pattern) else \
                 (pattern == name or fnmatch.fnmatchcase(name, pattern))
             if matched:
-                return {"queue": target} if isinstance(target, str) else dict(target)
+                return _destination(app, target)
     return {}
+
+
+def _destination(app: Celery, found: Any) -> dict[str, Any]:
+    """A route's answer as options: a queue name, a Queue, or a dict whose ``queue`` may be a
+    Queue and which may name only a ``routing_key`` (the queue declared with it, as RabbitMQ's
+    direct exchange would pick)."""
+    if not isinstance(found, dict):
+        return {"queue": describe(found)[0]}
+    options = dict(found)
+    queue = options.get("queue")
+    if queue is not None and not isinstance(queue, str):
+        options["queue"] = describe(queue)[0]
+    elif queue is None and options.get("routing_key"):
+        for declared in app.conf.task_queues or ():
+            queue_name, key = describe(declared)
+            if key == options["routing_key"]:
+                options["queue"] = queue_name
+                break
+    return options
 
 
 # Celery's message headers (task protocol 2) that describe the task rather than the caller's own.
@@ -187,6 +207,8 @@ def call_defaults(app: Celery, name: str, task: Task[Any, Any] | None, args: Seq
     """Queue, priority, expiry and ignore_result from the call, the routes, the task and the
     settings, in that order of precedence."""
     queue, priority = given.get("queue"), given.get("priority")
+    if queue is not None and not isinstance(queue, str):
+        queue = describe(queue)[0]  # apply_async(queue=Queue(...)), as kombu allows
     routed = route(app, name, args, kwargs) if (queue is None or priority is None) else {}
     if priority is None:
         priority = routed.get("priority")

@@ -18,6 +18,7 @@ app.conf.update(
     worker_heartbeat_interval=float(os.environ.get("CELERIAC_TEST_HEARTBEAT", "1")),
     worker_shutdown_timeout=float(os.environ.get("CELERIAC_TEST_SHUTDOWN", "20")),
     task_max_redeliveries=int(os.environ.get("CELERIAC_TEST_MAX_REDELIVERIES", "3")),
+    worker_autoscale_keepalive=float(os.environ.get("CELERIAC_TEST_AUTOSCALE_KEEPALIVE", "30")),
 )
 
 

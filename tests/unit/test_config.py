@@ -119,7 +119,9 @@ def test_default_broker_is_embedded_sqlite(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     app = Celery("t", set_as_current=False)
-    assert app.broker_url == f"sqlite:///{tmp_path}/celeriac/celeriac.db"
+    # One file per project (the root of the one whose file made the app), in the XDG data directory.
+    assert app.broker_url.startswith(f"sqlite:///{tmp_path}/celeriac/projects/")
+    assert app.broker_url.endswith(".db")
     assert app.backend_url == app.broker_url
 
 

@@ -20,10 +20,11 @@ def test_roundtrip_keeps_every_field():
     assert back == env
 
 
-def test_common_python_types_encode():
-    env = Envelope(id="1", task="t", args=[datetime.datetime(2025, 1, 1), uuid.UUID(int=1), decimal.Decimal("1.5")])
-    back = message.decode(message.encode(env))
-    assert back.args == ["2025-01-01T00:00:00", "00000000-0000-0000-0000-000000000001", "1.5"]
+def test_common_python_types_round_trip():
+    """As Celery's JSON does (tests/unit/test_argument_types.py has the rest)."""
+    args = [datetime.datetime(2025, 1, 1), uuid.UUID(int=1), decimal.Decimal("1.5")]
+    back = message.decode(message.encode(Envelope(id="1", task="t", args=list(args))))
+    assert back.args == args
 
 
 def test_unencodable_argument_is_named():

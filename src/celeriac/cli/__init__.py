@@ -46,9 +46,10 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_bac
 
 
 def _register() -> None:
-    from . import beat, control, demo, queues, tasks, worker
+    from . import beat, control, demo, multi, queues, tasks, worker
 
     cli.add_command(worker.worker)
+    cli.add_command(multi.multi)
     cli.add_command(beat.beat)
     cli.add_command(demo.demo)
     for command in tasks.COMMANDS:

@@ -28,7 +28,8 @@ logger = logging.getLogger("celeriac.beat")
 @click.option("--next", "next_count", type=click.IntRange(min=1, max=20), default=3, show_default=True,
               help="How many next runs --list shows.")
 @click.option("-s", "--schedule", "schedule_file", help="Ignored: there is no schedule file (state is in the broker).")
-@click.option("-S", "--scheduler", "scheduler_cls", help="Ignored: celeriac has one scheduler, backed by the broker.")
+@click.option("-S", "--scheduler", "scheduler_cls",
+              help="Refused: celeriac has one scheduler, its schedule in the broker (beat.Schedule).")
 @click.option("--detach", is_flag=True, hidden=True)
 @click.option("-q", "--quiet", is_flag=True, help="No banner.")
 @click.pass_obj
@@ -38,6 +39,13 @@ def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | Non
     """Run the periodic scheduler: ``celeriac -A proj beat -l info``. Any number may run."""
     if detach:
         raise click.UsageError("--detach is not supported: run beat under systemd, supervisor or docker")
+    if scheduler_cls:
+        # A database scheduler (django_celery_beat's) would be ignored without a word otherwise:
+        # its entries are edited in the admin and would silently never run.
+        raise click.UsageError(
+            f"--scheduler {scheduler_cls} is not supported: celeriac's schedule lives in the broker; "
+            "declare entries in beat_schedule, or change them at run time with "
+            "celeriac.beat.Schedule(app).add(...)/remove/pause/resume")
     app = obj.app
     if list_entries:
         _print_list(app, next_count)
@@ -46,8 +54,6 @@ def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | Non
                       hijack=bool(app.conf.worker_hijack_root_logger))
     if schedule_file:
         logger.debug("beat: -s/--schedule %s ignored: the schedule's state lives in the broker", schedule_file)
-    if scheduler_cls:
-        logger.debug("beat: --scheduler %s ignored: celeriac's scheduler keeps its state in the broker", scheduler_cls)
     from ..beat import Scheduler
 
     scheduler = Scheduler(app, max_interval=max_interval)

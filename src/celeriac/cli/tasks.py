@@ -64,14 +64,19 @@ def call(obj: CLIContext, name: str, args_json: str | None, kwargs_json: str | N
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the traceback of a failure.")
 @click.pass_obj
 def result(obj: CLIContext, task_id: str, timeout: float | None, show_traceback: bool) -> None:
-    """Wait for a task's result and print it."""
+    """Wait for a task's result and print it: the value on stdout (what scripts read, as Celery
+    prints it), its state and the worker that ran it on stderr; a failure prints the exception
+    (its traceback with --traceback) and exits 1."""
     handle = obj.app.AsyncResult(task_id)
     try:
         value = handle.get(timeout=timeout, propagate=False)
     except ResultTimeout:
         raise click.ClickException(f"task {task_id} not ready after {timeout}s (state {handle.state})") from None
+    worker = handle.worker
+    click.echo(f"{handle.state}{f' on {worker}' if worker else ''}", err=True)
     if handle.failed():
-        click.echo(handle.traceback if show_traceback and handle.traceback else f"{handle.state}: {value!r}")
+        click.echo(handle.traceback.rstrip() if show_traceback and handle.traceback
+                   else f"{type(value).__name__}: {value}")
         raise SystemExit(1)
     click.echo(json.dumps(value, default=str) if not isinstance(value, str) else value)
 

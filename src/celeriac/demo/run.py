@@ -30,6 +30,14 @@ def demo_url() -> str:
     return f"sqlite:///{base / 'demo.db'}"
 
 
+def fresh_demo_file() -> None:
+    """Each demo starts from an empty broker: an earlier run's leftovers (a delayed cleanup, tasks
+    of an interrupted run, beat's last ticks) would otherwise run and be counted in this one."""
+    path = Path(demo_url().removeprefix("sqlite:///"))
+    for leftover in path.parent.glob(f"{path.name}*"):
+        leftover.unlink(missing_ok=True)
+
+
 @dataclass
 class Tally:
     sent: int = 0
@@ -50,6 +58,8 @@ class Tally:
 
 class Demo:
     def __init__(self, broker: str | None, duration: float | None, console: Console) -> None:
+        if broker is None:
+            fresh_demo_file()
         self.url = broker or demo_url()
         self.duration = duration
         self.console = console

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__, signals
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError, ConfigurationError
+from .nodenames import DEFAULT_NAME, file_name, node_name
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -23,21 +23,12 @@ logger = logging.getLogger("celeriac.worker")
 POOLS = ("prefork", "threads", "solo")
 
 
-def node_name(name: str | None) -> str:
-    """Expand Celery's ``%h`` (host), ``%n`` (short host), ``%d`` (domain) and ``%i`` (pid)."""
-    host = socket.gethostname()
-    short, _, domain = host.partition(".")
-    name = name or "celeriac@%h"
-    if "@" not in name:
-        name = f"{name}@{host}"
-    return name.replace("%h", host).replace("%n", short).replace("%d", domain).replace("%i", str(os.getpid()))
-
-
 class Worker:
     def __init__(self, app: Celery, *, hostname: str | None = None, concurrency: int | None = None,
                  queues: list[str] | None = None, pool: str | None = None,
                  prefetch_multiplier: int | None = None, max_tasks_per_child: int | None = None,
-                 max_memory_per_child: int | None = None, quiet: bool = False) -> None:
+                 max_memory_per_child: int | None = None, quiet: bool = False,
+                 autoscale: tuple[int, int] | None = None) -> None:
         conf = app.conf
         self.app = app
         self.hostname = node_name(hostname)
@@ -45,6 +36,10 @@ class Worker:
         if self.pool not in POOLS:
             raise ConfigurationError(f"unknown pool {self.pool!r} (use {', '.join(POOLS)})")
         self.concurrency = 1 if self.pool == "solo" else (concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        # (max, min): the pool starts at min and the autoscaler moves it (worker/autoscale.py).
+        self.autoscale = autoscale if self.pool != "solo" else None
+        if self.autoscale:
+            self.concurrency = self.autoscale[1]
         self.queues = queues or app.queues()
         self.prefetch = prefetch_multiplier if prefetch_multiplier is not None else conf.worker_prefetch_multiplier
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
@@ -69,13 +64,13 @@ class Worker:
 
     def banner(self, warnings: list[str]) -> str:
         conf = self.app.conf
-        default = "" if conf.broker_url else "  (embedded default: no broker_url configured)"
+        default = "" if conf.broker_url else "  (this project's embedded default: no broker_url configured)"
         lines = [
             f" -------------- {self.hostname} v{__version__}",
             f"- ** ---------- .> app:         {self.app.main or '__main__'}",
             f"- ** ---------- .> transport:   {redact_url(self.app.broker_url)}{default}",
             f"- ** ---------- .> results:     {redact_url(self.app.backend_url)}",
-            f"- *** --- * --- .> concurrency: {self.concurrency} ({self.pool})",
+            f"- *** --- * --- .> concurrency: {self._concurrency_text()}",
             f"-- ******* ---- .> prefetch:    {self.prefetch} per process",
             f"--- ***** ----- .> queues:      {', '.join(self.queues)}",
         ]
@@ -85,6 +80,11 @@ class Worker:
         lines.append("[tasks]")
         lines += [f"  . {name}" for name in sorted(self.app.tasks) if not name.startswith("celeriac.")]
         return "\n".join(lines) + "\n"
+
+    def _concurrency_text(self) -> str:
+        if self.autoscale:
+            return f"{{min={self.autoscale[1]}, max={self.autoscale[0]}}} ({self.pool}, autoscale)"
+        return f"{self.concurrency} ({self.pool})"
 
     def _namesakes(self) -> list[str]:
         """Live workers registered under this worker's name (another process, or this one's
@@ -123,16 +123,23 @@ class Worker:
             logger.warning(warning)
         if signals.celeryd_after_setup.receivers:
             signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
-        return Supervisor(
+        supervisor = Supervisor(
             self.app, hostname=self.hostname, queues=self.queues, concurrency=self.concurrency,
             pool=self.pool, prefetch_multiplier=self.prefetch, max_tasks_per_child=self.max_tasks_per_child,
             max_memory_per_child=self.max_memory_per_child,
             shutdown_timeout=float(self.app.conf.worker_shutdown_timeout),
+            max_concurrency=self.autoscale[0] if self.autoscale else 0,
         )
+        if self.autoscale:
+            from .autoscale import Autoscaler
+
+            supervisor.autoscaler = Autoscaler(supervisor, *self.autoscale,
+                                               keepalive=float(self.app.conf.worker_autoscale_keepalive))
+        return supervisor
 
 
 def start_worker(app: Celery, **options: Any) -> int:
     return Worker(app, **options).start()
 
 
-__all__ = ["POOLS", "Worker", "node_name", "start_worker"]
+__all__ = ["DEFAULT_NAME", "POOLS", "Worker", "file_name", "node_name", "start_worker"]

@@ -55,7 +55,8 @@ def _die_with_parent(parent: int) -> None:
 class Supervisor:
     def __init__(self, app: Celery, *, hostname: str, queues: list[str], concurrency: int,
                  pool: str = "prefork", prefetch_multiplier: int = 4, max_tasks_per_child: int | None = None,
-                 max_memory_per_child: int | None = None, shutdown_timeout: float = 60.0) -> None:
+                 max_memory_per_child: int | None = None, shutdown_timeout: float = 60.0,
+                 max_concurrency: int = 0) -> None:
         self.app = app
         self.hostname = hostname
         # Leases are held by this incarnation, not by the name: a restart under the same name
@@ -74,7 +75,8 @@ class Supervisor:
         self.broker = app.broker
         self.backend = app.backend
         # Room for pool_grow: pool processes share this mapping from birth, so it cannot move.
-        self.slots = Slots(max(concurrency * 4, 16))
+        self.slots = Slots(max(concurrency * 4, 16, max_concurrency))
+        self.autoscaler: Any = None  # worker/autoscale.py, ticked once a second
         self.children: dict[int, int] = {}          # pid -> slot index
         self.consumers: dict[int, str] = {}         # slot index -> consumer name
         self.timed_out: dict[int, Running] = {}     # slot index -> the task killed for its hard limit
@@ -197,6 +199,8 @@ class Supervisor:
             if now >= next_recover:
                 if self.stop_mode is None:
                     self._recover()
+                    if self.autoscaler is not None:
+                        self.autoscaler.tick(now)
                 next_recover = now + 1.0  # moved on while stopping too, or select() would spin
             deadline = self._enforce_hard_limits(now)
             if self.stop_mode == "warm":

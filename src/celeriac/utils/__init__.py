@@ -1,0 +1,1 @@
+"""Celery's ``celery.utils`` names that Celery code imports: ``celeriac.utils.log``."""

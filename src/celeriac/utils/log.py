@@ -1,0 +1,25 @@
+"""``from celeriac.utils.log import get_task_logger``, as from ``celery.utils.log``."""
+
+from __future__ import annotations
+
+import logging
+
+TASK_LOGGER = "celeriac.task"
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def get_task_logger(name: str) -> logging.Logger:
+    """A logger for task modules: named ``name`` (usually ``__name__``) but a child of
+    ``celeriac.task``, as Celery makes it a child of ``celery.task``, so whatever the worker (or a
+    receiver of ``after_setup_task_logger``) does to the task logger applies to it."""
+    if name == TASK_LOGGER:
+        raise RuntimeError(f"logger name {name!r} is reserved for celeriac's own task logger")
+    logger = logging.getLogger(name)
+    logger.parent = logging.getLogger(TASK_LOGGER)
+    return logger
+
+
+__all__ = ["get_logger", "get_task_logger"]
