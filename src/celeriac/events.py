@@ -3,7 +3,8 @@
 Events are written where they happen (``task-sent`` by the caller, task events by the pool
 process that runs the task, worker events by the supervisor) to the broker log ``events``,
 capped at ``event_stream_maxlen``. Readers (``celeriac events``, the dashboard, metrics) read
-the log from wherever they left off, so history survives the restart of anything reading it.
+the log from wherever they left off through :mod:`celeriac.monitor`, so history survives the
+restart of anything reading it.
 
 Field names follow Celery's events (``uuid``, ``name``, ``args``, ``kwargs``, ``retries``,
 ``runtime``, ``result``, ``exception``, ``traceback``, ``hostname``, ``timestamp``), so tools
@@ -14,13 +15,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-
-if TYPE_CHECKING:
-    from .brokers.base import Broker
 
 EVENT_LOG = "events"
 
@@ -114,21 +111,3 @@ def decode_entry(data: bytes) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [v for v in value if isinstance(v, dict)]
     return [value] if isinstance(value, dict) else []
-
-
-def stream(broker: Broker, after: str | None = None, timeout: float = 1.0,
-           stop: Any = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(id, event)`` from the log: from the oldest kept (``after=None``), only new ones
-    (``"$"``), or after a known id. Blocks up to ``timeout`` per read; ends when ``stop()`` is true.
-    Events of one batch share their entry's id; resuming after that id skips the whole batch."""
-    position = broker.log_last(EVENT_LOG) if after == "$" else after
-    while stop is None or not stop():
-        entries = broker.log_read(EVENT_LOG, position, 500, timeout=timeout)
-        for entry_id, data in entries:
-            position = entry_id
-            try:
-                batch_events = decode_entry(data)
-            except msgspec.DecodeError:
-                continue
-            for one in batch_events:
-                yield entry_id, one
