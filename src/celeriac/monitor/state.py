@@ -71,6 +71,7 @@ class TaskRecord:
     eta: float | None = None
     expires: float | None = None
     worker: str | None = None
+    client: str | None = None           # who sent it (task-sent's hostname)
     queue: str | None = None
     priority: int | None = None
     runtime: float | None = None
@@ -91,8 +92,11 @@ class TaskRecord:
             value = event.get(key)
             if value is not None:
                 setattr(self, key, value)
-        if event.get("hostname") and kind != "task-sent":  # task-sent's hostname is the caller
-            self.worker = str(event["hostname"])
+        if event.get("hostname"):
+            if kind == "task-sent":  # the caller, not a worker
+                self.client = str(event["hostname"])
+            else:
+                self.worker = str(event["hostname"])
         if kind == "task-progress":
             self.progress = event.get("meta")
         if stamp is not None and (self.timestamp is None or stamp > self.timestamp):

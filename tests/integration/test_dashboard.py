@@ -1,0 +1,252 @@
+"""The dashboard's HTTP API (Flower's routes and shapes, history, metrics, safety) against real
+workers started through the CLI, on the tests' own redis-server; ``celeriac flower`` itself is
+started as a user starts it."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("dashboard_support")
+
+from dashboard_support import (  # noqa: E402
+    DashboardProcess,
+    check_flower_routes,
+    check_task_dict,
+    cli_env,
+    start_dashboard,
+    wait_for_task,
+)
+
+from celeriac import states  # noqa: E402
+from celeriac.testing import WorkerProcess, wait_until  # noqa: E402
+
+NODE = f"w1@{socket.gethostname()}"
+
+
+@pytest.fixture
+def dashboards(broker_url: str, tmp_path: Path) -> Iterator[Callable[..., DashboardProcess]]:
+    started: list[DashboardProcess] = []
+
+    def start(*args: str, **kwargs: object) -> DashboardProcess:
+        dashboard = start_dashboard(broker_url, tmp_path, *args, **kwargs)  # type: ignore[arg-type]
+        started.append(dashboard)
+        return dashboard
+
+    yield start
+    for dashboard in started:
+        dashboard.stop()
+
+
+def test_seed_004_calls_and_flowers_task_dict_field_by_field(app, start_worker, dashboards):
+    worker: WorkerProcess = start_worker("-c", "1", name="w1")
+    check_flower_routes(dashboards(), NODE, worker.pid)
+
+
+def test_history_survives_a_restart_and_shows_what_ran_while_it_was_down(app, start_worker, dashboards, tmp_path):
+    import coreapp
+
+    start_worker("-c", "1", name="w1")
+    first = dashboards()
+    before = coreapp.add.delay(1, 1)
+    wait_for_task(first, before.id, "SUCCESS")
+    first.stop()
+    during = coreapp.add.delay(2, 2)
+    assert during.get(timeout=20) == 4
+    second = dashboards()
+    shown = wait_for_task(second, during.id, "SUCCESS")
+    assert shown["result"] == "4" and shown["worker"] == NODE
+    assert list(second.get("/api/tasks").json())[:2] == [during.id, before.id]
+    # A dashboard with a fresh history file reads what the log still keeps.
+    fresh = dashboards(db=str(tmp_path / "other.db"))
+    wait_for_task(fresh, before.id, "SUCCESS")
+
+
+def test_task_info_falls_back_to_the_result_store_before_404(app, dashboards):
+    dashboard = dashboards()
+    app.backend.store("stored-only", states.SUCCESS, {"answer": 42}, name="coreapp.add", worker="w9@h")
+    app.backend.store("failed-only", states.FAILURE, "boom", name="coreapp.fail", exc_type="ValueError",
+                      exc_message=["boom"], traceback="Traceback...\nValueError: boom")
+    task = dashboard.get("/api/task/info/stored-only").json()
+    check_task_dict(task)
+    assert (task["state"], task["result"], task["name"], task["worker"]) == \
+        ("SUCCESS", "{'answer': 42}", "coreapp.add", "w9@h")
+    assert isinstance(task["succeeded"], float)
+    failed = dashboard.get("/api/task/info/failed-only").json()
+    assert (failed["state"], failed["exception"]) == ("FAILURE", "ValueError('boom')")
+    assert dashboard.get("/api/task/info/never-seen").status_code == 404
+
+
+def test_sending_tasks_waiting_for_results_and_revoking(app, start_worker, dashboards):
+    import coreapp
+
+    start_worker("-c", "2", name="w1")
+    dashboard = dashboards()
+    sent = dashboard.post("/api/task/async-apply/coreapp.add", json={"args": [20, 22]})
+    assert sent.status_code == 200 and set(sent.json()) == {"task-id", "state"}
+    task_id = sent.json()["task-id"]
+    done = dashboard.get(f"/api/task/result/{task_id}", params={"timeout": 20}).json()
+    assert done == {"task-id": task_id, "state": "SUCCESS", "result": 42}
+
+    applied = dashboard.post("/api/task/apply/coreapp.fail", json={"args": ["no"]}).json()
+    assert applied["state"] == "FAILURE" and "ValueError" in applied["traceback"]
+    assert applied["result"] == "ValueError('no')"
+
+    by_name = dashboard.post("/api/task/send-task/not.registered.anywhere", json={"kwargs": {"a": 1}})
+    assert by_name.json()["state"] == "PENDING"
+
+    assert dashboard.post("/api/task/async-apply/no.such.task", json={}).status_code == 404
+    assert dashboard.post("/api/task/async-apply/coreapp.add", content=b"{nope").status_code == 400
+    assert dashboard.post("/api/task/async-apply/coreapp.add", json={"args": "1, 2"}).status_code == 400
+    unknown = dashboard.post("/api/task/async-apply/coreapp.add", json={"args": [1, 2], "colour": "red"})
+    assert unknown.status_code == 400 and "colour" in unknown.text
+    assert dashboard.post("/api/task/async-apply/coreapp.add", json={"eta": "tomorrow"}).status_code == 400
+
+    later = dashboard.post("/api/task/async-apply/coreapp.add", json={"args": [1, 1], "countdown": 30}).json()
+    revoked = dashboard.post(f"/api/task/revoke/{later['task-id']}")
+    assert revoked.json() == {"message": f"Revoked '{later['task-id']}'"}
+    assert later["task-id"] in app.control.revoked()
+
+    running = coreapp.sleep.delay(30, "long")
+    wait_for_task(dashboard, running.id, "STARTED")
+    dashboard.post(f"/api/task/revoke/{running.id}", data={"terminate": "true", "signal": "SIGKILL"})
+    assert wait_for_task(dashboard, running.id, "REVOKED")["revoked"]
+
+
+def test_progress_meta_shows_while_the_task_runs(app, start_worker, dashboards):
+    import coreapp
+
+    start_worker("-c", "1", name="w1")
+    dashboard = dashboards()
+    running = coreapp.progress.delay(20, 0.3)
+    task = wait_for_task(dashboard, running.id, "PROGRESS")
+    assert set(task["progress"]) == {"progress", "message"}  # type: ignore[arg-type]
+    first = task["progress"]["progress"]  # type: ignore[index]
+    wait_until(lambda: dashboard.get(f"/api/task/info/{running.id}").json()["progress"]["progress"] > first, 20, 0.2,
+               message="progress to move")
+    wait_for_task(dashboard, running.id, "SUCCESS")
+
+
+def test_worker_control_routes(app, start_worker, dashboards):
+    import coreapp
+
+    worker = start_worker("-c", "1", name="w1")
+    dashboard = dashboards()
+    grown = dashboard.post(f"/api/worker/pool/grow/{NODE}", params={"n": 1})
+    assert grown.json() == {"message": f"Growing '{NODE}' worker's pool by 1"}
+    shrunk = dashboard.post(f"/api/worker/pool/shrink/{NODE}", data={"n": "1"})
+    assert shrunk.json() == {"message": f"Shrinking '{NODE}' worker's pool by 1"}
+    added = dashboard.post(f"/api/worker/queue/add-consumer/{NODE}", params={"queue": "extra"})
+    assert added.status_code == 200 and "extra" in added.json()["message"]
+    assert coreapp.add.apply_async((3, 4), queue="extra").get(timeout=20) == 7
+    cancelled = dashboard.post(f"/api/worker/queue/cancel-consumer/{NODE}", params={"queue": "extra"})
+    assert cancelled.status_code == 200 and "extra" in cancelled.json()["message"]
+    refused = dashboard.post(f"/api/worker/pool/autoscale/{NODE}", params={"min": 1, "max": 3})
+    assert refused.status_code == 403 and refused.text.startswith(f"Failed to autoscale '{NODE}' worker: ")
+    limited = dashboard.post("/api/task/rate-limit/coreapp.add", data={"workername": NODE, "ratelimit": "5/s"})
+    assert limited.status_code == 200 and "5/s" in limited.json()["message"]
+    assert dashboard.post("/api/task/rate-limit/coreapp.add", data={"ratelimit": "5/s"}).status_code == 400
+    assert dashboard.post("/api/task/rate-limit/no.such", data={"workername": NODE, "ratelimit": "1"}).status_code \
+        == 404
+    assert dashboard.post("/api/worker/pool/grow/nobody@nowhere").status_code == 404
+    timed = dashboard.post("/api/task/timeout/coreapp.add", data={"workername": NODE, "soft": "5", "hard": "10"})
+    assert timed.status_code == 200 and "message" in timed.json()
+    assert dashboard.post(f"/api/worker/shutdown/{NODE}").json() == {"message": "Shutting down!"}
+    assert worker.proc is not None
+    worker.proc.wait(30)
+
+
+def test_queue_lengths_and_metrics(app, start_worker, dashboards):
+    import coreapp
+
+    start_worker("-c", "1", "-Q", "celery", name="w1")
+    dashboard = dashboards()
+    for n in range(3):
+        coreapp.add.apply_async((n, n), queue="idle")
+    coreapp.add.apply_async((1, 1), queue="idle", countdown=60)
+    done = coreapp.add.delay(5, 5)
+    assert done.get(timeout=20) == 10
+    lengths = {q["name"]: q for q in dashboard.get("/api/queues/length").json()["active_queues"]}
+    assert lengths["idle"]["messages"] == 3 and lengths["idle"]["delayed"] == 1
+    assert lengths["celery"]["messages"] == 0
+    wait_for_task(dashboard, done.id, "SUCCESS")
+
+    def scraped() -> str:
+        return dashboard.get("/metrics").text
+
+    wait_until(lambda: 'flower_task_runtime_seconds_count{task="coreapp.add",worker="' + NODE + '"} 1.0'
+               in scraped(), 20, 0.2, message="the runtime histogram")
+    body = scraped()
+    assert re.search(r'flower_events_total\{task="coreapp.add",type="task-succeeded",worker="' + re.escape(NODE)
+                     + r'"\} 1\.0', body), body
+    assert f'flower_worker_online{{worker="{NODE}"}} 1.0' in body
+    assert 'celeriac_queue_messages{priority="0",queue="idle"} 3.0' in body
+    assert 'celeriac_queue_delayed{queue="idle"} 1.0' in body
+    assert 'celeriac_queue_dead_letters{queue="idle"} 0.0' in body
+    assert "flower_worker_number_of_currently_executing_tasks" in body
+    assert "flower_task_prefetch_time_seconds" in body
+
+
+# -- safety ------------------------------------------------------------------------------------------
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_refuses_a_public_address_without_auth(broker_url, tmp_path):
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "celeriac", "-A", "coreapp", "flower", "--address=0.0.0.0",
+                          f"--db={tmp_path / 'h.db'}"], env=cli_env(broker_url), capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "Error: refusing to serve on 0.0.0.0 without authentication: set --basic_auth=user:password "
+        "(FLOWER_BASIC_AUTH) or --auth_token (FLOWER_AUTH_TOKEN), or bind --address=127.0.0.1"]
+    env_out = subprocess.run([sys.executable, "-m", "celeriac", "-A", "coreapp", "flower", f"--db={tmp_path / 'h.db'}"],
+                             env=cli_env(broker_url, extra={"FLOWER_ADDRESS": "0.0.0.0"}), capture_output=True,
+                             text=True, timeout=30)
+    assert env_out.returncode == 1 and "refusing to serve on 0.0.0.0" in env_out.stderr
+
+
+def test_basic_auth_bearer_tokens_and_open_routes(dashboards):
+    dashboard = dashboards(env={"FLOWER_BASIC_AUTH": "ann:s3cret,bob:pw", "FLOWER_AUTH_TOKEN": "tok-1"})
+    denied = dashboard.get("/api/tasks")
+    assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Basic")
+    assert dashboard.get("/api/tasks", headers=_basic("ann", "wrong")).status_code == 401
+    assert dashboard.get("/api/tasks", headers=_basic("bob", "pw")).status_code == 200
+    assert dashboard.get("/api/tasks", headers={"Authorization": "Bearer tok-1"}).status_code == 200
+    assert dashboard.get("/api/tasks", headers={"Authorization": "Bearer tok-2"}).status_code == 401
+    assert dashboard.get("/healthcheck").text == "OK"
+    assert dashboard.get("/metrics").status_code == 200
+    csp = dashboard.get("/healthcheck").headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_unauthenticated_api_as_flower_and_cross_site_posts_refused(dashboards):
+    dashboard = dashboards("--basic_auth=ann:pw", env={"FLOWER_UNAUTHENTICATED_API": "true"})
+    assert dashboard.get("/api/tasks").status_code == 200
+    cross = dashboard.post("/api/task/revoke/x", headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    fetched = dashboard.post("/api/task/revoke/x", headers={"Sec-Fetch-Site": "cross-site"})
+    assert fetched.status_code == 403
+    same = dashboard.post("/api/task/revoke/x", headers={"Origin": dashboard.url})
+    assert same.json() == {"message": "Revoked 'x'"}
+
+
+def test_read_only_refuses_every_change(dashboards):
+    dashboard = dashboards("--read_only")
+    assert dashboard.post("/api/task/revoke/x").status_code == 403
+    assert dashboard.post("/api/task/async-apply/coreapp.add", json={"args": [1, 2]}).status_code == 403
+    assert dashboard.get("/api/tasks").status_code == 200
+
+
+def test_url_prefix(dashboards):
+    dashboard = dashboards("--url_prefix=flower", prefix="/flower")
+    assert dashboard.get("/flower/api/tasks").json() == {}
+    assert dashboard.get("/api/tasks").status_code == 404
