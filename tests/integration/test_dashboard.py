@@ -250,3 +250,81 @@ def test_url_prefix(dashboards):
     dashboard = dashboards("--url_prefix=flower", prefix="/flower")
     assert dashboard.get("/flower/api/tasks").json() == {}
     assert dashboard.get("/api/tasks").status_code == 404
+
+
+# -- the typed v1 API and the pages ------------------------------------------------------------------
+def _sse(dashboard: DashboardProcess, path: str, until: Callable[[list[str]], bool], timeout: float = 30) -> list[str]:
+    """The ``data:``/``event:`` lines of a server-sent event stream until ``until`` says enough."""
+    import httpx
+
+    lines: list[str] = []
+    with httpx.stream("GET", dashboard.url + path, timeout=timeout) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if line.startswith(("data:", "event:")):
+                lines.append(line)
+                if until(lines):
+                    break
+    return lines
+
+
+def test_v1_submit_status_and_progress_stream(app, start_worker, dashboards):
+    import json
+
+    start_worker("-c", "1", name="w1")
+    dashboard = dashboards()
+    sent = dashboard.post("/api/v1/tasks/coreapp.progress", json={"args": [8, 0.25]})
+    assert sent.status_code == 202, sent.text
+    body = sent.json()
+    assert body["state"] == "PENDING" and body["url"] == f"/api/v1/tasks/{body['id']}"
+    updates = [json.loads(line[5:]) for line in _sse(
+        dashboard, f"/api/v1/tasks/{body['id']}/stream", lambda seen: '"state":"SUCCESS"' in seen[-1])
+        if line.startswith("data:")]
+    progress = [u["progress"]["progress"] for u in updates if u["state"] == "PROGRESS"]
+    assert len(progress) >= 2 and progress == sorted(progress), updates
+    final = updates[-1]
+    assert final["state"] == "SUCCESS" and final["result"] == {"done": 8} and final["worker"] == NODE
+    assert dashboard.get(f"/api/v1/tasks/{body['id']}").json()["result"] == {"done": 8}
+
+    assert dashboard.post("/api/v1/tasks/no.such.task", json={}).status_code == 404
+    assert dashboard.post("/api/v1/tasks/coreapp.add", json={"args": "x"}).status_code == 422
+    assert dashboard.post("/api/v1/tasks/coreapp.add", json={"priority": 12}).status_code == 422
+    assert dashboard.get("/api/v1/tasks/never-seen").status_code == 404
+    page = dashboard.get("/api/v1/tasks", params={"limit": 1}).json()
+    assert [t["id"] for t in page["items"]] == [body["id"]] and page["next_offset"] is None
+    assert dashboard.get("/api/v1/tasks", params={"sort": "colour"}).status_code == 400
+    assert [w["hostname"] for w in dashboard.get("/api/v1/workers").json()] == [NODE]
+    assert "celery" in {q["name"] for q in dashboard.get("/api/v1/queues").json()}
+    assert dashboard.get("/api/v1/dead-letters").json() == []
+    assert dashboard.get("/api/v1/schedules").status_code == 200
+    revoked = dashboard.post("/api/v1/tasks/some-id/revoke", json={"terminate": False})
+    assert revoked.json() == {"message": "Revoked 'some-id'"}
+
+    spec = dashboard.get("/openapi.json").json()
+    assert "/api/v1/tasks/{name}" in spec["paths"] and "/api/tasks" not in spec["paths"]
+    docs = dashboard.get("/docs")
+    assert "/api/v1/tasks/{task_id}/stream" in docs.text and "<script>" not in docs.text
+
+
+def test_tasks_page_escapes_what_tasks_supply_and_updates_live(app, start_worker, dashboards):
+    import coreapp
+
+    start_worker("-c", "1", name="w1")
+    dashboard = dashboards()
+    hostile = "<img src=x onerror=alert(1)>"
+    coreapp.add.delay(hostile, "!").get(timeout=20)
+    page = wait_until(lambda: (reply := dashboard.get("/tasks")).status_code == 200 and "onerror" in reply.text
+                      and reply, 20, 0.2, message="the task on the page")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text and "<img" not in page.text
+    assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/dashboard.js" defer>']
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert dashboard.get("/").headers["location"] == "/tasks"
+    css, js = dashboard.get("/static/dashboard.css"), dashboard.get("/static/dashboard.js")
+    assert css.status_code == js.status_code == 200 and "javascript" in js.headers["content-type"]
+    rows = dashboard.get("/tasks/rows", params={"search": "onerror"})
+    assert rows.text.count("<tr") == 1 and "&lt;img" in rows.text
+
+    later = coreapp.add.apply_async((1, 2), countdown=1)
+    lines = _sse(dashboard, "/events/changes", lambda seen: "event: change" in seen)
+    assert "event: change" in lines
+    wait_for_task(dashboard, later.id, "SUCCESS")

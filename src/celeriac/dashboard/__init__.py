@@ -5,6 +5,8 @@ The faces layer: it may import everything below it; nothing below imports it. Ne
 
     service.py      what the process holds: history + indexer, metrics, Flower's worker cache
     flower_api.py   Flower's routes with Flower's shapes (shapes.py, params.py)
+    v1.py           the typed v1 API (OpenAPI at /openapi.json, listed at /docs)
+    pages.py        server-rendered pages (templates/, static/) kept live by server-sent events
     metrics.py      /metrics: Flower's metric names plus queue depths and queue wait
     security.py     auth, cross-site refusal, CSP and other headers
     settings.py     Flower's options, FLOWER_* variables, the refusal to serve unauthenticated
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from .. import __version__
 from .security import Security
 from .service import Dashboard
 from .settings import Settings
@@ -30,10 +33,13 @@ __all__ = ["Dashboard", "Settings", "create_app", "serve"]
 
 def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dashboard | None = None) -> FastAPI:
     """The ASGI app for ``app``'s cluster. The history indexer runs while the app is served."""
-    from .flower_api import router
+    from fastapi.staticfiles import StaticFiles
+
+    from . import flower_api, pages, v1
 
     settings = settings or Settings()
     dash = dashboard or Dashboard(app, settings)
+    prefix = settings.url_prefix
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,9 +49,15 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
         finally:
             dash.stop()
 
-    web = FastAPI(title="celeriac", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPI's own /docs pulls Swagger UI from a CDN with inline script: the CSP forbids both,
+    # and closed networks have no CDN, so /docs is a page of ours rendered from the same spec.
+    web = FastAPI(title="celeriac", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=f"{prefix}/openapi.json")
     web.state.dashboard = dash
-    web.include_router(router(dash), prefix=settings.url_prefix)
+    web.include_router(flower_api.router(dash), prefix=prefix)
+    web.include_router(v1.router(dash), prefix=prefix)
+    web.include_router(pages.router(dash, web.openapi), prefix=prefix)
+    web.mount(f"{prefix}/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
     web.add_middleware(Security, settings=settings)
     return web
 

@@ -37,6 +37,7 @@ class Indexer:
         self.workers = WorkerStates()
         self.listeners: list[Listener] = []
         self.error: str | None = None
+        self.changes = 0  # bumped after every batch stored, so live views know when to look again
         self.caught_up = threading.Event()  # set once a read found nothing more to fold
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,6 +87,8 @@ class Indexer:
             else:
                 self.workers.apply(event)
         self.history.save(changed.values(), reader.position)
+        if changed:  # worker heartbeats alone change no task a page shows
+            self.changes += 1
         for listener in self.listeners:
             try:
                 listener(events)
