@@ -14,9 +14,11 @@ The faces layer: it may import everything below it; nothing below imports it. Ne
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -28,7 +30,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from ..app import Celery
 
-__all__ = ["Dashboard", "Settings", "create_app", "serve"]
+__all__ = ["Background", "Dashboard", "Settings", "create_app", "serve", "serve_in_background"]
 
 
 def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dashboard | None = None) -> FastAPI:
@@ -69,3 +71,40 @@ def serve(app: Celery, settings: Settings) -> None:
     settings.check()
     uvicorn.run(create_app(app, settings), host=settings.address, port=settings.port, log_level="warning",
                 access_log=False, server_header=False)
+
+
+class Background:
+    """A dashboard served from a thread of this process (the demo's); :meth:`stop` ends it."""
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self.server = server
+        self.thread = thread
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def serve_in_background(app: Celery, settings: Settings, ready_within: float = 10.0) -> Background:
+    """Serve from a daemon thread; returns once it listens. Raises OSError when the port is taken."""
+    import uvicorn
+
+    settings.check()
+    config = uvicorn.Config(create_app(app, settings), host=settings.address, port=settings.port,
+                            log_level="critical", access_log=False, server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="celeriac-dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_within
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        server.should_exit = True
+        thread.join(5)
+        raise OSError(f"the dashboard could not listen on {settings.address}:{settings.port}")
+    return Background(server, thread)
+

@@ -60,10 +60,13 @@ class Tally:
 
 
 class Demo:
-    def __init__(self, broker: str | None, duration: float | None, console: Console) -> None:
+    def __init__(self, broker: str | None, duration: float | None, console: Console,
+                 dashboard_port: int | None = 5555) -> None:
         self.url = broker or demo_url()
         self.duration = duration
         self.console = console
+        self.dashboard_port = dashboard_port
+        self.dashboard: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.results: list[tuple[str, AsyncResult]] = []
         self.tally = Tally()
@@ -76,6 +79,27 @@ class Demo:
         self.app = app
 
     # -- steps ----------------------------------------------------------------------------------
+    def start_dashboard(self) -> None:
+        """Serve the dashboard while the demo runs (on the next free port when 5555 is taken)."""
+        if self.dashboard_port is None:
+            return
+        try:
+            from ..dashboard import Settings, serve_in_background
+        except ImportError:
+            self.console.print("dashboard: not served (pip install 'celeriac[dashboard]' to watch it in a browser)")
+            return
+        db = str(Path(self.url.removeprefix("sqlite:///")).with_name("demo-dashboard.db")) \
+            if self.url.startswith("sqlite:///") else None
+        for port in range(self.dashboard_port, self.dashboard_port + 10):
+            try:
+                self.dashboard = serve_in_background(self.app, Settings(port=port, db=db))
+            except OSError:
+                continue
+            self.console.print(f"dashboard: [cyan]http://127.0.0.1:{port}/[/]   "
+                               f"Flower's API: curl http://127.0.0.1:{port}/api/tasks")
+            return
+        self.console.print(f"dashboard: not served (ports {self.dashboard_port}-{self.dashboard_port + 9} are taken)")
+
     def start_worker(self) -> None:
         self.log_file = tempfile.NamedTemporaryFile(prefix="celeriac-demo-", suffix=".log", delete=False)  # noqa: SIM115
         env = {**os.environ, "CELERIAC_BROKER_URL": self.url}
@@ -175,6 +199,7 @@ class Demo:
         self.console.print(f"[bold]celeriac demo[/] on the embedded broker [cyan]{redact_url(self.url)}[/]")
         interrupted = False
         self.start_worker()
+        self.start_dashboard()
         try:
             self.send_work()
             started = time.monotonic()
@@ -198,6 +223,8 @@ class Demo:
             interrupted = True
         finally:
             self.stop_worker()
+            if self.dashboard is not None:
+                self.dashboard.stop()
         self.poll_events()
         self.console.print(self.summary())
         return 130 if interrupted else 0
