@@ -239,6 +239,16 @@ def test_unauthenticated_api_as_flower_and_cross_site_posts_refused(dashboards):
     assert same.json() == {"message": "Revoked 'x'"}
 
 
+def test_without_auth_only_loopback_host_names_are_answered(dashboards):
+    """A page elsewhere cannot rebind its name to 127.0.0.1 and drive the dashboard (DNS rebinding)."""
+    dashboard = dashboards()
+    port = dashboard.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "127.0.0.1"):
+        assert dashboard.get("/api/tasks", headers={"Host": host}).status_code == 200, host
+    for host in (f"evil.example:{port}", "10.1.2.3", f"127.0.0.1.evil.example:{port}"):
+        assert dashboard.get("/api/tasks", headers={"Host": host}).status_code == 403, host
+
+
 def test_read_only_refuses_every_change(dashboards):
     dashboard = dashboards("--read_only")
     assert dashboard.post("/api/task/revoke/x").status_code == 403

@@ -148,3 +148,20 @@ def test_a_task_first_seen_without_arguments_becomes_searchable_when_they_arrive
     h.save([TaskRecord("late-args", state="STARTED", args="('findme',)", timestamp=2.0)])
     assert ids_of(h.query(TaskQuery(search="findme"))) == ["late-args"]
     assert ids_of(h.query(TaskQuery(search="late-a"))) == ["late-args"]
+
+
+def test_indexer_reads_a_reset_log_from_its_start(tmp_path: Path):
+    """A new or flushed broker gives out log ids from the start again, all before the stored one."""
+    broker = MemoryBroker(f"memory://history-{uuid.uuid4().hex}")
+    history = History(str(tmp_path / "h.db"))
+    for n in range(3):
+        _emit(broker, events.event("task-received", uuid=f"old{n}", timestamp=1.0))
+    first = Indexer(broker, history)
+    reader = EventReader(broker, first.start_position())
+    assert first.step(reader) == 3 and history.cursor is not None
+    assert Indexer(broker, history).start_position() == history.cursor  # nothing new: resume
+    fresh = MemoryBroker(f"memory://history-{uuid.uuid4().hex}")  # its log ids start again at 1
+    _emit(fresh, events.event("task-received", uuid="new", timestamp=2.0))
+    again = Indexer(fresh, history)
+    assert again.step(EventReader(fresh, again.start_position())) == 1
+    assert history.get("new") is not None

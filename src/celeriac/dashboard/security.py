@@ -4,6 +4,9 @@
   ``Authorization: Bearer <token>``) except ``/healthcheck`` and ``/metrics`` (open in Flower too,
   and scraped by Prometheus), and ``/api/*`` when ``FLOWER_UNAUTHENTICATED_API`` is set, as in
   Flower. Without either it serves only loopback (:meth:`Settings.check`).
+- Without auth (loopback only), a request whose ``Host`` is not a loopback name is refused (403):
+  otherwise a web page could rebind its own domain name to 127.0.0.1 and, being same-origin to
+  the browser, read and steer the cluster through the user's browser (DNS rebinding).
 - A state-changing request a browser sends from another site is refused (403): a browser adds
   saved Basic credentials to any request to this origin, so without this a page elsewhere could
   revoke tasks. Scripts (curl, requests) send neither ``Origin`` nor ``Sec-Fetch-Site`` and pass.
@@ -20,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .settings import Settings
+from .settings import Settings, is_loopback
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,8 +52,13 @@ class Security:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         path = str(scope.get("path", ""))
-        if self.settings.auth and not self._open(path) and not self._authenticated(headers):
-            await _reply(send, 401, b"Unauthorized", [(b"www-authenticate", b'Basic realm="celeriac"')])
+        if self.settings.auth:
+            if not self._open(path) and not self._authenticated(headers):
+                await _reply(send, 401, b"Unauthorized", [(b"www-authenticate", b'Basic realm="celeriac"')])
+                return
+        elif not _loopback_host(headers.get("host", "")):
+            await _reply(send, 403, b"Host not allowed: without auth this dashboard answers only to loopback names",
+                         [])
             return
         if scope.get("method", "GET") not in SAFE_METHODS and _cross_site(headers):
             await _reply(send, 403, b"Cross-site request refused", [])
@@ -80,6 +88,13 @@ class Security:
             expected = self.settings.basic_auth.get(user)
             return expected is not None and hmac.compare_digest(password.encode(), expected.encode())
         return False
+
+
+def _loopback_host(host: str) -> bool:
+    if not host:
+        return True  # HTTP/1.0 without Host: nothing a browser would send
+    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
 
 
 def _cross_site(headers: dict[str, str]) -> bool:

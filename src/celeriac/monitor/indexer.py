@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..events import EVENT_LOG
 from ..exceptions import BrokerError
 from .history import History
 from .reader import FROM_START, EventReader
@@ -51,10 +52,29 @@ class Indexer:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def start_position(self) -> str | None:
+        """Where to resume: the stored position, unless the log was reset under it (a new broker
+        or a flushed one gives out ids from the start again, all before the stored one)."""
+        cursor = self.history.cursor
+        if cursor is None:
+            return FROM_START
+        last = self.broker.log_last(EVENT_LOG)
+        if last is None or (last != cursor and not self.broker.log_read(EVENT_LOG, cursor, 1)):
+            logger.info("history: the event log was reset; reading it from its start")
+            return FROM_START
+        return cursor
+
     def run(self) -> None:
-        reader = EventReader(self.broker, self.history.cursor or FROM_START)
+        reader: EventReader | None = None
         next_prune = 0.0
-        while not self._stop.is_set():
+        while reader is None and not self._stop.is_set():
+            try:
+                reader = EventReader(self.broker, self.start_position())
+            except BrokerError as exc:
+                self.error = str(exc)
+                logger.warning("history: cannot reach the broker: %s", exc)
+                self._stop.wait(1.0)
+        while reader is not None and not self._stop.is_set():
             try:
                 self.step(reader)
                 self.error = None
