@@ -5,8 +5,10 @@
 
 Builds a history file of realistic shape (30 task names, 4 queues, 8 workers, a mix of states,
 argument reprs with a unique word each) through ``History.save``, the indexer's own write path
-(its rate is printed too), then times each query ``--runs`` times on a warm file. The retention
-pass (``prune``) is timed once at the end, dropping 1 % of the rows.
+(its rate is printed too), then times each query ``--runs`` times on a warm file. Then it starts
+``celeriac flower`` on that file (a subprocess, as users run it) and times the same questions
+over HTTP: ``/api/tasks?limit=100``, a filtered and a searched page, ``/api/task/info/<id>`` and
+the Tasks page. The retention pass (``prune``) is timed once at the end, dropping 1 % of the rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +96,66 @@ def measure(path: str, runs: int) -> list[tuple[str, float, float]]:
     return out
 
 
+def measure_http(path: str, rows: int, runs: int) -> list[tuple[str, float, float]]:
+    import httpx
+
+    history = History(path, max_tasks=None)
+    some = history.query(TaskQuery(limit=1, offset=history.count() // 2))[0]
+    history.close()
+    with tempfile.TemporaryDirectory(prefix="celeriac-history-broker-") as directory:
+        port = _free_port()
+        env = {**os.environ, "CELERIAC_BROKER_URL": f"sqlite:///{directory}/broker.db",
+               "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+        proc = subprocess.Popen([sys.executable, "-m", "celeriac", "flower", f"--port={port}", f"--db={path}",
+                                 f"--max_tasks={rows + 1}"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=30) as client:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if client.get("/healthcheck").text == "OK":
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit("the dashboard did not start")
+                    time.sleep(0.1)
+                word = str(some.args).split("'")[-2]
+                asks = {
+                    "GET /api/tasks?limit=100": "/api/tasks?limit=100",
+                    "GET /api/tasks?limit=100&state=FAILURE": "/api/tasks?limit=100&state=FAILURE",
+                    "GET /api/tasks?limit=100&search=<word>": f"/api/tasks?limit=100&search={word}",
+                    "GET /api/task/info/<id>": f"/api/task/info/{some.uuid}",
+                    "GET /tasks (the Tasks page, 50 rows)": "/tasks",
+                }
+                out = []
+                for label, url in asks.items():
+                    samples = []
+                    for _ in range(runs):
+                        started = time.perf_counter()
+                        reply = client.get(url)
+                        samples.append((time.perf_counter() - started) * 1000)
+                        if reply.status_code != 200:
+                            raise SystemExit(f"{url}: {reply.status_code} {reply.text[:200]}")
+                    samples.sort()
+                    out.append((label, statistics.median(samples),
+                                samples[min(len(samples) - 1, int(len(samples) * 0.99))]))
+                return out
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="history size (repeatable)")
@@ -107,6 +170,9 @@ def main() -> None:
         print(f"\n{rows:,} tasks: written at {rate:,.0f} tasks/s through History.save, file {size:,.0f} MB")
         print(f"{'query':<40} {'p50 ms':>8} {'p99 ms':>8}")
         for label, p50, p99 in measure(path, args.runs):
+            print(f"{label:<40} {p50:8.2f} {p99:8.2f}")
+        print(f"{'over HTTP (celeriac flower)':<40} {'p50 ms':>8} {'p99 ms':>8}")
+        for label, p50, p99 in measure_http(path, rows, args.runs):
             print(f"{label:<40} {p50:8.2f} {p99:8.2f}")
         history = History(path, max_tasks=rows - rows // 100)
         started = time.perf_counter()

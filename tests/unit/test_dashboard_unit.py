@@ -72,3 +72,16 @@ def test_a_missing_extra_gets_a_one_line_hint(monkeypatch: pytest.MonkeyPatch):
     assert result.exit_code == 1
     assert result.output.strip() == ("Error: the dashboard needs its extra (uvicorn missing): "
                                      "pip install 'celeriac[dashboard]'")
+
+
+def test_the_result_store_fallback_redacts_and_completes_an_unfinished_record():
+    meta = {"status": "SUCCESS", "result": 3, "date_done": "2024-01-01T00:00:00+00:00", "args": [1],
+            "kwargs": {"password": "hunter2", "user": "ann"}}
+    fresh = record_from_meta("a", meta, frozenset({"password"}))
+    assert fresh.kwargs == "{'password': '***', 'user': 'ann'}"
+    started = TaskRecord("a", name="add", state="STARTED", args="[1]", kwargs="{}", started=5.0, timestamp=5.0,
+                         worker="w@h")
+    merged = record_from_meta("a", meta, into=started)
+    assert (merged.state, merged.result, merged.started, merged.worker, merged.kwargs) == \
+        ("SUCCESS", "3", 5.0, "w@h", "{}")
+    assert merged.succeeded == merged.timestamp == 1704067200.0

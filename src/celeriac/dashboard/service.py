@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .. import message, states
 from ..brokers.base import QueueStats
 from ..monitor.history import History
 from ..monitor.indexer import Indexer
@@ -49,16 +50,19 @@ class Dashboard:
     # -- tasks ----------------------------------------------------------------------------------
     def task(self, task_id: str) -> TaskRecord | None:
         """The task from the history, else from the result store (its events may have been
-        trimmed from the log, or turned off); None when neither knows it."""
+        trimmed from the log, or turned off); None when neither knows it. A task the history
+        shows unfinished is checked against the store, which is written before the event that
+        says it finished (and is there even when that event was lost)."""
         record = self.history.get(task_id)
-        if record is not None:
+        if record is not None and record.state in states.READY_STATES:
             return record
         data = self.app.backend.read(task_id)
         if data is None:
-            return None
-        from .. import message
-
-        return record_from_meta(task_id, message.loads(data))
+            return record
+        meta = message.loads(data)
+        if record is not None and str(meta.get("status")) not in states.READY_STATES:
+            return record
+        return record_from_meta(task_id, meta, frozenset(self.app.conf.task_redact_args or ()), into=record)
 
     # -- queues ---------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:

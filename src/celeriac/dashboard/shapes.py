@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import states
-from ..events import safe_repr
+from ..events import redact, safe_repr
 from ..monitor.state import TaskRecord
 
 FLOWER_TASK_KEYS = (
@@ -70,18 +70,22 @@ def _epoch(value: Any) -> float | None:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
-def record_from_meta(task_id: str, meta: dict[str, Any]) -> TaskRecord:
-    """What the result store knows of a task the history never saw (its events were trimmed,
-    or events are off), in the history's terms."""
+def record_from_meta(task_id: str, meta: dict[str, Any], redacted: frozenset[str] = frozenset(),
+                     into: TaskRecord | None = None) -> TaskRecord:
+    """What the result store knows of a task, in the history's terms: a new record for a task
+    the history never saw (its events were trimmed, or events are off), or ``into`` brought up
+    to the store's final state when the event saying so has not arrived (or was lost)."""
     state = str(meta.get("status") or states.PENDING)
     done = _epoch(meta.get("date_done"))
-    record = TaskRecord(task_id, name=meta.get("name"), state=state, worker=meta.get("worker"),
-                        retries=int(meta.get("retries") or 0), timestamp=done, state_time=done,
-                        traceback=meta.get("traceback"))
-    if "args" in meta:
+    record = into or TaskRecord(task_id, name=meta.get("name"), worker=meta.get("worker"),
+                                retries=int(meta.get("retries") or 0))
+    record.state, record.state_time = state, done
+    record.timestamp = max(record.timestamp or 0.0, done or 0.0) or None
+    record.traceback = meta.get("traceback") or record.traceback
+    if "args" in meta and record.args is None:
         record.args = safe_repr(tuple(meta["args"] or ()))
-    if "kwargs" in meta:
-        record.kwargs = safe_repr(meta["kwargs"] or {})
+    if "kwargs" in meta and record.kwargs is None:
+        record.kwargs = safe_repr(redact(meta["kwargs"] or {}, redacted))
     if state == states.SUCCESS:
         record.result, record.succeeded = safe_repr(meta.get("result")), done
     elif meta.get("exc_type"):
