@@ -180,6 +180,17 @@ class History:
         row = self._db().execute("SELECT record FROM tasks WHERE uuid = ?", (task_id,)).fetchone()
         return None if row is None else TaskRecord.from_dict(_decode(row[0]))
 
+    def get_many(self, task_ids: Iterable[str]) -> list[TaskRecord]:
+        """The stored tasks among ``task_ids`` (unknown ids are left out), in one query per 500."""
+        wanted = list(task_ids)
+        out: list[TaskRecord] = []
+        db = self._db()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = db.execute(f"SELECT record FROM tasks WHERE uuid IN ({','.join('?' * len(chunk))})", chunk)
+            out += [TaskRecord.from_dict(_decode(row[0])) for row in rows]
+        return out
+
     def query(self, q: TaskQuery) -> list[TaskRecord]:
         if q.sort not in SORTS:
             raise ValueError(f"cannot sort by {q.sort!r}; choose from {', '.join(SORTS)}")

@@ -99,6 +99,12 @@ class Indexer:
             self.caught_up.set()
             return 0
         events = [event for _, event in batch]
+        # One query for every task of the batch the fold does not hold, instead of one each.
+        missing = self.tasks.missing(events)
+        if missing:
+            found = self.history.get_many(missing)
+            self.tasks.adopt(found)
+            self.tasks.unknown = missing - {r.uuid for r in found}
         changed: dict[str, TaskRecord] = {}
         for event in events:
             record = self.tasks.apply(event)
@@ -106,6 +112,7 @@ class Indexer:
                 changed[record.uuid] = record
             else:
                 self.workers.apply(event)
+        self.tasks.unknown = set()
         self.history.save(changed.values(), reader.position)
         if changed:  # worker heartbeats alone change no task a page shows
             self.changes += 1

@@ -142,6 +142,8 @@ class TaskStates:
         self.load = load
         self.tasks: OrderedDict[str, TaskRecord] = OrderedDict()
         self.counts: Counter[str] = Counter()  # events seen, by type
+        # Ids the caller already looked up in bulk and found nowhere: ``load`` would find nothing.
+        self.unknown: set[str] = set()
 
     def apply(self, event: Event) -> TaskRecord | None:
         """Fold one event in; returns the task it changed (None for worker and unknown events)."""
@@ -153,7 +155,7 @@ class TaskStates:
             return None
         task_id = str(task_id)
         record = self.tasks.pop(task_id, None)
-        if record is None and self.load is not None:
+        if record is None and self.load is not None and task_id not in self.unknown:
             record = self.load(task_id)
         if record is None:
             record = TaskRecord(task_id)
@@ -165,6 +167,17 @@ class TaskStates:
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.tasks.get(task_id)
+
+    def missing(self, events: list[Event]) -> set[str]:
+        """Ids of tasks these events are about that this fold does not hold."""
+        return {str(e["uuid"]) for e in events if e.get("uuid") and str(e["uuid"]) not in self.tasks}
+
+    def adopt(self, records: list[TaskRecord]) -> None:
+        """Hold these records (loaded in bulk by the caller) so folding them asks ``load`` nothing."""
+        for record in records:
+            self.tasks[record.uuid] = record
+        while len(self.tasks) > self.keep:
+            self.tasks.popitem(last=False)
 
     def recent(self, n: int | None = None) -> list[TaskRecord]:
         """The ``n`` most recently changed tasks, newest first."""
