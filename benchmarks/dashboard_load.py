@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -99,13 +100,21 @@ def flush(url: str) -> None:
     client.close()
 
 
-def drain(url: str, n: int, work: Path, with_dashboard: bool, tag: str) -> tuple[float, float | None]:
-    """Seconds to drain ``n`` queued noop tasks, and how long after that the history held them all."""
+def bench_app(url: str) -> Any:
+    """The benchmark tasks' app on our own server (never the module's default address)."""
     from celeriac_tasks import app
 
+    if app.conf.broker_url != url:
+        app.conf.broker_url = url
+        app.conf.result_backend = url
+        app._reset_connections()
+    return app
+
+
+def drain(url: str, n: int, work: Path, with_dashboard: bool, tag: str) -> tuple[float, float | None]:
+    """Seconds to drain ``n`` queued noop tasks, and how long after that the history held them all."""
+    app = bench_app(url)
     flush(url)
-    app.conf.broker_url = url
-    app._reset_connections()
     for start_at in range(0, n, 5000):
         app.send_many("bench.noop", [((), {})] * min(5000, n - start_at))
     db = work / f"drain-{tag}.db"
@@ -130,8 +139,8 @@ def drain(url: str, n: int, work: Path, with_dashboard: bool, tag: str) -> tuple
 def flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
     """``rate`` tasks/s for ``seconds`` with a dashboard attached: its CPU and memory, and its lag."""
     import psutil
-    from celeriac_tasks import app
 
+    app = bench_app(url)
     flush(url)
     db = work / "flow.db"
     dashboard, _ = start_dashboard(url, db, work / "dashboard-flow.log")
@@ -139,7 +148,7 @@ def flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
     proc = psutil.Process(dashboard.pid)
     proc.cpu_percent(None)
     cpu: list[float] = []
-    rss: list[float] = []
+    rss: list[float] = []  # MB, one sample a second
     sent = 0
     stop_at = time.perf_counter() + seconds
     tick = 0.1
@@ -167,8 +176,9 @@ def flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
     finally:
         stop(worker)
         stop(dashboard)
+    half = rss[len(rss) // 2]
     return {"rate": achieved, "cpu_mean": statistics.mean(cpu), "cpu_max": max(cpu), "rss_first": rss[0],
-            "rss_last": rss[-1], "rss_max": max(rss), "lag": lag, "sent": sent}
+            "rss_half": half, "rss_last": rss[-1], "rss_max": max(rss), "lag": lag, "sent": sent}
 
 
 def main() -> None:
@@ -176,9 +186,10 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--drain", type=int, default=20000, help="tasks per drain run")
-    parser.add_argument("--rounds", type=int, default=2, help="drain runs per side, alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="drain runs per side, alternating (0: none)")
     args = parser.parse_args()
     server = start_redis()
+    os.environ["BENCH_BROKER_URL"] = server.url  # read by celeriac_tasks when first imported
     work = Path(tempfile.mkdtemp(prefix="celeriac-dashboard-load-"))
     try:
         url = server.url
@@ -190,18 +201,19 @@ def main() -> None:
             took, lag = drain(url, args.drain, work, True, f"dash{round_}")
             attached.append(took)
             lags.append(lag or 0.0)
-        rate_plain = args.drain / statistics.median(plain)
-        rate_attached = args.drain / statistics.median(attached)
-        print(f"drain of {args.drain:,} noop tasks (worker -c 2, Redis), median of {args.rounds}:")
-        print(f"  no dashboard        {rate_plain:9,.0f} tasks/s")
-        print(f"  dashboard attached  {rate_attached:9,.0f} tasks/s   ratio {rate_attached / rate_plain:.2f}")
-        print(f"  history complete    {statistics.median(lags):.2f} s after the queue emptied")
+        if args.rounds:
+            rate_plain = args.drain / statistics.median(plain)
+            rate_attached = args.drain / statistics.median(attached)
+            print(f"drain of {args.drain:,} noop tasks (worker -c 2, Redis), median of {args.rounds}:")
+            print(f"  no dashboard        {rate_plain:9,.0f} tasks/s")
+            print(f"  dashboard attached  {rate_attached:9,.0f} tasks/s   ratio {rate_attached / rate_plain:.2f}")
+            print(f"  history complete    {statistics.median(lags):.2f} s after the queue emptied")
         result = flow(url, args.rate, args.seconds, work)
         print(f"{result['rate']:,.0f} tasks/s for {args.seconds:g} s with the dashboard attached "
               f"({result['sent']:,.0f} tasks):")
         print(f"  dashboard CPU       mean {result['cpu_mean']:.0f} %, max {result['cpu_max']:.0f} % of one core")
-        print(f"  dashboard RSS       {result['rss_first']:.0f} MB after 1 s, {result['rss_last']:.0f} MB at the end "
-              f"(max {result['rss_max']:.0f} MB)")
+        print(f"  dashboard RSS       {result['rss_first']:.0f} MB after 1 s, {result['rss_half']:.0f} MB half way, "
+              f"{result['rss_last']:.0f} MB at the end (max {result['rss_max']:.0f} MB)")
         print(f"  history complete    {result['lag']:.2f} s after the last task ran")
     finally:
         server.stop()
