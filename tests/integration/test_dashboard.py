@@ -193,6 +193,20 @@ def test_queue_lengths_and_metrics(app, start_worker, dashboards):
     assert "flower_task_prefetch_time_seconds" in body
 
 
+def test_the_history_answers_while_the_broker_is_away_and_the_rest_says_why(tmp_path):
+    from redis_server import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    dashboard = start_dashboard(dead, tmp_path)
+    try:
+        assert dashboard.get("/api/tasks").json() == {}
+        away = dashboard.get("/api/queues/length")
+        assert away.status_code == 503 and away.text.startswith("Broker unavailable: ")
+        assert dashboard.get("/healthcheck").text == "OK"
+    finally:
+        dashboard.stop()
+
+
 # -- safety ------------------------------------------------------------------------------------------
 def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

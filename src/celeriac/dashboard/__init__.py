@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.responses import PlainTextResponse, Response
 
 from .. import __version__
+from ..exceptions import BrokerError
 from .security import Security
 from .service import Dashboard
 from .settings import Settings
@@ -56,6 +58,12 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
     web = FastAPI(title="celeriac", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=f"{prefix}/openapi.json")
     web.state.dashboard = dash
+
+    @web.exception_handler(BrokerError)
+    async def broker_away(_: Request, exc: BrokerError) -> Response:
+        # What the history holds still answers; what needs the broker says why it cannot.
+        return PlainTextResponse(f"Broker unavailable: {exc}", status_code=503)
+
     web.include_router(flower_api.router(dash), prefix=prefix)
     web.include_router(v1.router(dash), prefix=prefix)
     web.include_router(pages.router(dash, web.openapi), prefix=prefix)
