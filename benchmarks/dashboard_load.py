@@ -1,5 +1,7 @@
 """The dashboard under load: its CPU and memory while 2,000 tasks/s flow, how far behind the
-history falls, and the drain rate of a worker with a dashboard attached against none.
+history falls, and the drain rate of a worker with a dashboard attached against none; with
+``--flower``, Flower 2 beside it on Celery at a rate Celery's worker sustains here, and
+celeriac's dashboard at that same rate.
 
     .venv/bin/python benchmarks/dashboard_load.py                 # about 2 minutes
     .venv/bin/python benchmarks/dashboard_load.py --rate 2000 --seconds 30 --drain 20000
@@ -136,20 +138,38 @@ def drain(url: str, n: int, work: Path, with_dashboard: bool, tag: str) -> tuple
             stop(dashboard)
 
 
-def flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
-    """``rate`` tasks/s for ``seconds`` with a dashboard attached: its CPU and memory, and its lag."""
+def celery_flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
+    """Flower attached to a Celery worker sending events (``-E``) at ``rate`` tasks/s."""
     import psutil
 
-    app = bench_app(url)
     flush(url)
-    db = work / "flow.db"
-    dashboard, _ = start_dashboard(url, db, work / "dashboard-flow.log")
-    worker = start_worker(url, work / "worker-flow.log")
-    proc = psutil.Process(dashboard.pid)
-    proc.cpu_percent(None)
+    env = env_for(url)
+    port = free_port()
+    with open(work / "celery-worker.log", "ab") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "-E", "-c", "2",
+                                   "-l", "info", "-n", "celery@%h"], env=env, cwd=HERE, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(work / "flower.log", "ab") as out:
+        flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_tasks", "flower", f"--port={port}",
+                                   "--address=127.0.0.1"], env=env, cwd=HERE, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+    try:
+        wait(lambda: b"ready." in (work / "celery-worker.log").read_bytes(), "the Celery worker", 60, 0.1)
+        time.sleep(3)  # Flower connects and asks the worker for its events
+        from celery_tasks import app, noop
+
+        app.conf.broker_url = url
+        return _sample(psutil.Process(flower.pid), lambda n: [noop.apply_async() for _ in range(n)], rate, seconds)
+    finally:
+        stop(worker)
+        stop(flower)
+
+
+def _sample(proc: Any, send: Any, rate: int, seconds: float) -> dict[str, float]:
+    """Send ``rate`` tasks/s for ``seconds`` through ``send(n)`` while sampling ``proc`` each second."""
     cpu: list[float] = []
-    rss: list[float] = []  # MB, one sample a second
-    sent = 0
+    rss: list[float] = []
+    proc.cpu_percent(None)
     stop_at = time.perf_counter() + seconds
     tick = 0.1
     per_tick = max(1, int(rate * tick))
@@ -162,31 +182,55 @@ def flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    sent = 0
+    next_tick = time.perf_counter()
+    while time.perf_counter() < stop_at:
+        send(per_tick)
+        sent += per_tick
+        next_tick += tick
+        time.sleep(max(0.0, next_tick - time.perf_counter()))
+    sampler.join()
+    return {"rate": sent / seconds, "sent": sent, "cpu_mean": statistics.mean(cpu), "cpu_max": max(cpu),
+            "rss_first": rss[0], "rss_half": rss[len(rss) // 2], "rss_last": rss[-1], "rss_max": max(rss)}
+
+
+def celeriac_flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, float]:
+    import psutil
+
+    app = bench_app(url)
+    flush(url)
+    db = work / f"flow-{rate}.db"
+    dashboard, _ = start_dashboard(url, db, work / f"dashboard-flow-{rate}.log")
+    worker = start_worker(url, work / f"worker-flow-{rate}.log")
     try:
-        next_tick = time.perf_counter()
-        while time.perf_counter() < stop_at:
-            app.send_many("bench.noop", [((), {})] * per_tick)
-            sent += per_tick
-            next_tick += tick
-            time.sleep(max(0.0, next_tick - time.perf_counter()))
-        sampler.join()
-        achieved = sent / seconds
+        result = _sample(psutil.Process(dashboard.pid), lambda n: app.send_many("bench.noop", [((), {})] * n),
+                         rate, seconds)
+        sent = result["sent"]
         wait(lambda: app.control.queues(["celery"])[0].ready_total == 0, "the worker to catch up", 120, 0.05)
-        lag = wait(lambda: succeeded_in(db) >= sent, "the history to catch up", 120, 0.05)
+        result["lag"] = wait(lambda: succeeded_in(db) >= sent, "the history to catch up", 120, 0.05)
+        return result
     finally:
         stop(worker)
         stop(dashboard)
-    half = rss[len(rss) // 2]
-    return {"rate": achieved, "cpu_mean": statistics.mean(cpu), "cpu_max": max(cpu), "rss_first": rss[0],
-            "rss_half": half, "rss_last": rss[-1], "rss_max": max(rss), "lag": lag, "sent": sent}
+
+
+def say(label: str, result: dict[str, float], seconds: float) -> None:
+    print(f"{label}: {result['rate']:,.0f} tasks/s for {seconds:g} s ({result['sent']:,.0f} tasks)")
+    print(f"  CPU   mean {result['cpu_mean']:.0f} %, max {result['cpu_max']:.0f} % of one core")
+    print(f"  RSS   {result['rss_first']:.0f} MB after 1 s, {result['rss_half']:.0f} MB half way, "
+          f"{result['rss_last']:.0f} MB at the end (max {result['rss_max']:.0f} MB)")
+    if "lag" in result:
+        print(f"  history complete {result['lag']:.2f} s after the last task ran")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=2000, help="tasks/s through celeriac's dashboard (0: skip)")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--drain", type=int, default=20000, help="tasks per drain run")
     parser.add_argument("--rounds", type=int, default=2, help="drain runs per side, alternating (0: none)")
+    parser.add_argument("--flower", type=int, metavar="RATE",
+                        help="also Flower on Celery at RATE/s, then celeriac at the rate Celery reached")
     args = parser.parse_args()
     server = start_redis()
     os.environ["BENCH_BROKER_URL"] = server.url  # read by celeriac_tasks when first imported
@@ -208,13 +252,13 @@ def main() -> None:
             print(f"  no dashboard        {rate_plain:9,.0f} tasks/s")
             print(f"  dashboard attached  {rate_attached:9,.0f} tasks/s   ratio {rate_attached / rate_plain:.2f}")
             print(f"  history complete    {statistics.median(lags):.2f} s after the queue emptied")
-        result = flow(url, args.rate, args.seconds, work)
-        print(f"{result['rate']:,.0f} tasks/s for {args.seconds:g} s with the dashboard attached "
-              f"({result['sent']:,.0f} tasks):")
-        print(f"  dashboard CPU       mean {result['cpu_mean']:.0f} %, max {result['cpu_max']:.0f} % of one core")
-        print(f"  dashboard RSS       {result['rss_first']:.0f} MB after 1 s, {result['rss_half']:.0f} MB half way, "
-              f"{result['rss_last']:.0f} MB at the end (max {result['rss_max']:.0f} MB)")
-        print(f"  history complete    {result['lag']:.2f} s after the last task ran")
+        if args.rate:
+            say("celeriac dashboard", celeriac_flow(url, args.rate, args.seconds, work), args.seconds)
+        if args.flower:
+            flower = celery_flow(url, args.flower, args.seconds, work)
+            say("Flower 2.2 on Celery 5 (-E)", flower, args.seconds)
+            # The same load for celeriac: the rate the Celery side really sent, not the one asked.
+            say("celeriac dashboard", celeriac_flow(url, int(flower["rate"]), args.seconds, work), args.seconds)
     finally:
         server.stop()
         print(f"logs: {work}")
