@@ -71,7 +71,11 @@ def start_dashboard(broker_url: str, tmp_path: Path, *args: str, env: dict[str, 
         except httpx.HTTPError:
             return False
 
-    wait_until(answers, 30, 0.1, message="the dashboard to answer /healthcheck")
+    try:
+        wait_until(answers, 30, 0.1, message="the dashboard to answer /healthcheck")
+    except BaseException:
+        dashboard.stop()  # never leave a server behind when it did not come up as expected
+        raise
     return dashboard
 
 

@@ -62,6 +62,8 @@ def test_search_by_id_prefix_and_argument_text(history: History):
     assert ids(history.query(TaskQuery(search="needle-2"))) == [29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 2]
     assert ids(history.query(TaskQuery(search="NEEDLE-13"))) == [13]  # case does not matter
     assert history.query(TaskQuery(search='"; drop table tasks; --')) == []
+    assert ids(history.query(TaskQuery(search="needle-13\x00"))) == [13]  # a NUL is not FTS5 syntax
+    assert history.query(TaskQuery(search="\x00", sort="name")) != []  # nothing left to search for
     assert history.count() == 30
 
 

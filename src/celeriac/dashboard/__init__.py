@@ -21,7 +21,10 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 
 from .. import __version__
 from ..exceptions import BrokerError
@@ -58,6 +61,24 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
     web = FastAPI(title="celeriac", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=f"{prefix}/openapi.json")
     web.state.dashboard = dash
+
+    def allowed(request: Request) -> set[str]:
+        methods = set()
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+            scope = {**request.scope, "method": method}
+            if any(route.matches(scope)[0] == Match.FULL for route in web.router.routes):
+                methods.add(method)
+        return methods
+
+    @web.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Several routes share a path (GET and POST /api/v1/tasks): name every method they allow.
+            headers["Allow"] = ", ".join(sorted(allowed(request) | {"OPTIONS"}))
+            if request.method == "OPTIONS":  # a path that exists answers OPTIONS with what it takes
+                return Response(status_code=204, headers=headers)
+        return await http_exception_handler(request, StarletteHTTPException(exc.status_code, exc.detail, headers))
 
     @web.exception_handler(BrokerError)
     async def broker_away(_: Request, exc: BrokerError) -> Response:

@@ -141,6 +141,8 @@ class FlowerAPI:
         task_id = request.path_params["task_id"]
         args = await Args.of(request)
         terminate, signal = args.boolean("terminate"), args.text("signal", "SIGTERM") or "SIGTERM"
+        if not _known_signal(signal):
+            raise BadArgument(f"Invalid argument signal: unknown signal {signal!r}")
         await run_in_threadpool(lambda: self.app.control.revoke(task_id, terminate=terminate, signal=signal))
         return JSONResponse({"message": f"Revoked '{task_id}'"})
 
@@ -302,6 +304,13 @@ def _guarded(dash: Dashboard, method: str, fn: Handler) -> Handler:
 
     handle.__name__ = fn.__name__
     return handle
+
+
+def _known_signal(name: str) -> bool:
+    import signal
+
+    text = name.upper()
+    return name.isdigit() or (text if text.startswith("SIG") else f"SIG{text}") in signal.Signals.__members__
 
 
 def _known_worker(dash: Dashboard, worker: str) -> bool:

@@ -10,34 +10,64 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from .. import message, states
 from ..exceptions import ConfigurationError, EncodeError
-from ..monitor.history import SORTS, TaskQuery
+from ..monitor.history import TaskQuery
 from ..monitor.state import TaskRecord
 from .service import Dashboard
 from .shapes import args_repr
 
 SSE_POLL = 0.25  # seconds between looks at a task whose progress is being streamed
+Sort = Literal["seen", "name", "state", "received", "started", "timestamp"]
 
 
 def _iso(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-class SubmitTask(BaseModel):
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+# JSON Schema's integer: 5 and 5.0, never true or false; the bounds inside, so the schema shows them.
+Priority = Annotated[int, Field(ge=0, le=9), BeforeValidator(_not_bool)]
+
+# The signals that stop or nudge a running task; named in the schema, so nothing else is sent.
+SignalName = Literal["SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"]
+
+
+class Request(BaseModel):
+    # Strict and closed: a request the schema does not describe is refused (422), never guessed at.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+Responses = dict[int | str, dict[str, Any]]
+READ_ONLY: Responses = {403: {"model": Problem, "description": "The dashboard is read-only"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such task"}}
+BAD: Responses = {400: {"model": Problem, "description": "The request cannot be carried out as given"}}
+
+
+class SubmitTask(Request):
+    name: str = Field(min_length=1, description="The registered task's name")
     args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON values)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON values)")
     countdown: float | None = Field(default=None, ge=0, description="Seconds to wait before running")
-    eta: datetime | None = Field(default=None, description="Run at this time (ISO-8601; naive means UTC)")
+    eta: datetime | None = Field(default=None, strict=False, description="Run at this time (ISO-8601; naive means UTC)")
     expires: float | None = Field(default=None, gt=0, description="Seconds after which it is not run")
-    priority: int | None = Field(default=None, ge=0, le=9, description="0-9, higher first")
+    priority: Priority | None = Field(default=None, strict=False, description="0-9, higher first")
     queue: str | None = None
 
 
@@ -112,9 +142,9 @@ class ScheduleEntry(BaseModel):
     last_task_id: str | None
 
 
-class Revoke(BaseModel):
+class Revoke(Request):
     terminate: bool = False
-    signal: str = "SIGTERM"
+    signal: SignalName = "SIGTERM"
 
 
 class Message(BaseModel):
@@ -140,7 +170,8 @@ def _status(record: TaskRecord, meta: dict[str, Any] | None) -> TaskStatus:
 
 
 def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per route
-    api = APIRouter(prefix="/api/v1", tags=["v1"])
+    api = APIRouter(prefix="/api/v1", tags=["v1"],
+                    responses={503: {"model": Problem, "description": "The broker cannot be reached"}})
     app = dash.app
 
     def read_status(task_id: str) -> TaskStatus | None:
@@ -154,20 +185,24 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
         if dash.settings.read_only:
             raise HTTPException(403, "This dashboard is read-only (--read_only)")
 
-    @api.post("/tasks/{name}", response_model=Submitted, status_code=202, summary="Submit a task by name")
-    async def submit(name: str, body: SubmitTask) -> Submitted:
+    @api.post("/tasks", response_model=Submitted, status_code=202, summary="Submit a task by name",
+              responses={**BAD, **READ_ONLY, 404: {"model": Problem, "description": "No such task name"}})
+    async def submit(body: SubmitTask) -> Submitted:
         refuse_if_read_only()
+        name = body.name
         if name not in app.tasks:
             raise HTTPException(404, f"Unknown task '{name}'")
-        options = body.model_dump(exclude={"args", "kwargs"}, exclude_none=True)
+        options = body.model_dump(exclude={"name", "args", "kwargs"}, exclude_none=True)
         try:
             result = await run_in_threadpool(lambda: app.send_task(name, args=body.args, kwargs=body.kwargs,
                                                                    **options))
         except (ConfigurationError, EncodeError) as exc:
             raise HTTPException(400, str(exc)) from None
-        return Submitted(id=result.id, state=states.PENDING, url=f"{dash.settings.url_prefix}/api/v1/tasks/{result.id}")
+        return Submitted(id=result.id, state=states.PENDING,
+                         url=f"{dash.settings.url_prefix}/api/v1/tasks/{result.id}")
 
-    @api.get("/tasks/{task_id}", response_model=TaskStatus, summary="A task's status, progress and result")
+    @api.get("/tasks/{task_id}", response_model=TaskStatus, summary="A task's status, progress and result",
+             responses=NOT_FOUND)
     async def status(task_id: str) -> TaskStatus:
         found = await run_in_threadpool(read_status, task_id)
         if found is None:
@@ -177,7 +212,7 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
     @api.get("/tasks/{task_id}/stream", summary="A task's status as server-sent events until it ends",
              response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}, "description": "`data:` lines of TaskStatus"}})
-    async def stream(task_id: str, timeout: float = Query(300, gt=0, le=3600)) -> StreamingResponse:
+    async def stream(task_id: str, timeout: Annotated[float, Query(gt=0, le=3600)] = 300) -> StreamingResponse:
         async def events() -> AsyncIterator[bytes]:
             last = None
             loop = asyncio.get_running_loop()
@@ -194,7 +229,8 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    @api.post("/tasks/{task_id}/revoke", response_model=Message, summary="Revoke (and optionally terminate) a task")
+    @api.post("/tasks/{task_id}/revoke", response_model=Message, summary="Revoke (and optionally terminate) a task",
+              responses={**BAD, **READ_ONLY})
     async def revoke(task_id: str, body: Revoke | None = None) -> Message:
         refuse_if_read_only()
         choice = body or Revoke()
@@ -205,11 +241,9 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
     @api.get("/tasks", response_model=TaskPage, summary="Tasks in the history, newest first")
     async def tasks(state: str | None = None, name: str | None = None, queue: str | None = None,
                     worker: str | None = None, search: str | None = None,
-                    sort: str = Query("seen", description=f"One of {', '.join(SORTS)}"),
-                    descending: bool = True, limit: int = Query(50, ge=1, le=1000),
-                    offset: int = Query(0, ge=0)) -> TaskPage:
-        if sort not in SORTS:
-            raise HTTPException(400, f"cannot sort by {sort!r}; choose from {', '.join(SORTS)}")
+                    sort: Annotated[Sort, Query(description="seen: the order tasks were first seen")] = "seen",
+                    descending: bool = True, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                    offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> TaskPage:
         query = TaskQuery(state=state, name=name, queue=queue, worker=worker, search=search, sort=sort,
                           descending=descending, limit=limit + 1, offset=offset)
         records = await run_in_threadpool(dash.history.query, query)
@@ -231,7 +265,8 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
                       delayed=s.delayed, unacked=s.unacked, dead=s.dead) for s in stats]
 
     @api.get("/dead-letters", response_model=list[DeadLetter], summary="Dead letters with their reasons")
-    async def dead_letters(queue: str | None = None, limit: int = Query(100, ge=1, le=10_000)) -> list[DeadLetter]:
+    async def dead_letters(queue: str | None = None,
+                           limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[DeadLetter]:
         from ..control import describe_body
 
         def read() -> list[DeadLetter]:

@@ -60,6 +60,7 @@ RETURNING id, indexed
 SORTS = ("seen", "name", "state", "received", "started", "timestamp")
 # Indexes on one column also hold the row id, so "column = ? ORDER BY id" reads one index in order.
 _COLUMN = {"seen": "id"}
+_MAX_INT = 2**62
 INDEXED_ARGS = 2  # tasks.indexed: 0 not in the text index, 1 without its arguments, 2 with them
 
 _encode = msgspec.json.encode
@@ -197,7 +198,8 @@ class History:
         clauses, params = self._filters(q)
         direction = "DESC" if q.descending else "ASC"
         column = _COLUMN.get(q.sort, q.sort)
-        term = (q.search or "").strip()
+        # FTS5 reads its query as C text: a NUL would end it mid-phrase ("unterminated string").
+        term = (q.search or "").replace("\x00", "").strip()
         if len(term) >= 3 and q.sort == "seen":
             # Driven by the text index in row-id order, so LIMIT stops the match early even when
             # most of the history matches; the text index's rowid is the task's id.
@@ -215,7 +217,9 @@ class History:
             where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
             order = f"{column} {direction}" if column == "id" else f"{column} {direction}, id {direction}"
             sql = f"SELECT record FROM tasks {where} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = self._db().execute(sql, [*params, -1 if q.limit is None else q.limit, max(q.offset, 0)])
+        # SQLite integers stop at 2**63: a larger limit or offset means "all" or "past the end".
+        limit = -1 if q.limit is None or q.limit > _MAX_INT else q.limit
+        rows = self._db().execute(sql, [*params, limit, min(max(q.offset, 0), _MAX_INT)])
         return [TaskRecord.from_dict(_decode(row[0])) for row in rows]
 
     @staticmethod
