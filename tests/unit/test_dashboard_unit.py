@@ -22,6 +22,9 @@ def test_args_are_shown_as_celerys_tuple():
     assert args_repr("[2]") == "(2,)"
     assert args_repr("[]") == "()"
     assert args_repr("[<object at 0x1>, 2]") == "(<object at 0x1>, 2)"
+    assert args_repr("[[1, 2]]") == "([1, 2],)" and args_repr("[{'a': 1, 'b': 2}]") == "({'a': 1, 'b': 2},)"
+    assert args_repr("['a, b']") == "('a, b',)" and args_repr('["it\'s, ok", 1]') == '("it\'s, ok", 1)'
+    assert args_repr("['x]', (1, 2)]") == "('x]', (1, 2))"
     assert args_repr("(1,)") == "(1,)" and args_repr(None) is None
 
 

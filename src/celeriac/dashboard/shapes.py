@@ -7,7 +7,7 @@ present. celeriac adds ``queue``, ``priority``, ``progress``, ``dead_lettered`` 
 
 from __future__ import annotations
 
-import ast
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,16 +31,32 @@ def iso(ts: float | None) -> str | None:
         return None
 
 
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
+
+
+def _several(inner: str) -> bool:
+    """Whether a list's inside holds more than one element: a comma outside brackets and strings."""
+    depth = 0
+    for char in _STRING.sub("s", inner):
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth -= 1
+        elif char == "," and depth == 0:
+            return True
+    return False
+
+
 def args_repr(shown: str | None) -> str | None:
     """Positional arguments as Celery shows them, a tuple: ``(2, 3)``. celeriac's events carry
     the message's list (``[2, 3]``); scripts that parse Flower's ``args`` expect the tuple."""
     if not shown or not (shown.startswith("[") and shown.endswith("]")):
         return shown
-    try:
-        value = ast.literal_eval(shown)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return "(" + shown[1:-1] + ")"  # not a literal (an object's repr inside): swap the brackets
-    return repr(tuple(value)) if isinstance(value, list) else shown
+    inner = shown[1:-1]
+    if not inner or _several(inner):
+        return f"({inner})"
+    return f"({inner},)"
 
 
 def task_dict(record: TaskRecord) -> dict[str, Any]:
