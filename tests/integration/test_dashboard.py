@@ -164,6 +164,16 @@ def test_worker_control_routes(app, start_worker, dashboards):
     worker.proc.wait(30)
 
 
+def test_purge_offline_workers_forgets_a_stopped_worker(app, start_worker, dashboards):
+    worker = start_worker("-c", "1", name="w1")
+    purging, keeping = dashboards("--purge_offline_workers=0"), dashboards()
+    assert NODE in purging.get("/api/workers").json() and NODE in keeping.get("/api/workers").json()
+    assert worker.stop() == 0
+    assert NODE not in purging.get("/api/workers", params={"refresh": "true"}).json()
+    assert NODE in keeping.get("/api/workers", params={"refresh": "yes"}).json()  # Flower's cache keeps it
+    assert keeping.get("/api/workers", params={"status": "1"}).json().get(NODE) in (None, False)
+
+
 def test_queue_lengths_and_metrics(app, start_worker, dashboards):
     import coreapp
 
@@ -192,7 +202,7 @@ def test_queue_lengths_and_metrics(app, start_worker, dashboards):
     assert 'celeriac_queue_delayed{queue="idle"} 1.0' in body
     assert 'celeriac_queue_dead_letters{queue="idle"} 0.0' in body
     assert "flower_worker_number_of_currently_executing_tasks" in body
-    assert "flower_task_prefetch_time_seconds" in body
+    assert "flower_task_prefetch_time_seconds" in body and "flower_worker_prefetched_tasks" in body
 
 
 def test_the_history_answers_while_the_broker_is_away_and_the_rest_says_why(tmp_path):
