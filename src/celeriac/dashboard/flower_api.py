@@ -251,9 +251,7 @@ class FlowerAPI:
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-
-
-
+#: (method, path, FlowerAPI handler); OPEN routes answer with or without auth and read-only.
 ROUTES = [
     ("GET", "/api/tasks", "list_tasks"),
     ("GET", "/api/task/info/{task_id}", "task_info"),
