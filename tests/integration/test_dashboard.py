@@ -382,6 +382,20 @@ def test_tasks_page_escapes_what_tasks_supply_and_updates_live(app, start_worker
     rows = dashboard.get("/tasks/rows", params={"search": "onerror"})
     assert rows.text.count("<tr") == 1 and "&lt;img" in rows.text
 
+    hostile_id = next(t for t in dashboard.get("/api/tasks").json().values() if "onerror" in (t["args"] or ""))["uuid"]
+    detail = dashboard.get(f"/tasks/{hostile_id}")
+    assert detail.status_code == 200 and "&lt;img src=x onerror=alert(1)&gt;" in detail.text
+    assert "<img" not in detail.text and "data-stream" not in detail.text  # finished: nothing to follow
+    missing = dashboard.get("/tasks/no-such-task")
+    assert missing.status_code == 404 and "no-such-task" in missing.text
+
+    running = coreapp.progress.delay(30, 0.2)
+    wait_for_task(dashboard, running.id, "PROGRESS")
+    page = dashboard.get(f"/tasks/{running.id}").text
+    assert f'data-stream="/api/v1/tasks/{running.id}/stream"' in page
+    assert re.search(r'<progress max="100" value="\d+" data-field="progress">', page), page
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/dashboard.js" defer>']
+
     later = coreapp.add.apply_async((1, 2), countdown=1)
     lines = _sse(dashboard, "/events/changes", lambda seen: "event: change" in seen)
     assert "event: change" in lines

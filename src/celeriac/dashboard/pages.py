@@ -23,12 +23,15 @@ from starlette.templating import Jinja2Templates
 from .. import states
 from ..monitor.history import TaskQuery
 from .service import Dashboard
+from .shapes import args_repr
 from .v1 import openapi_summary
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 CHANGE_POLL = 0.5     # seconds between looks at the history's change counter
 KEEPALIVE = 15.0      # seconds between comments that keep proxies from closing an idle stream
+TIMES = (("Sent", "sent"), ("Received", "received"), ("Started", "started"), ("Retried", "retried"),
+         ("Succeeded", "succeeded"), ("Failed", "failed"), ("Revoked", "revoked"), ("Rejected", "rejected"))
 STATE_CHOICES = ("PENDING", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "REJECTED")
 
 
@@ -84,6 +87,17 @@ def router(dash: Dashboard, openapi: Any) -> APIRouter:
         query.limit = PAGE_SIZE
         records = await run_in_threadpool(dash.history.query, query)
         return render.TemplateResponse(request, "task_rows.html", context(request, "tasks", tasks=records))
+
+    @pages.get("/tasks/{task_id}")
+    async def task(request: Request, task_id: str) -> Response:
+        record = await run_in_threadpool(dash.task, task_id)
+        if record is None:
+            return render.TemplateResponse(request, "not_found.html", context(
+                request, "tasks", message=f"No task {task_id} in the history or the result store."),
+                status_code=404)
+        times = [(label, getattr(record, name)) for label, name in TIMES if getattr(record, name) is not None]
+        return render.TemplateResponse(request, "task.html", context(
+            request, "tasks", task=record, args=args_repr(record.args), times=times, final=states.READY_STATES))
 
     @pages.get("/docs")
     async def docs(request: Request) -> Response:

@@ -21,3 +21,29 @@
   const source = new EventSource(prefix + "/events/changes");
   source.addEventListener("change", refresh);
 })();
+
+// A task's page: its state and progress follow the task's event stream; once it ends, the page
+// is loaded again so the result or traceback comes rendered (and escaped) by the server.
+(function () {
+  const live = document.querySelector("[data-stream]");
+  if (!live || !window.EventSource) return;
+  const field = (name) => document.querySelector('[data-field="' + name + '"]');
+  const final = ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"];
+  const source = new EventSource(live.dataset.stream);
+  source.onmessage = function (message) {
+    const task = JSON.parse(message.data);
+    field("state").textContent = task.state;
+    const progress = task.progress && typeof task.progress.progress === "number" ? task.progress : null;
+    if (progress) {
+      field("progress-line").hidden = false;
+      field("progress").value = progress.progress;
+      field("percent").textContent = String(progress.progress);
+      field("message").textContent = typeof progress.message === "string" ? progress.message : "";
+    }
+    if (final.includes(task.state)) {
+      source.close();
+      window.location.reload();
+    }
+  };
+})();
+
