@@ -326,6 +326,10 @@ def test_v1_submit_status_and_progress_stream(app, start_worker, dashboards):
     final = updates[-1]
     assert final["state"] == "SUCCESS" and final["result"] == {"done": 8} and final["worker"] == NODE
     assert dashboard.get(f"/api/v1/tasks/{body['id']}").json()["result"] == {"done": 8}
+    steps = [(step["event"], step["detail"]) for step in final["timeline"]]
+    assert steps[0] == ("task-received", NODE) and steps[-1][0] == "task-succeeded"
+    assert ("task-progress", "0% step 0") in steps
+
 
     assert dashboard.post("/api/v1/tasks", json={"name": "no.such.task"}).status_code == 404
     for bad in ({"name": "coreapp.add", "args": "x"}, {"name": "coreapp.add", "priority": 12},
@@ -346,6 +350,18 @@ def test_v1_submit_status_and_progress_stream(app, start_worker, dashboards):
     assert "/api/v1/tasks" in spec["paths"] and "/api/tasks" not in spec["paths"]
     docs = dashboard.get("/docs")
     assert "/api/v1/tasks/{task_id}/stream" in docs.text and "<script>" not in docs.text
+
+    import coreapp
+
+    flaky = coreapp.flaky.delay(2)
+    assert flaky.get(timeout=30) == 2
+    wait_until(lambda: dashboard.get(f"/api/v1/tasks/{flaky.id}").json()["state"] == "SUCCESS", 20, 0.1,
+               message="the flaky task's success")
+    story = dashboard.get(f"/api/v1/tasks/{flaky.id}").json()["timeline"]
+    assert [s["detail"] for s in story if s["event"] == "task-retried"] == [
+        "ConnectionError('attempt 0 failed'); again in 0.2 s", "ConnectionError('attempt 1 failed'); again in 0.2 s"]
+    page = dashboard.get(f"/tasks/{flaky.id}").text
+    assert "Timeline" in page and "ConnectionError(&#39;attempt 1 failed&#39;); again in 0.2 s" in page
 
 
 def test_the_v1_api_holds_to_its_openapi_schema_under_schemathesis(app, start_worker, dashboards, tmp_path):

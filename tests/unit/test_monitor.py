@@ -57,6 +57,33 @@ def test_a_retried_task_runs_again_and_counts_its_retries():
     assert fold.counts["task-retried"] == 1
 
 
+def test_the_timeline_tells_retries_their_reasons_and_progress():
+    fold = TaskStates()
+    fold.apply(ev("task-received", ts=1.0, hostname="w@h"))
+    fold.apply(ev("task-retried", ts=2.0, exception="ConnectionError('down')", countdown=60))
+    fold.apply(ev("task-progress", ts=3.0, state="PROGRESS", meta={"progress": 40, "message": "drawing"}))
+    task = fold.apply(ev("task-succeeded", ts=4.0, runtime=0.25))
+    assert task is not None
+    assert task.timeline == [[1.0, "task-received", "w@h"],
+                             [2.0, "task-retried", "ConnectionError('down'); again in 60 s"],
+                             [3.0, "task-progress", "40% drawing"], [4.0, "task-succeeded", "in 0.250 s"]]
+
+
+def test_the_timeline_is_bounded_and_drops_progress_first():
+    from celeriac.monitor.state import MAX_TIMELINE
+
+    fold = TaskStates()
+    fold.apply(ev("task-received", ts=0.0))
+    fold.apply(ev("task-retried", ts=0.5, exception="E()"))
+    for n in range(MAX_TIMELINE * 2):
+        fold.apply(ev("task-progress", ts=1.0 + n, meta={"progress": n}))
+    task = fold.apply(ev("task-succeeded", ts=1000.0))
+    assert task is not None and len(task.timeline) == MAX_TIMELINE
+    kinds = [entry[1] for entry in task.timeline]
+    assert kinds[:2] == ["task-received", "task-retried"] and kinds[-1] == "task-succeeded"
+    assert task.timeline[-2][2] == f"{MAX_TIMELINE * 2 - 1}%"  # the newest progress kept
+
+
 def test_a_dead_lettered_task_is_a_failure_with_its_reason():
     task = TaskStates().apply(ev("task-dead-lettered", ts=1.0, reason="NotRegistered: 'x'"))
     assert task is not None and task.state == "FAILURE" and task.dead_lettered == 1.0
@@ -81,7 +108,8 @@ def test_worker_and_unknown_events_change_no_task():
 
 
 def test_record_round_trips_through_a_dict():
-    record = TaskRecord("x", name="n", state="FAILURE", exception="E()", progress={"a": 1})
+    record = TaskRecord("x", name="n", state="FAILURE", exception="E()", progress={"a": 1},
+                        timeline=[[1.0, "task-failed", "E()"]])
     assert TaskRecord.from_dict({**record.as_dict(), "unknown": 1}) == record
 
 

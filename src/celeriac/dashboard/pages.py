@@ -23,7 +23,7 @@ from starlette.templating import Jinja2Templates
 from .. import states
 from ..monitor.history import TaskQuery
 from .service import Dashboard
-from .shapes import args_repr
+from .shapes import args_repr, timeline
 from .v1 import openapi_summary
 
 HERE = Path(__file__).parent
@@ -42,9 +42,17 @@ def _when(ts: Any) -> str:
         return ""
 
 
+def _moment(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
 def templates() -> Jinja2Templates:
     found = Jinja2Templates(directory=str(HERE / "templates"))
     found.env.filters["when"] = _when
+    found.env.filters["moment"] = _moment
     return found
 
 
@@ -97,7 +105,8 @@ def router(dash: Dashboard, openapi: Any) -> APIRouter:
                 status_code=404)
         times = [(label, getattr(record, name)) for label, name in TIMES if getattr(record, name) is not None]
         return render.TemplateResponse(request, "task.html", context(
-            request, "tasks", task=record, args=args_repr(record.args), times=times, final=states.READY_STATES))
+            request, "tasks", task=record, args=args_repr(record.args), times=times, final=states.READY_STATES,
+            steps=timeline(record)))
 
     @pages.get("/docs")
     async def docs(request: Request) -> Response:

@@ -117,3 +117,10 @@ def record_from_meta(task_id: str, meta: dict[str, Any], redacted: frozenset[str
     elif state not in states.ALL_STATES:
         record.progress = meta.get("result")  # a custom state's meta (PROGRESS)
     return record
+
+
+def timeline(record: TaskRecord) -> list[tuple[float | None, str, str | None]]:
+    """The record's timeline oldest first (events are read out of order across processes)."""
+    entries = [(entry[0], str(entry[1]), entry[2]) for entry in record.timeline if len(entry) == 3]
+    return sorted(entries, key=lambda e: -1.0 if e[0] is None else float(e[0]))
+

@@ -22,7 +22,7 @@ from ..exceptions import ConfigurationError, EncodeError
 from ..monitor.history import TaskQuery
 from ..monitor.state import TaskRecord
 from .service import Dashboard
-from .shapes import args_repr
+from .shapes import args_repr, timeline
 
 SSE_POLL = 0.25  # seconds between looks at a task whose progress is being streamed
 Sort = Literal["seen", "name", "state", "received", "started", "timestamp"]
@@ -77,6 +77,12 @@ class Submitted(BaseModel):
     url: str = Field(description="Where its status is (GET)")
 
 
+class Step(BaseModel):
+    at: datetime | None
+    event: str = Field(description="task-received, task-started, task-progress, task-retried, ...")
+    detail: str | None = Field(default=None, description="Where it ran, why it was retried, progress...")
+
+
 class TaskStatus(BaseModel):
     id: str
     name: str | None
@@ -94,6 +100,7 @@ class TaskStatus(BaseModel):
     started: datetime | None = None
     finished: datetime | None = None
     runtime: float | None = None
+    timeline: list[Step] = Field(default_factory=list, description="What happened to it, oldest first")
 
 
 class TaskPage(BaseModel):
@@ -157,7 +164,8 @@ def _status(record: TaskRecord, meta: dict[str, Any] | None) -> TaskStatus:
         id=record.uuid, name=record.name, state=record.state, progress=record.progress,
         exception=record.exception, traceback=record.traceback, worker=record.worker, queue=record.queue,
         retries=record.retries, args=args_repr(record.args), kwargs=record.kwargs, received=_iso(record.received),
-        started=_iso(record.started), finished=_iso(finished), runtime=record.runtime)
+        started=_iso(record.started), finished=_iso(finished), runtime=record.runtime,
+        timeline=[Step(at=_iso(at), event=kind, detail=detail) for at, kind, detail in timeline(record)])
     if meta is not None:
         stored = str(meta.get("status"))
         if stored == states.SUCCESS:

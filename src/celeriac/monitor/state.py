@@ -80,6 +80,9 @@ class TaskRecord:
     traceback: str | None = None
     reason: str | None = None           # why it was dead-lettered
     progress: Any = None                # the meta of the last custom state (PROGRESS)
+    # [time, event type, detail] per event, in the order read: the retries and their reasons,
+    # progress updates, where it ran. Bounded: progress entries go first when it is full.
+    timeline: list[list[Any]] = field(default_factory=list)
 
     def apply(self, event: Event) -> None:
         kind = str(event.get("type"))
@@ -104,6 +107,14 @@ class TaskRecord:
         if new_state is not None and self._moves_to(new_state, stamp):
             self.state = new_state
             self.state_time = stamp
+        if new_state is not None:
+            self._note(kind, stamp, event)
+
+    def _note(self, kind: str, stamp: float | None, event: Event) -> None:
+        self.timeline.append([stamp, kind, _detail(kind, event)])
+        if len(self.timeline) > MAX_TIMELINE:
+            progress = next((i for i, e in enumerate(self.timeline) if e[1] == "task-progress"), None)
+            del self.timeline[progress if progress is not None else 1]  # the first entry says how it began
 
     def _moves_to(self, new: str, stamp: float | None) -> bool:
         if self.state_time is None:
@@ -121,6 +132,36 @@ class TaskRecord:
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(TaskRecord))
+MAX_TIMELINE = 50
+DETAIL_CHARS = 200
+
+
+def _detail(kind: str, event: Event) -> str | None:
+    """One short line on what an event adds to a task's story."""
+    text: Any
+    if kind == "task-progress":
+        meta = event.get("meta")
+        if isinstance(meta, dict) and ("progress" in meta or "message" in meta):
+            text = " ".join(str(p) for p in (f"{meta.get('progress')}%" if "progress" in meta else None,
+                                             meta.get("message")) if p)
+        else:
+            text = f"{event.get('state') or 'PROGRESS'} {meta!r}" if meta is not None else None
+    elif kind == "task-retried":
+        countdown = event.get("countdown")
+        text = f"{event.get('exception')}" + (f"; again in {float(countdown):g} s" if countdown is not None else "")
+    elif kind in ("task-failed", "task-rejected"):
+        text = event.get("exception")
+    elif kind == "task-dead-lettered":
+        text = event.get("reason")
+    elif kind == "task-revoked":
+        text = "expired" if event.get("expired") else "terminated" if event.get("terminated") else None
+    elif kind == "task-succeeded" and event.get("runtime") is not None:
+        text = f"in {float(event['runtime']):.3f} s"
+    elif kind in ("task-received", "task-started"):
+        text = event.get("hostname")
+    else:
+        text = None
+    return None if text is None else str(text)[:DETAIL_CHARS]
 
 
 def _float(value: Any) -> float | None:
