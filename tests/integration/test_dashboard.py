@@ -412,6 +412,14 @@ def test_tasks_page_escapes_what_tasks_supply_and_updates_live(app, start_worker
     assert re.search(r'<progress max="100" value="\d+" data-field="progress">', page), page
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/dashboard.js" defer>']
 
+    coreapp.add.apply_async((1, 1), queue="<b>odd</b>")  # nobody consumes it: it waits, named escaped
+    workers = dashboard.get("/workers")
+    assert workers.status_code == 200 and NODE in workers.text and "online" in workers.text
+    assert 'data-poll="/workers/rows"' in workers.text and NODE in dashboard.get("/workers/rows").text
+    queues = dashboard.get("/queues").text
+    assert "&lt;b&gt;odd&lt;/b&gt;" in queues and "<b>odd" not in queues
+    assert re.search(r"<td>&lt;b&gt;odd&lt;/b&gt;</td><td>1</td>", dashboard.get("/queues/rows").text)
+
     later = coreapp.add.apply_async((1, 2), countdown=1)
     lines = _sse(dashboard, "/events/changes", lambda seen: "event: change" in seen)
     assert "event: change" in lines

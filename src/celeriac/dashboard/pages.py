@@ -9,7 +9,7 @@ escaping, both in the page and in the rows the live table fetches.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,14 +56,21 @@ def templates() -> Jinja2Templates:
     return found
 
 
-def router(dash: Dashboard, openapi: Any) -> APIRouter:
-    pages = APIRouter(include_in_schema=False)
-    render = templates()
-    prefix = dash.settings.url_prefix
+class Pages:
+    """The page handlers; :func:`router` registers them."""
 
-    def context(request: Request, page: str, **values: Any) -> dict[str, Any]:
-        return {"request": request, "prefix": prefix, "page": page, "read_only": dash.settings.read_only, **values}
+    def __init__(self, dash: Dashboard, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.dash = dash
+        self.openapi = openapi
+        self.render = templates()
+        self.prefix = dash.settings.url_prefix
 
+    def page(self, request: Request, name: str, page: str, status_code: int = 200, **values: Any) -> Response:
+        return self.render.TemplateResponse(request, name, {
+            "request": request, "prefix": self.prefix, "page": page, "read_only": self.dash.settings.read_only,
+            **values}, status_code=status_code)
+
+    @staticmethod
     def task_query(request: Request) -> tuple[TaskQuery, str, int]:
         params = request.query_params
         try:
@@ -75,54 +82,65 @@ def router(dash: Dashboard, openapi: Any) -> APIRouter:
                           limit=PAGE_SIZE + 1, offset=offset)
         return query, urlencode(chosen), offset
 
-    @pages.get("/")
-    async def home() -> Response:
-        return RedirectResponse(f"{prefix}/tasks", status_code=307)
+    # -- tasks ----------------------------------------------------------------------------------
+    async def home(self) -> Response:
+        return RedirectResponse(f"{self.prefix}/tasks", status_code=307)
 
-    @pages.get("/tasks")
-    async def tasks(request: Request) -> Response:
-        query, filters, offset = task_query(request)
-        records = await run_in_threadpool(dash.history.query, query)
-        names = await run_in_threadpool(dash.history.names)
-        return render.TemplateResponse(request, "tasks.html", context(
-            request, "tasks", tasks=records[:PAGE_SIZE], more=len(records) > PAGE_SIZE, query=query, filters=filters,
-            offset=offset, limit=PAGE_SIZE, names=names,
-            state_choices=sorted(set(STATE_CHOICES) | states.ALL_STATES, key=STATE_CHOICES.index)))
+    async def tasks(self, request: Request) -> Response:
+        query, filters, offset = self.task_query(request)
+        records = await run_in_threadpool(self.dash.history.query, query)
+        names = await run_in_threadpool(self.dash.history.names)
+        return self.page(request, "tasks.html", "tasks", tasks=records[:PAGE_SIZE], more=len(records) > PAGE_SIZE,
+                         query=query, filters=filters, offset=offset, limit=PAGE_SIZE, names=names,
+                         state_choices=sorted(set(STATE_CHOICES) | states.ALL_STATES, key=STATE_CHOICES.index))
 
-    @pages.get("/tasks/rows")
-    async def rows(request: Request) -> Response:
-        query, _, _ = task_query(request)
+    async def task_rows(self, request: Request) -> Response:
+        query, _, _ = self.task_query(request)
         query.limit = PAGE_SIZE
-        records = await run_in_threadpool(dash.history.query, query)
-        return render.TemplateResponse(request, "task_rows.html", context(request, "tasks", tasks=records))
+        records = await run_in_threadpool(self.dash.history.query, query)
+        return self.page(request, "task_rows.html", "tasks", tasks=records)
 
-    @pages.get("/tasks/{task_id}")
-    async def task(request: Request, task_id: str) -> Response:
-        record = await run_in_threadpool(dash.task, task_id)
+    async def task(self, request: Request, task_id: str) -> Response:
+        record = await run_in_threadpool(self.dash.task, task_id)
         if record is None:
-            return render.TemplateResponse(request, "not_found.html", context(
-                request, "tasks", message=f"No task {task_id} in the history or the result store."),
-                status_code=404)
+            return self.page(request, "not_found.html", "tasks", status_code=404,
+                             message=f"No task {task_id} in the history or the result store.")
         times = [(label, getattr(record, name)) for label, name in TIMES if getattr(record, name) is not None]
-        return render.TemplateResponse(request, "task.html", context(
-            request, "tasks", task=record, args=args_repr(record.args), times=times, final=states.READY_STATES,
-            steps=timeline(record)))
+        return self.page(request, "task.html", "tasks", task=record, args=args_repr(record.args), times=times,
+                         final=states.READY_STATES, steps=timeline(record))
 
-    @pages.get("/docs")
-    async def docs(request: Request) -> Response:
-        return render.TemplateResponse(request, "docs.html", context(
-            request, "docs", operations=openapi_summary(openapi())))
+    # -- what the broker holds ------------------------------------------------------------------
+    def _workers(self) -> list[dict[str, Any]]:
+        return sorted(self.dash.app.control.workers(), key=lambda w: (not w["alive"], w["hostname"]))
 
-    @pages.get("/events/changes")
-    async def changes(request: Request) -> StreamingResponse:
+    async def workers(self, request: Request) -> Response:
+        return self.page(request, "workers.html", "workers", workers=await run_in_threadpool(self._workers))
+
+    async def worker_rows(self, request: Request) -> Response:
+        return self.page(request, "worker_rows.html", "workers", workers=await run_in_threadpool(self._workers))
+
+    async def queues(self, request: Request) -> Response:
+        return self.page(request, "queues.html", "queues", queues=await run_in_threadpool(self.dash.queue_stats))
+
+    async def queue_rows(self, request: Request) -> Response:
+        return self.page(request, "queue_rows.html", "queues",
+                         queues=await run_in_threadpool(self.dash.queue_stats))
+
+    # -- the rest -------------------------------------------------------------------------------
+    async def docs(self, request: Request) -> Response:
+        return self.page(request, "docs.html", "docs", operations=openapi_summary(self.openapi()))
+
+    async def changes(self, request: Request) -> StreamingResponse:
+        indexer = self.dash.indexer
+
         async def stream() -> AsyncIterator[bytes]:
-            seen = dash.indexer.changes
+            seen = indexer.changes
             quiet = 0.0
             yield b"retry: 2000\n\n"
             while not await request.is_disconnected():
                 await asyncio.sleep(CHANGE_POLL)
-                if dash.indexer.changes != seen:
-                    seen = dash.indexer.changes
+                if indexer.changes != seen:
+                    seen = indexer.changes
                     quiet = 0.0
                     yield f"event: change\ndata: {seen}\n\n".encode()
                 else:
@@ -133,4 +151,15 @@ def router(dash: Dashboard, openapi: Any) -> APIRouter:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
+
+ROUTES = (("/", "home"), ("/tasks", "tasks"), ("/tasks/rows", "task_rows"), ("/tasks/{task_id}", "task"),
+          ("/workers", "workers"), ("/workers/rows", "worker_rows"), ("/queues", "queues"),
+          ("/queues/rows", "queue_rows"), ("/docs", "docs"), ("/events/changes", "changes"))
+
+
+def router(dash: Dashboard, openapi: Callable[[], dict[str, Any]]) -> APIRouter:
+    handlers = Pages(dash, openapi)
+    pages = APIRouter(include_in_schema=False)
+    for path, name in ROUTES:
+        pages.add_api_route(path, getattr(handlers, name), methods=["GET"])
     return pages

@@ -1,22 +1,32 @@
 // Live tables: a table with data-live="<url>" gets its rows again from <url> whenever the
-// server says something changed (server-sent events). The rows come rendered and escaped by the
-// server, so nothing a task supplied is ever interpreted here.
+// server says something changed (server-sent events); one with data-poll="<url>" every
+// data-every milliseconds (what the broker holds: workers, queue depths). The rows come rendered
+// and escaped by the server, so nothing a task supplied is ever interpreted here.
 "use strict";
+async function replaceRows(table, url) {
+  const reply = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+  if (reply.ok) table.querySelector("tbody").innerHTML = await reply.text();
+}
+(function () {
+  for (const table of document.querySelectorAll("table[data-poll]")) {
+    const every = Math.max(1000, Number(table.dataset.every) || 2000);
+    let busy = false;
+    setInterval(async function () {
+      if (busy || document.hidden) return;
+      busy = true;
+      try { await replaceRows(table, table.dataset.poll); } finally { busy = false; }
+    }, every);
+  }
+})();
 (function () {
   const table = document.querySelector("table[data-live]");
   if (!table || !window.EventSource) return;
-  const body = table.querySelector("tbody");
   const prefix = document.body.dataset.prefix || "";
   let pending = false;
   async function refresh() {
     if (pending) return;
     pending = true;
-    try {
-      const reply = await fetch(table.dataset.live, { credentials: "same-origin", headers: { "Accept": "text/html" } });
-      if (reply.ok) body.innerHTML = await reply.text();
-    } finally {
-      pending = false;
-    }
+    try { await replaceRows(table, table.dataset.live); } finally { pending = false; }
   }
   const source = new EventSource(prefix + "/events/changes");
   source.addEventListener("change", refresh);
