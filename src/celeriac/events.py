@@ -5,8 +5,8 @@ process that runs the task, worker events by the supervisor) to the broker log `
 capped by bytes: ``event_stream_max_bytes`` (64 MB by default). Logs are capped by entries, so
 each writer turns the byte bound into an entry count from the running mean size of what it
 appends (:class:`EventCap`); ``event_stream_maxlen`` bounds the entries as well. Readers
-(``celeriac events``, the dashboard, metrics) read the log from wherever they left off, so
-history survives the restart of anything reading it.
+(``celeriac events``, the dashboard, metrics) read the log from wherever they left off through
+:mod:`celeriac.monitor`, so history survives the restart of anything reading it.
 
 Field names follow Celery's events (``uuid``, ``name``, ``args``, ``kwargs``, ``retries``,
 ``runtime``, ``result``, ``exception``, ``traceback``, ``hostname``, ``timestamp``), so tools
@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
-
-if TYPE_CHECKING:
-    from .brokers.base import Broker
 
 EVENT_LOG = "events"
 
@@ -154,21 +150,3 @@ def decode_entry(data: bytes) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [v for v in value if isinstance(v, dict)]
     return [value] if isinstance(value, dict) else []
-
-
-def stream(broker: Broker, after: str | None = None, timeout: float = 1.0,
-           stop: Any = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(id, event)`` from the log: from the oldest kept (``after=None``), only new ones
-    (``"$"``), or after a known id. Blocks up to ``timeout`` per read; ends when ``stop()`` is true.
-    Events of one batch share their entry's id; resuming after that id skips the whole batch."""
-    position = broker.log_last(EVENT_LOG) if after == "$" else after
-    while stop is None or not stop():
-        entries = broker.log_read(EVENT_LOG, position, 500, timeout=timeout)
-        for entry_id, data in entries:
-            position = entry_id
-            try:
-                batch_events = decode_entry(data)
-            except msgspec.DecodeError:
-                continue
-            for one in batch_events:
-                yield entry_id, one

@@ -41,3 +41,49 @@ def test_a_demo_does_not_count_an_earlier_runs_leftovers(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "demo.save_chat_history       ran  40x" in out.stdout, out.stdout
     assert "every task reached a final state: nothing was lost" in out.stdout
+
+
+def test_the_demo_serves_the_dashboard_and_seed_004s_curl_calls_work(tmp_path):
+    """Seed 004 runs `curl :5555/api/task/info/<id>`, `/api/tasks` and `/api/workers` against Flower."""
+    import json
+    import re
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    env.pop("CELERIAC_BROKER_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "celeriac", "demo", "--duration", "25", "--dashboard-port",
+                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        url = None
+        for _ in range(50):
+            line = proc.stdout.readline()
+            found = re.search(r"dashboard: (http://127\.0\.0\.1:\d+)/", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url is not None, "the demo did not print the dashboard's URL"
+
+        def curl(path: str) -> dict:
+            out = subprocess.run(["curl", "-s", "-f", url + path], capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, (path, out.stderr)
+            return json.loads(out.stdout)
+
+        deadline = time.monotonic() + 20
+        tasks: dict = {}
+        while not tasks and time.monotonic() < deadline:
+            tasks = curl("/api/tasks")
+            time.sleep(0.3)
+        assert tasks, "no task reached the dashboard"
+        task_id = next(iter(tasks))
+        assert curl(f"/api/task/info/{task_id}")["uuid"] == task_id
+        workers = curl("/api/workers")
+        assert any(name.startswith("demo@") for name in workers), workers
+    finally:
+        out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out

@@ -46,12 +46,15 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_bac
 
 
 def _register() -> None:
-    from . import beat, control, demo, multi, queues, tasks, worker
+    from . import beat, control, dashboard, demo, multi, queues, tasks, worker
 
     cli.add_command(worker.worker)
     cli.add_command(multi.multi)
     cli.add_command(beat.beat)
     cli.add_command(demo.demo)
+    # Flower's name, so `celery -A proj flower` habits carry over, and the plain one.
+    cli.add_command(dashboard.dashboard, "flower")
+    cli.add_command(dashboard.dashboard, "dashboard")
     for command in tasks.COMMANDS:
         cli.add_command(command)
     for command in [*control.COMMANDS, *queues.COMMANDS]:

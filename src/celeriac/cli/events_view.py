@@ -11,22 +11,20 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..events import EVENT_LOG, decode_entry
 from ..exceptions import BrokerError
+from ..monitor import TaskStates, follow
+from ..monitor.reader import FROM_NOW, FROM_START
 
 if TYPE_CHECKING:
     from ..app import Celery
-    from ..brokers.base import Broker, QueueStats
+    from ..brokers.base import QueueStats
 
 READ_WAIT = 0.25      # longest wait for events before the view refreshes anyway
 POLL_EVERY = 1.0      # registry and queue depths
@@ -34,10 +32,6 @@ KEEP_TASKS = 1000     # tasks remembered by the live view
 SHOW_TASKS = 15       # tasks shown
 WIDE = 110            # columns needed to show whole task ids
 
-STATES = {"task-sent": "PENDING", "task-received": "RECEIVED", "task-started": "STARTED",
-          "task-progress": "PROGRESS", "task-succeeded": "SUCCESS", "task-failed": "FAILURE",
-          "task-retried": "RETRY", "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-          "task-dead-lettered": "DEAD"}
 STYLES = {"SUCCESS": "green", "FAILURE": "red", "DEAD": "red", "REVOKED": "magenta", "RETRY": "yellow",
           "REJECTED": "yellow", "STARTED": "cyan", "PROGRESS": "cyan"}
 
@@ -56,44 +50,6 @@ def _when(ts: Any) -> str:
 
 def _clock(ts: Any) -> str:
     return _when(ts)[11:23] if ts else ""
-
-
-# -- reading the stream ----------------------------------------------------------------------------
-def read_events(broker: Broker, *, from_start: bool, max_events: int | None, deadline: float | None,
-                on_error: Callable[[BrokerError], None] | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Batches of decoded events; an empty batch at least every READ_WAIT seconds, so the caller
-    can refresh while the cluster is quiet. Ends at ``max_events`` or at ``deadline`` (monotonic).
-    With ``on_error``, a broker error is reported to it and reading resumes where it stopped."""
-    # "From now" is the newest id, followed from there, so nothing between two reads is missed.
-    position: str | None = None if from_start else (broker.log_last(EVENT_LOG) or "0")
-    seen = 0
-    while True:
-        wait = READ_WAIT
-        if deadline is not None:
-            wait = min(wait, deadline - time.monotonic())
-            if wait <= 0:
-                return
-        batch: list[dict[str, Any]] = []
-        try:
-            entries = broker.log_read(EVENT_LOG, position, 500, timeout=wait)
-        except BrokerError as exc:
-            if on_error is None:
-                raise
-            on_error(exc)
-            time.sleep(wait)
-            entries = []
-        for entry_id, data in entries:
-            position = entry_id
-            try:
-                events = decode_entry(data)  # one entry may hold a pool process's whole batch
-            except msgspec.DecodeError:
-                continue
-            if max_events is not None and seen + len(events) >= max_events:
-                yield batch + events[: max_events - seen]
-                return
-            seen += len(events)
-            batch += events
-        yield batch
 
 
 # -- --dump ----------------------------------------------------------------------------------------
@@ -118,7 +74,8 @@ def format_event(event: dict[str, Any]) -> str:
 def dump_events(app: Celery, *, from_start: bool, max_events: int | None, deadline: float | None,
                 as_json: bool) -> None:
     out = sys.stdout
-    for batch in read_events(app.broker, from_start=from_start, max_events=max_events, deadline=deadline):
+    for batch in follow(app.broker, FROM_START if from_start else FROM_NOW, max_events=max_events,
+                        deadline=deadline, wait=READ_WAIT):
         for event in batch:
             out.write((json.dumps(event, default=str) if as_json else format_event(event)) + "\n")
         if batch:
@@ -156,7 +113,7 @@ class ClusterView:
 
     def __init__(self, app: Celery) -> None:
         self.app = app
-        self.tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.tasks = TaskStates(keep=KEEP_TASKS)
         self.workers: list[dict[str, Any]] = []
         self.queues: list[QueueStats] = []
         self.seen = 0
@@ -164,18 +121,7 @@ class ClusterView:
 
     def apply(self, event: dict[str, Any]) -> None:
         self.seen += 1
-        kind, task_id = event.get("type"), event.get("uuid")
-        if kind not in STATES or not task_id:
-            return
-        row = self.tasks.pop(task_id, None) or {"uuid": task_id, "received": event.get("timestamp")}
-        self.tasks[task_id] = row  # most recently changed last
-        row["state"] = STATES[kind]
-        row["updated"] = event.get("timestamp")
-        for key in ("name", "hostname", "runtime", "exception", "queue"):
-            if event.get(key) is not None:
-                row[key] = event[key]
-        while len(self.tasks) > KEEP_TASKS:
-            self.tasks.popitem(last=False)
+        self.tasks.apply(event)
 
     def poll(self) -> None:
         from .queues import known_queues
@@ -208,12 +154,13 @@ class ClusterView:
             table.add_column(heading, no_wrap=True)
         # A whole uuid takes 36 columns; a narrow terminal gets its first 8, as git shows hashes.
         short = width < WIDE
-        for row in reversed(list(self.tasks.values())[-SHOW_TASKS:]):
-            runtime = row.get("runtime")
-            state = row["state"]
-            table.add_row(row["uuid"][:8] if short else row["uuid"], row.get("name") or "-",
+        for task in self.tasks.recent(SHOW_TASKS):
+            runtime = task.runtime
+            # Dead letters are FAILURE in the result store; here they keep the name that says why.
+            state = "DEAD" if task.dead_lettered and task.state == "FAILURE" else task.state
+            table.add_row(task.uuid[:8] if short else task.uuid, task.name or "-",
                           Text(state, style=STYLES.get(state, "")),
-                          row.get("hostname") or "-", _clock(row.get("received")),
+                          task.worker or "-", _clock(task.received or task.sent or task.timestamp),
                           f"{runtime:.3f}s" if isinstance(runtime, (int, float)) else "")
         return table
 
@@ -234,8 +181,8 @@ def live_view(app: Celery, *, from_start: bool, max_events: int | None, deadline
         raise BrokerError(view.error)
     next_poll = time.monotonic() + POLL_EVERY
     with Live(view.render(out.width), console=out, auto_refresh=False, screen=False) as live:
-        for batch in read_events(app.broker, from_start=from_start, max_events=max_events, deadline=deadline,
-                                 on_error=view.failed):
+        for batch in follow(app.broker, FROM_START if from_start else FROM_NOW, max_events=max_events,
+                            deadline=deadline, wait=READ_WAIT, on_error=view.failed):
             for event in batch:
                 view.apply(event)
             if time.monotonic() >= next_poll:

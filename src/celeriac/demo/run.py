@@ -20,6 +20,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from ..brokers.base import redact_url
+from ..monitor import EventReader, TaskStates
+from ..monitor.reader import FROM_NOW
 from ..result import AsyncResult
 
 QUEUES = ("high_priority", "normal_priority", "low_priority")
@@ -40,33 +42,45 @@ def fresh_demo_file() -> None:
 
 @dataclass
 class Tally:
+    """What the event stream said since the demo sent its work, folded by the library's monitor."""
+
     sent: int = 0
-    states: Counter[str] = field(default_factory=Counter)
-    retried: int = 0
-    runtimes: dict[str, list[float]] = field(default_factory=dict)
+    tasks: TaskStates = field(default_factory=lambda: TaskStates(keep=100_000))
 
     def observe(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "task-retried":
-            self.retried += 1
-        elif kind == "task-succeeded":
-            self.states["SUCCESS"] += 1
-            self.runtimes.setdefault(str(event.get("name")), []).append(float(event.get("runtime") or 0))
-        elif kind == "task-failed":
-            self.states["FAILURE"] += 1
+        self.tasks.apply(event)
+
+    @property
+    def states(self) -> Counter[str]:
+        return Counter(task.state for task in self.tasks)
+
+    @property
+    def retried(self) -> int:
+        return self.tasks.counts["task-retried"]
+
+    @property
+    def runtimes(self) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for task in self.tasks:
+            if task.state == "SUCCESS":
+                out.setdefault(str(task.name), []).append(float(task.runtime or 0))
+        return out
 
 
 class Demo:
-    def __init__(self, broker: str | None, duration: float | None, console: Console) -> None:
+    def __init__(self, broker: str | None, duration: float | None, console: Console,
+                 dashboard_port: int | None = 5555) -> None:
         if broker is None:
             fresh_demo_file()
         self.url = broker or demo_url()
         self.duration = duration
         self.console = console
+        self.dashboard_port = dashboard_port
+        self.dashboard: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.results: list[tuple[str, AsyncResult]] = []
         self.tally = Tally()
-        self.event_position: str | None = None
+        self.events: EventReader | None = None
         os.environ["CELERIAC_BROKER_URL"] = self.url
         from .tasks import app
 
@@ -75,6 +89,27 @@ class Demo:
         self.app = app
 
     # -- steps ----------------------------------------------------------------------------------
+    def start_dashboard(self) -> None:
+        """Serve the dashboard while the demo runs (on the next free port when 5555 is taken)."""
+        if self.dashboard_port is None:
+            return
+        try:
+            from ..dashboard import Settings, serve_in_background
+        except ImportError:
+            self.console.print("dashboard: not served (pip install 'celeriac[dashboard]' to watch it in a browser)")
+            return
+        db = str(Path(self.url.removeprefix("sqlite:///")).with_name("demo-dashboard.db")) \
+            if self.url.startswith("sqlite:///") else None
+        for port in range(self.dashboard_port, self.dashboard_port + 10):
+            try:
+                self.dashboard = serve_in_background(self.app, Settings(port=port, db=db))
+            except OSError:
+                continue
+            self.console.print(f"dashboard: [cyan]http://127.0.0.1:{port}/[/]   "
+                               f"Flower's API: curl http://127.0.0.1:{port}/api/tasks")
+            return
+        self.console.print(f"dashboard: not served (ports {self.dashboard_port}-{self.dashboard_port + 9} are taken)")
+
     def start_worker(self) -> None:
         self.log_file = tempfile.NamedTemporaryFile(prefix="celeriac-demo-", suffix=".log", delete=False)  # noqa: SIM115
         env = {**os.environ, "CELERIAC_BROKER_URL": self.url}
@@ -95,7 +130,8 @@ class Demo:
         from . import tasks
 
         self.app.broker.purge(list(QUEUES))
-        self.event_position = self._last_event_id()
+        self.events = EventReader(self.app.broker, FROM_NOW)
+        self.events.read()  # fixes "now" before the first send, so no event of the demo's work is missed
 
         def keep(label: str, result: AsyncResult) -> None:
             self.results.append((label, result))
@@ -114,20 +150,15 @@ class Demo:
             keep("AI summary (30/min)", tasks.summarize_book.delay(book))
         keep("cleanup (in 5 s)", tasks.cleanup_old_results.apply_async(countdown=5))
 
-    def _last_event_id(self) -> str | None:
-        entries = self.app.broker.log_read("events", "$", 1, timeout=0)
-        return entries[-1][0] if entries else None
-
     def poll_events(self) -> None:
-        for entry_id, event in self._read_events():
-            self.event_position = entry_id
-            self.tally.observe(event)
-
-    def _read_events(self) -> list[tuple[str, dict[str, Any]]]:
-        from ..events import decode_entry
-
-        entries = self.app.broker.log_read("events", self.event_position, 1000, timeout=0)
-        return [(entry_id, one) for entry_id, data in entries for one in decode_entry(data)]
+        if self.events is None:
+            return
+        for _ in range(100):  # bounded: the view must refresh even under a flood of events
+            batch = self.events.read()
+            if not batch:
+                return
+            for _, event in batch:
+                self.tally.observe(event)
 
     def finished(self) -> bool:
         return all(result.ready() for _, result in self.results)
@@ -178,6 +209,7 @@ class Demo:
         self.console.print(f"[bold]celeriac demo[/] on the embedded broker [cyan]{redact_url(self.url)}[/]")
         interrupted = False
         self.start_worker()
+        self.start_dashboard()
         try:
             self.send_work()
             started = time.monotonic()
@@ -201,6 +233,8 @@ class Demo:
             interrupted = True
         finally:
             self.stop_worker()
+            if self.dashboard is not None:
+                self.dashboard.stop()
         self.poll_events()
         self.console.print(self.summary())
         return 130 if interrupted else 0

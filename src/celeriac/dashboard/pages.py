@@ -1,0 +1,165 @@
+"""Server-rendered pages (Jinja2, autoescaped) and the server-sent events that keep them live.
+
+Assets are the package's own (``static/``), served from this origin, so the dashboard works in a
+closed network and the Content-Security-Policy can forbid inline script and every other origin.
+Everything a task supplied (arguments, results, names) reaches the page only through Jinja2's
+escaping, both in the page and in the rows the live table fetches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.templating import Jinja2Templates
+
+from .. import states
+from ..monitor.history import TaskQuery
+from .service import Dashboard
+from .shapes import args_repr, timeline
+from .v1 import openapi_summary
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+CHANGE_POLL = 0.5     # seconds between looks at the history's change counter
+KEEPALIVE = 15.0      # seconds between comments that keep proxies from closing an idle stream
+TIMES = (("Sent", "sent"), ("Received", "received"), ("Started", "started"), ("Retried", "retried"),
+         ("Succeeded", "succeeded"), ("Failed", "failed"), ("Revoked", "revoked"), ("Rejected", "rejected"))
+STATE_CHOICES = ("PENDING", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "REJECTED")
+
+
+def _when(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
+def _moment(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
+def templates() -> Jinja2Templates:
+    found = Jinja2Templates(directory=str(HERE / "templates"))
+    found.env.filters["when"] = _when
+    found.env.filters["moment"] = _moment
+    return found
+
+
+class Pages:
+    """The page handlers; :func:`router` registers them."""
+
+    def __init__(self, dash: Dashboard, openapi: Callable[[], dict[str, Any]]) -> None:
+        self.dash = dash
+        self.openapi = openapi
+        self.render = templates()
+        self.prefix = dash.settings.url_prefix
+
+    def page(self, request: Request, name: str, page: str, status_code: int = 200, **values: Any) -> Response:
+        return self.render.TemplateResponse(request, name, {
+            "request": request, "prefix": self.prefix, "page": page, "read_only": self.dash.settings.read_only,
+            **values}, status_code=status_code)
+
+    @staticmethod
+    def task_query(request: Request) -> tuple[TaskQuery, str, int]:
+        params = request.query_params
+        try:
+            offset = max(int(params.get("offset", "0")), 0)
+        except ValueError:
+            offset = 0
+        chosen = {k: params[k] for k in ("state", "name", "search") if params.get(k)}
+        query = TaskQuery(state=chosen.get("state"), name=chosen.get("name"), search=chosen.get("search"),
+                          limit=PAGE_SIZE + 1, offset=offset)
+        return query, urlencode(chosen), offset
+
+    # -- tasks ----------------------------------------------------------------------------------
+    async def home(self) -> Response:
+        return RedirectResponse(f"{self.prefix}/tasks", status_code=307)
+
+    async def tasks(self, request: Request) -> Response:
+        query, filters, offset = self.task_query(request)
+        records = await run_in_threadpool(self.dash.history.query, query)
+        names = await run_in_threadpool(self.dash.history.names)
+        return self.page(request, "tasks.html", "tasks", tasks=records[:PAGE_SIZE], more=len(records) > PAGE_SIZE,
+                         query=query, filters=filters, offset=offset, limit=PAGE_SIZE, names=names,
+                         state_choices=sorted(set(STATE_CHOICES) | states.ALL_STATES, key=STATE_CHOICES.index))
+
+    async def task_rows(self, request: Request) -> Response:
+        query, _, _ = self.task_query(request)
+        query.limit = PAGE_SIZE
+        records = await run_in_threadpool(self.dash.history.query, query)
+        return self.page(request, "task_rows.html", "tasks", tasks=records)
+
+    async def task(self, request: Request, task_id: str) -> Response:
+        record = await run_in_threadpool(self.dash.task, task_id)
+        if record is None:
+            return self.page(request, "not_found.html", "tasks", status_code=404,
+                             message=f"No task {task_id} in the history or the result store.")
+        times = [(label, getattr(record, name)) for label, name in TIMES if getattr(record, name) is not None]
+        return self.page(request, "task.html", "tasks", task=record, args=args_repr(record.args), times=times,
+                         final=states.READY_STATES, steps=timeline(record))
+
+    # -- what the broker holds ------------------------------------------------------------------
+    def _workers(self) -> list[dict[str, Any]]:
+        return sorted(self.dash.app.control.workers(), key=lambda w: (not w["alive"], w["hostname"]))
+
+    async def workers(self, request: Request) -> Response:
+        return self.page(request, "workers.html", "workers", workers=await run_in_threadpool(self._workers))
+
+    async def worker_rows(self, request: Request) -> Response:
+        return self.page(request, "worker_rows.html", "workers", workers=await run_in_threadpool(self._workers))
+
+    async def queues(self, request: Request) -> Response:
+        return self.page(request, "queues.html", "queues", queues=await run_in_threadpool(self.dash.queue_stats))
+
+    async def queue_rows(self, request: Request) -> Response:
+        return self.page(request, "queue_rows.html", "queues",
+                         queues=await run_in_threadpool(self.dash.queue_stats))
+
+    # -- the rest -------------------------------------------------------------------------------
+    async def docs(self, request: Request) -> Response:
+        return self.page(request, "docs.html", "docs", operations=openapi_summary(self.openapi()))
+
+    async def changes(self, request: Request) -> StreamingResponse:
+        indexer = self.dash.indexer
+
+        async def stream() -> AsyncIterator[bytes]:
+            seen = indexer.changes
+            quiet = 0.0
+            yield b"retry: 2000\n\n"
+            while not await request.is_disconnected():
+                await asyncio.sleep(CHANGE_POLL)
+                if indexer.changes != seen:
+                    seen = indexer.changes
+                    quiet = 0.0
+                    yield f"event: change\ndata: {seen}\n\n".encode()
+                else:
+                    quiet += CHANGE_POLL
+                    if quiet >= KEEPALIVE:
+                        quiet = 0.0
+                        yield b": keepalive\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+ROUTES = (("/", "home"), ("/tasks", "tasks"), ("/tasks/rows", "task_rows"), ("/tasks/{task_id}", "task"),
+          ("/workers", "workers"), ("/workers/rows", "worker_rows"), ("/queues", "queues"),
+          ("/queues/rows", "queue_rows"), ("/docs", "docs"), ("/events/changes", "changes"))
+
+
+def router(dash: Dashboard, openapi: Callable[[], dict[str, Any]]) -> APIRouter:
+    handlers = Pages(dash, openapi)
+    pages = APIRouter(include_in_schema=False)
+    for path, name in ROUTES:
+        pages.add_api_route(path, getattr(handlers, name), methods=["GET"])
+    return pages

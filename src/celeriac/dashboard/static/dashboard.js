@@ -1,0 +1,59 @@
+// Live tables: a table with data-live="<url>" gets its rows again from <url> whenever the
+// server says something changed (server-sent events); one with data-poll="<url>" every
+// data-every milliseconds (what the broker holds: workers, queue depths). The rows come rendered
+// and escaped by the server, so nothing a task supplied is ever interpreted here.
+"use strict";
+async function replaceRows(table, url) {
+  const reply = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+  if (reply.ok) table.querySelector("tbody").innerHTML = await reply.text();
+}
+(function () {
+  for (const table of document.querySelectorAll("table[data-poll]")) {
+    const every = Math.max(1000, Number(table.dataset.every) || 2000);
+    let busy = false;
+    setInterval(async function () {
+      if (busy || document.hidden) return;
+      busy = true;
+      try { await replaceRows(table, table.dataset.poll); } finally { busy = false; }
+    }, every);
+  }
+})();
+(function () {
+  const table = document.querySelector("table[data-live]");
+  if (!table || !window.EventSource) return;
+  const prefix = document.body.dataset.prefix || "";
+  let pending = false;
+  async function refresh() {
+    if (pending) return;
+    pending = true;
+    try { await replaceRows(table, table.dataset.live); } finally { pending = false; }
+  }
+  const source = new EventSource(prefix + "/events/changes");
+  source.addEventListener("change", refresh);
+})();
+
+// A task's page: its state and progress follow the task's event stream; once it ends, the page
+// is loaded again so the result or traceback comes rendered (and escaped) by the server.
+(function () {
+  const live = document.querySelector("[data-stream]");
+  if (!live || !window.EventSource) return;
+  const field = (name) => document.querySelector('[data-field="' + name + '"]');
+  const final = ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"];
+  const source = new EventSource(live.dataset.stream);
+  source.onmessage = function (message) {
+    const task = JSON.parse(message.data);
+    field("state").textContent = task.state;
+    const progress = task.progress && typeof task.progress.progress === "number" ? task.progress : null;
+    if (progress) {
+      field("progress-line").hidden = false;
+      field("progress").value = progress.progress;
+      field("percent").textContent = String(progress.progress);
+      field("message").textContent = typeof progress.message === "string" ? progress.message : "";
+    }
+    if (final.includes(task.state)) {
+      source.close();
+      window.location.reload();
+    }
+  };
+})();
+

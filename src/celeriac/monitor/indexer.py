@@ -1,0 +1,124 @@
+"""Keeps a :class:`History` up to date from the event log, in a thread of its own.
+
+It folds what it reads into task state (loading from the history any task the fold does not
+hold, so a restart continues from what was stored) and writes the tasks each read changed, with
+the log position, in one transaction. Listeners (metrics, live pages) get every event batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..events import EVENT_LOG
+from ..exceptions import BrokerError
+from .history import History
+from .reader import FROM_START, EventReader
+from .state import TaskRecord, TaskStates, WorkerStates
+
+if TYPE_CHECKING:
+    from ..brokers.base import Broker
+
+logger = logging.getLogger("celeriac.monitor")
+
+Listener = Callable[[list[dict[str, Any]]], None]
+
+PRUNE_EVERY = 10.0  # seconds between retention passes
+
+
+class Indexer:
+    def __init__(self, broker: Broker, history: History, *, wait: float = 0.5, keep: int = 10_000) -> None:
+        self.broker = broker
+        self.history = history
+        self.wait = wait
+        self.tasks = TaskStates(keep=keep, load=history.get)
+        self.workers = WorkerStates()
+        self.listeners: list[Listener] = []
+        self.error: str | None = None
+        self.changes = 0  # bumped after every batch stored, so live views know when to look again
+        self.caught_up = threading.Event()  # set once a read found nothing more to fold
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="celeriac-history", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def start_position(self) -> str | None:
+        """Where to resume: the stored position, unless the log was reset under it (a new broker
+        or a flushed one gives out ids from the start again, all before the stored one)."""
+        cursor = self.history.cursor
+        if cursor is None:
+            return FROM_START
+        last = self.broker.log_last(EVENT_LOG)
+        if last is None or (last != cursor and not self.broker.log_read(EVENT_LOG, cursor, 1)):
+            logger.info("history: the event log was reset; reading it from its start")
+            return FROM_START
+        return cursor
+
+    def run(self) -> None:
+        reader: EventReader | None = None
+        next_prune = 0.0
+        while reader is None and not self._stop.is_set():
+            try:
+                reader = EventReader(self.broker, self.start_position())
+            except BrokerError as exc:
+                self.error = str(exc)
+                logger.warning("history: cannot reach the broker: %s", exc)
+                self._stop.wait(1.0)
+        while reader is not None and not self._stop.is_set():
+            try:
+                self.step(reader)
+                self.error = None
+            except BrokerError as exc:
+                self.error = str(exc)
+                logger.warning("history: cannot read events: %s", exc)
+                self._stop.wait(1.0)
+            except Exception:  # one bad batch must not end the history for good
+                logger.exception("history: could not fold a batch of events")
+                self._stop.wait(1.0)
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY
+                try:
+                    self.history.prune()
+                except Exception:
+                    logger.exception("history: retention pass failed")
+
+    def step(self, reader: EventReader) -> int:
+        """One read: fold, store, tell listeners. Returns how many events it folded."""
+        batch = reader.read(self.wait)
+        if not batch:
+            self.caught_up.set()
+            return 0
+        events = [event for _, event in batch]
+        # One query for every task of the batch the fold does not hold, instead of one each.
+        missing = self.tasks.missing(events)
+        if missing:
+            found = self.history.get_many(missing)
+            self.tasks.adopt(found)
+            self.tasks.unknown = missing - {r.uuid for r in found}
+        changed: dict[str, TaskRecord] = {}
+        for event in events:
+            record = self.tasks.apply(event)
+            if record is not None:
+                changed[record.uuid] = record
+            else:
+                self.workers.apply(event)
+        self.tasks.unknown = set()
+        self.history.save(changed.values(), reader.position)
+        if changed:  # worker heartbeats alone change no task a page shows
+            self.changes += 1
+        for listener in self.listeners:
+            try:
+                listener(events)
+            except Exception:
+                logger.exception("history: a listener failed")
+        return len(events)
