@@ -207,7 +207,11 @@ class Remote:
         self.publish()
         terminated = []
         if terminate:
-            terminated = self.sup.terminate(set(task_ids), _signal_number(signal))
+            try:
+                signum = _signal_number(signal)
+            except ValueError as exc:
+                return {"error": f"tasks {', '.join(task_ids)} flagged as revoked, not terminated: {exc}"}
+            terminated = self.sup.terminate(set(task_ids), signum)
         return {"ok": f"tasks {', '.join(task_ids)} flagged as revoked"
                       + (f"; terminated {', '.join(terminated)}" if terminated else "")}
 
@@ -258,4 +262,7 @@ def _signal_number(name: str | int) -> int:
     if isinstance(name, int) or str(name).isdigit():
         return int(name)
     text = str(name).upper()
-    return int(getattr(signal, text if text.startswith("SIG") else f"SIG{text}"))
+    number = getattr(signal, text if text.startswith("SIG") else f"SIG{text}", None)
+    if not isinstance(number, int):
+        raise ValueError(f"unknown signal {name!r} (use a name such as SIGTERM or SIGKILL, or a number)")
+    return int(number)
