@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from celeriac.cli import cli
 from celeriac.exceptions import ConfigurationError
 from celeriac.monitor.state import TaskRecord
+from celeriac.redaction import redactor
 
 pytest.importorskip("fastapi")
 
@@ -80,7 +81,7 @@ def test_a_missing_extra_gets_a_one_line_hint(monkeypatch: pytest.MonkeyPatch):
 def test_the_result_store_fallback_redacts_and_completes_an_unfinished_record():
     meta = {"status": "SUCCESS", "result": 3, "date_done": "2024-01-01T00:00:00+00:00", "args": [1],
             "kwargs": {"password": "hunter2", "user": "ann"}}
-    fresh = record_from_meta("a", meta, frozenset({"password"}))
+    fresh = record_from_meta("a", meta, redactor(["password"]))
     assert fresh.kwargs == "{'password': '***', 'user': 'ann'}"
     started = TaskRecord("a", name="add", state="STARTED", args="[1]", kwargs="{}", started=5.0, timestamp=5.0,
                          worker="w@h")

@@ -62,7 +62,8 @@ class Dashboard:
         meta = message.loads(data)
         if record is not None and str(meta.get("status")) not in states.READY_STATES:
             return record
-        return record_from_meta(task_id, meta, frozenset(self.app.conf.task_redact_args or ()), into=record)
+        name = meta.get("name") or (record.name if record else None)
+        return record_from_meta(task_id, meta, self.app.redactor, into=record, task=self.app.tasks.get(name or ""))
 
     # -- queues ---------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:

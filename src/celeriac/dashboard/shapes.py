@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import states
-from ..events import redact, safe_repr
+from ..events import safe_repr
 from ..monitor.state import TaskRecord
+from ..redaction import Redactor
 
 FLOWER_TASK_KEYS = (
     "uuid", "name", "state", "received", "sent", "started", "rejected", "succeeded", "failed", "retried",
@@ -86,8 +87,8 @@ def _epoch(value: Any) -> float | None:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
-def record_from_meta(task_id: str, meta: dict[str, Any], redacted: frozenset[str] = frozenset(),
-                     into: TaskRecord | None = None) -> TaskRecord:
+def record_from_meta(task_id: str, meta: dict[str, Any], redactor: Redactor | None = None,
+                     into: TaskRecord | None = None, task: Any = None) -> TaskRecord:
     """What the result store knows of a task, in the history's terms: a new record for a task
     the history never saw (its events were trimmed, or events are off), or ``into`` brought up
     to the store's final state when the event saying so has not arrived (or was lost)."""
@@ -98,10 +99,16 @@ def record_from_meta(task_id: str, meta: dict[str, Any], redacted: frozenset[str
     record.state, record.state_time = state, done
     record.timestamp = max(record.timestamp or 0.0, done or 0.0) or None
     record.traceback = meta.get("traceback") or record.traceback
-    if "args" in meta and record.args is None:
-        record.args = safe_repr(tuple(meta["args"] or ()))
-    if "kwargs" in meta and record.kwargs is None:
-        record.kwargs = safe_repr(redact(meta["kwargs"] or {}, redacted))
+    if ("args" in meta or "kwargs" in meta) and (record.args is None or record.kwargs is None):
+        # The store holds result_extended arguments as stored (already redacted by the worker);
+        # hiding again costs nothing and covers records written by older workers.
+        args, kwargs = meta.get("args") or (), meta.get("kwargs") or {}
+        if redactor:
+            args, kwargs = redactor.arguments(args, kwargs, task)
+        if "args" in meta and record.args is None:
+            record.args = safe_repr(tuple(args))
+        if "kwargs" in meta and record.kwargs is None:
+            record.kwargs = safe_repr(kwargs)
     if state == states.SUCCESS:
         record.result, record.succeeded = safe_repr(meta.get("result")), done
     elif meta.get("exc_type"):
