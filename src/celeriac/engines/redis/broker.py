@@ -31,10 +31,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from ..exceptions import ConfigurationError
-from ._redis_coord import RedisCoordination, translate_errors
-from ._redis_wire import Command, Connections
-from .base import (
+from ...brokers.base import (
     BEAT_FORGOTTEN,
     BEAT_LAPSED,
     BEAT_OK,
@@ -48,6 +45,9 @@ from .base import (
     clamp_priority,
     worker_name,
 )
+from ...exceptions import ConfigurationError
+from .coord import RedisCoordination, translate_errors
+from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
 
@@ -222,7 +222,7 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
-        from ..backends.redis import RedisBackend
+        from .results import RedisBackend
 
         commands: list[Command] = []
         if records:
@@ -348,7 +348,7 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
                       *, backend: Any = None) -> list[Delivery]:
-        from ..backends.redis import RedisBackend, done_key, meta_key
+        from .results import RedisBackend, done_key, meta_key
 
         if not (isinstance(backend, RedisBackend) and backend.url == self.url):
             return super().finish_fenced(consumer, items, backend=backend)

@@ -15,10 +15,10 @@ from typing import Any
 
 import redis
 
-from ..brokers._redis_wire import Command, Connections
-from ..brokers.base import redact_url
-from ..exceptions import BrokerError
-from .base import ResultBackend
+from ...backends.base import ResultBackend
+from ...brokers.base import redact_url
+from ...exceptions import BrokerError
+from .wire import Command, Connections
 
 
 def meta_key(task_id: str) -> str:
