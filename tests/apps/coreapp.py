@@ -19,6 +19,8 @@ app.conf.update(
     worker_shutdown_timeout=float(os.environ.get("CELERIAC_TEST_SHUTDOWN", "20")),
     task_max_redeliveries=int(os.environ.get("CELERIAC_TEST_MAX_REDELIVERIES", "3")),
 )
+if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a sentinel:// one
+    app.conf.broker_transport_options = {"master_name": os.environ["CELERIAC_TEST_SENTINEL_MASTER"]}
 
 
 def mark(name: str, text: str = "") -> None:

@@ -24,6 +24,7 @@ SCHEMES: dict[str, str] = {
     "redis": "redis",
     "rediss": "redis",
     "unix": "redis",
+    "sentinel": "redis",
     "sqlite": "sqlite",
     "memory": "memory",
 }

@@ -82,13 +82,14 @@ class QueueKeys:
 
 
 class RedisBroker(RedisCoordination, Broker):
-    schemes = ("redis", "rediss", "unix")
+    schemes = ("redis", "rediss", "unix", "sentinel")
 
     def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
                  socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
-                 **_: Any) -> None:
+                 transport_options: dict[str, Any] | None = None, **_: Any) -> None:
         super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
-        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
+                                 transport_options=transport_options, setting="broker_transport_options")
         # The per-task commands (enqueue, fetch, finish) go over the wire; the rest over redis-py.
         self.wire = self.conns.wire
         self._keys: dict[str, QueueKeys] = {}
@@ -226,7 +227,7 @@ class RedisBroker(RedisCoordination, Broker):
 
         commands: list[Command] = []
         if records:
-            if isinstance(backend, RedisBackend) and backend.url == self.url:
+            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
                 commands.extend(backend.commands(records))
             else:
                 backend.write(records)
@@ -350,7 +351,7 @@ class RedisBroker(RedisCoordination, Broker):
                       *, backend: Any = None) -> list[Delivery]:
         from .results import RedisBackend, done_key, meta_key
 
-        if not (isinstance(backend, RedisBackend) and backend.url == self.url):
+        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server):
             return super().finish_fenced(consumer, items, backend=backend)
         ttl = backend.ttl_ms()
         commands: list[Command] = []
