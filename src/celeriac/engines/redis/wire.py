@@ -43,11 +43,12 @@ def wait_slice(timeout: float, socket_timeout: float | None) -> float:
     return min(timeout, max(0.05, socket_timeout / 2))
 
 
-def is_local(pool: redis.ConnectionPool) -> bool:
-    kwargs = pool.connection_kwargs
-    if "path" in kwargs:  # a unix socket
+def is_local(conn: Any) -> bool:
+    """Whether a connected connection reaches this machine (read from the connection, not the
+    pool: a Sentinel-managed one learns its master's address only when it connects)."""
+    if getattr(conn, "path", None):  # a unix socket
         return True
-    host = str(kwargs.get("host", ""))
+    host = str(getattr(conn, "host", ""))
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
@@ -95,7 +96,7 @@ class Wire:
             conn.connect()
             held = local.held = _Held(conn)
             local.pid = os.getpid()
-            local.spin = is_local(pool)
+            local.spin = is_local(conn)
             local.closes = self._closes
             with self._lock:
                 self._held.add(held)
