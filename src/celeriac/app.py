@@ -138,7 +138,7 @@ class Celery:
 
     def new_broker(self) -> Broker:
         """A broker connection of its own, for a thread that must not share one."""
-        from .brokers import from_url
+        from .engines import open_broker as from_url
 
         options: dict[str, Any] = {
             "max_redeliveries": self.conf.task_max_redeliveries,
@@ -159,7 +159,7 @@ class Celery:
                 "transport_options": transport_options or {}}
 
     def new_backend(self) -> ResultBackend:
-        from .backends import from_url
+        from .engines import open_results as from_url
 
         expires = self.conf.result_expires
         if isinstance(expires, timedelta):

@@ -51,9 +51,9 @@ def push_raw(broker_url: str, queue: str, payload: bytes, *, priority: int = 0, 
     """Put ``payload`` into ``queue`` exactly as the broker stores messages, bypassing every
     check, to see how workers treat bad input. ``options`` go to the broker (for a
     ``sentinel://`` URL: ``transport_options={'master_name': ...}``)."""
-    from .brokers import from_url
+    from .engines import open_broker
 
-    broker = from_url(broker_url, **options)
+    broker = open_broker(broker_url, **options)
     try:
         broker.enqueue(queue, payload, priority=priority)
     finally:

@@ -1,5 +1,6 @@
 """The result store contract (``base.py``) and ``from_url``; the implementations live in
-``celeriac.engines`` (one package per storage engine)."""
+``celeriac.engines`` (one package per storage engine). ``from_url`` is kept here for users
+and tests; celeriac itself opens stores through ``celeriac.engines``, the layer above this one."""
 
 from __future__ import annotations
 
