@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_server import RedisServer, start_redis
+from redis_server import RedisServer, SentinelSetup, start_redis, start_sentinel_setup
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,29 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    """One master, one replica, three Sentinels, for the whole session (never failed over:
+    a failover test starts a set-up of its own)."""
+    setup = start_sentinel_setup()
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def sentinel_url(sentinel_setup: SentinelSetup) -> Iterator[str]:
+    """A clean database on the session's Sentinel-managed master; options in
+    ``sentinel_setup.transport_options``."""
+    import redis
+
+    client = redis.Redis(port=sentinel_setup.master_port())
+    client.flushdb()
+    client.close()
+    yield sentinel_setup.url
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

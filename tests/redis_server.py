@@ -108,3 +108,142 @@ def start_redis(*extra: str, appendonly: bool = True, appendfsync: str = "no") -
             proc.kill()
             proc.wait()
     raise RuntimeError("could not start redis-server on a free port")
+
+
+def _info(port: int, section: str) -> dict[str, str]:
+    """``INFO <section>`` of a server on loopback, as a dict ({} when it does not answer)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(f"INFO {section}\r\n".encode())
+            data = b""
+            while not data.endswith(b"\r\n\r\n") and len(data) < 65536:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return {}
+    pairs = (line.partition(":") for line in data.decode(errors="replace").splitlines()[1:])
+    return {key: value for key, sep, value in pairs if sep}
+
+
+@dataclass
+class SentinelSetup:
+    """One master, one replica and three Sentinels of the tests' own, on loopback ports."""
+
+    master_name: str
+    servers: list[RedisServer]  # [first master, first replica]
+    sentinels: list[RedisServer]
+    down_after_ms: int
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in self.sentinels)
+
+    @property
+    def transport_options(self) -> dict[str, str]:
+        return {"master_name": self.master_name}
+
+    def master_port(self) -> int:
+        """The master's port as a Sentinel that answers says it is."""
+        import redis
+
+        for sentinel in self.sentinels:
+            if sentinel.proc.poll() is not None:
+                continue
+            client = redis.Redis(port=sentinel.port, socket_timeout=1)
+            try:
+                _host, port = client.sentinel_get_master_addr_by_name(self.master_name)
+                return int(port)
+            except redis.exceptions.RedisError:
+                continue
+            finally:
+                client.close()
+        raise RuntimeError("no Sentinel answers")
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_promoted(self, old_port: int, timeout: float = 30.0) -> int:
+        """Wait until the Sentinels name another master than ``old_port`` and it accepts writes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            port = self.master_port()
+            if port != old_port and _info(port, "replication").get("role") == "master":
+                return port
+            time.sleep(0.1)
+        raise RuntimeError(f"the Sentinels promoted no replica within {timeout} s")
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, *self.servers]:
+            server.stop()
+
+
+def _wait_replicating(replica: RedisServer, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _info(replica.port, "replication").get("master_link_status") == "up":
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"replica on port {replica.port} did not start replicating")
+
+
+def _wait_monitoring(sentinel: RedisServer, name: str, others: int, timeout: float = 15.0) -> None:
+    """Wait until a Sentinel knows the replica and the other Sentinels (it can vote a failover)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = _info(sentinel.port, "sentinel")
+        line = next((v for k, v in info.items() if k.startswith("master") and f"name={name}," in v), "")
+        fields = dict(f.partition("=")[::2] for f in line.split(","))
+        if fields.get("status") == "ok" and fields.get("slaves") == "1" and fields.get("sentinels") == str(others + 1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"Sentinel on port {sentinel.port} did not see its master, replica and peers")
+
+
+def _start_sentinel(master_port: int, name: str, down_after_ms: int, failover_timeout_ms: int) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
+    directory = tempfile.mkdtemp(prefix="celeriac-sentinel-")
+    for _ in range(5):
+        port = free_port()
+        config = os.path.join(directory, "sentinel.conf")  # a Sentinel rewrites its own config file
+        with open(config, "w") as out:
+            out.write(f"port {port}\nbind 127.0.0.1\ndir {directory}\nprotected-mode no\n"
+                      f"sentinel monitor {name} 127.0.0.1 {master_port} 2\n"
+                      f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+                      f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+                      f"sentinel parallel-syncs {name} 1\n")
+        args = [binary, config, "--sentinel", "--daemonize", "no", "--loglevel", "warning"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if _answers(port, proc):
+            return RedisServer(port, proc, directory, args)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    raise RuntimeError("could not start a Sentinel on a free port")
+
+
+def start_sentinel_setup(*, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> SentinelSetup:
+    """A master, a replica of it and three Sentinels watching them (quorum 2), with failover
+    timings small enough for tests. Everything is stopped by PID in ``stop()``."""
+    name = f"celeriac-{os.getpid()}-{free_port()}"
+    started: list[RedisServer] = []
+    try:
+        master = start_redis()
+        started.append(master)
+        replica = start_redis("--replicaof", "127.0.0.1", str(master.port))
+        started.append(replica)
+        _wait_replicating(replica)
+        sentinels = []
+        for _ in range(3):
+            sentinels.append(_start_sentinel(master.port, name, down_after_ms, failover_timeout_ms))
+            started.append(sentinels[-1])
+        for sentinel in sentinels:
+            _wait_monitoring(sentinel, name, others=2)
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return SentinelSetup(name, [master, replica], sentinels, down_after_ms)

@@ -191,7 +191,7 @@ class Celery:
 
     def new_broker(self) -> Broker:
         """A broker connection of its own, for a thread that must not share one."""
-        from .brokers import from_url
+        from .engines import open_broker as from_url
 
         options: dict[str, Any] = {
             "max_redeliveries": self.conf.task_max_redeliveries,
@@ -199,23 +199,30 @@ class Celery:
         }
         if self.broker_url.startswith("sqlite"):
             options["durable"] = self.conf.broker_sqlite_durable
-        return from_url(self.broker_url, **options, **self._redis_timeouts(self.broker_url))
+        return from_url(self.broker_url, **options,
+                        **self._redis_options(self.broker_url, self.conf.broker_transport_options))
 
-    def _redis_timeouts(self, url: str) -> dict[str, Any]:
-        if url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+    def _redis_options(self, url: str, transport_options: dict[str, Any] | None) -> dict[str, Any]:
+        from .engines import engine_name
+
+        if engine_name(url) != "redis":
             return {}
         return {"socket_timeout": self.conf.redis_socket_timeout,
-                "socket_connect_timeout": self.conf.redis_socket_connect_timeout}
+                "socket_connect_timeout": self.conf.redis_socket_connect_timeout,
+                "transport_options": transport_options or {}}
 
     def new_backend(self) -> ResultBackend:
-        from .backends import from_url
+        from .engines import open_results as from_url
 
         expires = self.conf.result_expires
         if isinstance(expires, timedelta):
             expires = expires.total_seconds()
         if self.backend_url.startswith("sqlite"):
             return from_url(self.backend_url, expires=expires, durable=self.conf.broker_sqlite_durable)
-        return from_url(self.backend_url, expires=expires, **self._redis_timeouts(self.backend_url))
+        transport = self.conf.result_backend_transport_options
+        if transport is None and not self.conf.result_backend:
+            transport = self.conf.broker_transport_options  # results live in the broker's own store
+        return from_url(self.backend_url, expires=expires, **self._redis_options(self.backend_url, transport))
 
     @property
     def control(self) -> Control:

@@ -4,7 +4,7 @@ One table (``SETTINGS``) says every name celeriac knows, its default and the typ
 Everything that reads configuration goes through :class:`Settings`, so an unknown or ill-typed
 name fails in one place, with one line that names it and suggests the near one.
 
-Celery settings celeriac has no use for (``broker_transport_options`` and friends) are accepted
+Celery settings celeriac has no use for (``broker_pool_limit`` and friends) are accepted
 and ignored with one debug line, so existing configuration files load unchanged. Celery's other
 settings that celeriac does not implement (``cache_backend``, ``database_engine_options``, ...:
 :mod:`.celery_settings`) are accepted with a warning that says what celeriac does instead; only
@@ -183,14 +183,18 @@ SETTINGS: dict[str, Setting] = {
     "beat_schedule_filename": _ignored("there is no local schedule file"),
     "beat_sync_every": _ignored("the schedule lives in the broker"),
     # Redis and transport knobs Celery users carry over
-    "broker_transport_options": _ignored("leases replace the visibility timeout"),
+    "broker_transport_options": _s(
+        None, dict,
+        doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; other keys "
+            "(visibility_timeout...) are ignored: leases replace the visibility timeout"),
     "broker_pool_limit": _ignored(),
     "broker_heartbeat": _ignored(),
     "broker_heartbeat_checkrate": _ignored(),
     "broker_use_ssl": _ignored("use rediss:// in the URL"),
     "broker_login_method": _ignored(),
     "broker_channel_error_retry": _ignored(),
-    "result_backend_transport_options": _ignored(),
+    "result_backend_transport_options": _s(
+        None, dict, doc="Redis Sentinel for the result store: master_name, sentinel_kwargs, min_other_sentinels"),
     "result_compression": _ignored(),
     "result_cache_max": _ignored(),
     "result_chord_join_timeout": _ignored(),

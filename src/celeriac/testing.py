@@ -47,12 +47,13 @@ def wait_for(result: AsyncResult, timeout: float = 10.0, propagate: bool = True)
     return result.get(timeout=timeout, propagate=propagate)
 
 
-def push_raw(broker_url: str, queue: str, payload: bytes, *, priority: int = 0) -> None:
+def push_raw(broker_url: str, queue: str, payload: bytes, *, priority: int = 0, **options: Any) -> None:
     """Put ``payload`` into ``queue`` exactly as the broker stores messages, bypassing every
-    check, to see how workers treat bad input."""
-    from .brokers import from_url
+    check, to see how workers treat bad input. ``options`` go to the broker (for a
+    ``sentinel://`` URL: ``transport_options={'master_name': ...}``)."""
+    from .engines import open_broker
 
-    broker = from_url(broker_url)
+    broker = open_broker(broker_url, **options)
     try:
         broker.enqueue(queue, payload, priority=priority)
     finally:

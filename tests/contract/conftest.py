@@ -1,8 +1,10 @@
 """Fixtures of the contract suite: each test runs once per implementation.
 
 ``broker`` / ``backend`` are built through ``from_url`` exactly as an app builds them:
-``memory://<unique name>``, ``sqlite:///<tmp>/x.db`` (an absolute path), and the tests' own
-redis-server (``redis_url`` from ``tests/conftest.py``, flushed per test).
+``memory://<unique name>``, ``sqlite:///<tmp>/x.db`` (an absolute path), the tests' own
+redis-server (``redis_url`` from ``tests/conftest.py``, flushed per test), and the same Redis
+engine reached through three Sentinels (``sentinel://...;sentinel://...`` with the master's name
+in ``transport_options``, as ``broker_transport_options`` gives it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from celeriac import backends, brokers
 from celeriac.backends.base import ResultBackend
 from celeriac.brokers.base import Broker
 
-IMPLEMENTATIONS = ["memory", "sqlite", "redis"]
+IMPLEMENTATIONS = ["memory", "sqlite", "redis", "sentinel"]
 
 
 def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
@@ -26,6 +28,8 @@ def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
         return f"memory://contract-{uuid.uuid4().hex}"
     if kind == "sqlite":
         return f"sqlite:///{path}"
+    if kind == "sentinel":
+        return str(request.getfixturevalue("sentinel_url"))
     return str(request.getfixturevalue("redis_url"))
 
 
@@ -35,18 +39,26 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def url_options(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What ``from_url`` needs beside the URL (the Sentinel master's name)."""
+    if kind == "sentinel":
+        return {"transport_options": request.getfixturevalue("sentinel_setup").transport_options}
+    return {}
+
+
+@pytest.fixture
 def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _url(kind, request, tmp_path / "broker.db")
 
 
 @pytest.fixture
-def make_broker(broker_url: str) -> Iterator[Callable[..., Broker]]:
+def make_broker(broker_url: str, url_options: dict[str, Any]) -> Iterator[Callable[..., Broker]]:
     """Build brokers on the test's store (several objects = several connections); all are
     closed after the test."""
     made: list[Broker] = []
 
     def make(**options: Any) -> Broker:
-        made.append(brokers.from_url(broker_url, **options))
+        made.append(brokers.from_url(broker_url, **{**url_options, **options}))
         return made[-1]
 
     yield make
@@ -68,11 +80,11 @@ def backend_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
 
 
 @pytest.fixture
-def make_backend(backend_url: str) -> Iterator[Callable[..., ResultBackend]]:
+def make_backend(backend_url: str, url_options: dict[str, Any]) -> Iterator[Callable[..., ResultBackend]]:
     made: list[ResultBackend] = []
 
     def make(**options: Any) -> ResultBackend:
-        made.append(backends.from_url(backend_url, **options))
+        made.append(backends.from_url(backend_url, **{**url_options, **options}))
         return made[-1]
 
     yield make

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from celeriac import brokers
-from celeriac.brokers._sqlite_db import sqlite_path
-from celeriac.brokers._sqlite_wake import Doorbell
 from celeriac.brokers.base import Broker, Delivery
 from celeriac.brokers.memory import MemoryBroker
 from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.engines.sqlite.db import sqlite_path
+from celeriac.engines.sqlite.wake import Doorbell
 from celeriac.exceptions import BrokerFull, ConfigurationError
 
 Q = "contract"

@@ -1,4 +1,4 @@
-"""The Redis broker's own connection handling (``brokers/_redis_wire.py``), against the tests'
+"""The Redis broker's own connection handling (``engines/redis/wire.py``), against the tests'
 redis-server: script cache loss, per-thread connections, blocking reads and interrupted calls."""
 
 from __future__ import annotations

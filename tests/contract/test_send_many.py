@@ -9,8 +9,11 @@ from celeriac.exceptions import EncodeError
 
 
 @pytest.fixture
-def app(broker_url: str):
+def app(broker_url: str, url_options: dict):
     app = Celery("many", broker=broker_url, backend=broker_url if not broker_url.startswith("memory") else None)
+    # Under Sentinel the master's name comes from the settings, as a user's app gets it.
+    options = url_options.get("transport_options")
+    app.conf.update(broker_transport_options=options, result_backend_transport_options=options)
 
     @app.task(name="many.add", queue="sums", priority=7)
     def add(x, y=0):

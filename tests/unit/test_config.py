@@ -49,18 +49,29 @@ def test_update_is_all_or_nothing():
 
 
 def test_meaningless_celery_settings_load_unchanged(caplog):
-    """broker_transport_options and friends are accepted, kept as given (code may read them
-    back), and each says in a debug line that it has no effect."""
+    """broker_pool_limit and friends are accepted, kept as given (code may read them back),
+    and each says in a debug line that it has no effect."""
     conf = Settings()
     with caplog.at_level("DEBUG", logger="celeriac.config"):
-        conf.update(broker_transport_options={"visibility_timeout": 43200}, beat_scheduler="x",
-                    result_backend_transport_options={}, worker_lost_wait=10)
-    assert conf.broker_transport_options == {"visibility_timeout": 43200}
+        conf.update(broker_pool_limit=10, beat_scheduler="x", redis_max_connections=5, worker_lost_wait=10)
+    assert conf.broker_pool_limit == 10
     assert conf.worker_lost_wait == 10
     said = caplog.text
-    for name in ("broker_transport_options", "beat_scheduler", "result_backend_transport_options",
-                 "worker_lost_wait"):
+    for name in ("broker_pool_limit", "beat_scheduler", "redis_max_connections", "worker_lost_wait"):
         assert f"{name} has no effect" in said, said
+
+
+def test_transport_options_are_read_and_must_be_dicts(caplog):
+    """Celery's transport options load unchanged (keys celeriac has no use for, such as
+    visibility_timeout, included) and are read now: they carry the Sentinel master's name."""
+    conf = Settings()
+    with caplog.at_level("DEBUG", logger="celeriac.config"):
+        conf.update(broker_transport_options={"visibility_timeout": 43200, "master_name": "m"},
+                    result_backend_transport_options={"master_name": "m"})
+    assert conf.broker_transport_options == {"visibility_timeout": 43200, "master_name": "m"}
+    assert "transport_options has no effect" not in caplog.text
+    with pytest.raises(ConfigurationError, match="broker_transport_options"):
+        conf.update(broker_transport_options="master_name=m")
 
 
 def test_django_namespace_reads_celery_prefixed_names():

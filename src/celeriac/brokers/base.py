@@ -409,7 +409,10 @@ class Broker(abc.ABC):
 
 
 def redact_url(url: str) -> str:
-    """``redis://:secret@host`` -> ``redis://:***@host`` for logs and banners."""
+    """``redis://:secret@host`` -> ``redis://:***@host`` for logs and banners; each part of a
+    ``;``-joined Sentinel URL alike."""
+    if ";" in url:
+        return ";".join(redact_url(part) for part in url.split(";"))
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

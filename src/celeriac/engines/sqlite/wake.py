@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from typing import TypeVar
 
-from ._sqlite_db import Database
+from .db import Database
 
 T = TypeVar("T")
 

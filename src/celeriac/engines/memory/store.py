@@ -10,7 +10,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from .base import DeadLetter, Delivery
+from ...brokers.base import DeadLetter, Delivery
 
 # How long a worker that stopped heartbeating stays listed (as not alive) by workers().
 

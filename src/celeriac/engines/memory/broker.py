@@ -1,6 +1,6 @@
 """An in-process broker for users' unit tests and eager mode.
 
-Everything lives in a store held by ``_memory_store``, so every ``MemoryBroker`` of one
+Everything lives in a store held by ``store.py``, so every ``MemoryBroker`` of one
 process built from the same URL sees the same messages: ``memory://`` is the process-wide default
 store, ``memory://name`` a named one. An app's broker and the broker a test builds therefore agree
 without passing objects around. Nothing survives the process.
@@ -20,9 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from ..exceptions import BrokerError
-from ._memory_store import Message, Store, WorkerEntry, store_for
-from .base import (
+from ...brokers.base import (
     BEAT_FORGOTTEN,
     BEAT_LAPSED,
     BEAT_OK,
@@ -37,6 +35,8 @@ from .base import (
     worker_name,
     worker_of,
 )
+from ...exceptions import BrokerError
+from .store import Message, Store, WorkerEntry, store_for
 
 logger = logging.getLogger("celeriac.broker")
 

@@ -8,8 +8,8 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from ._sqlite_db import Database
-from ._sqlite_wake import Doorbell, block_until
+from .db import Database
+from .wake import Doorbell, block_until
 
 LOGS = ("l",)  # doorbell channel of log readers
 

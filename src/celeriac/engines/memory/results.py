@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..brokers._memory_store import store_name
-from .base import ResultBackend
+from ...backends.base import ResultBackend
+from .store import store_name
 
 
 @dataclass

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ..exceptions import BrokerError, BrokerFull, ConfigurationError
+from ...exceptions import BrokerError, BrokerFull, ConfigurationError
 
 T = TypeVar("T")
 

@@ -13,12 +13,14 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import hiredis
 import redis
 from redis.commands.core import Script
+
+from .connect import make_client, server_of
 
 Command = Sequence[Any]
 
@@ -41,11 +43,12 @@ def wait_slice(timeout: float, socket_timeout: float | None) -> float:
     return min(timeout, max(0.05, socket_timeout / 2))
 
 
-def is_local(pool: redis.ConnectionPool) -> bool:
-    kwargs = pool.connection_kwargs
-    if "path" in kwargs:  # a unix socket
+def is_local(conn: Any) -> bool:
+    """Whether a connected connection reaches this machine (read from the connection, not the
+    pool: a Sentinel-managed one learns its master's address only when it connects)."""
+    if getattr(conn, "path", None):  # a unix socket
         return True
-    host = str(kwargs.get("host", ""))
+    host = str(getattr(conn, "host", ""))
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
@@ -87,9 +90,13 @@ class Wire:
         # A forked child must not share its parent's sockets.
         if held is None or local.pid != os.getpid() or local.closes != self._closes:
             pool = self._pool()
-            held = local.held = _Held(pool.make_connection())
+            conn: Any = pool.make_connection()
+            # Connect here, not on first send: a Sentinel-managed connection asks the Sentinels
+            # for the master only in connect(), while a send reconnects to the last address.
+            conn.connect()
+            held = local.held = _Held(conn)
             local.pid = os.getpid()
-            local.spin = is_local(pool)
+            local.spin = is_local(conn)
             local.closes = self._closes
             with self._lock:
                 self._held.add(held)
@@ -142,8 +149,10 @@ class Wire:
         except BaseException:
             # A connection error, or anything that interrupted us mid-reply (a soft time limit's
             # SIGALRM in a task that was enqueueing): replies may be left unread, and the next
-            # caller must not take them for its own.
+            # caller must not take them for its own. The next call opens a new connection, so
+            # under Sentinel it goes to whichever server is master by then.
             conn.disconnect()
+            self._local.held = None
             raise
         return replies
 
@@ -171,15 +180,21 @@ class Wire:
 
 class Connections:
     """The redis-py client and the wire for one URL, as the broker and the result store each
-    hold them: made again in a forked child, which must not share its parent's sockets."""
+    hold them: made again in a forked child, which must not share its parent's sockets. The
+    wire takes its connections from the client's pool, so under Sentinel it follows the master."""
 
-    def __init__(self, url: str, *, socket_timeout: float | None, socket_connect_timeout: float | None) -> None:
+    def __init__(self, url: str, *, socket_timeout: float | None, socket_connect_timeout: float | None,
+                 transport_options: Mapping[str, Any] | None = None,
+                 setting: str = "broker_transport_options") -> None:
         self.url = url
         # Query parameters in the URL win over these.
         self._options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout,
                          "health_check_interval": 30}
+        self._transport = dict(transport_options or {})
+        self._setting = setting
+        self.server = server_of(url, self._transport)
         self._pid = os.getpid()
-        self._client = redis.Redis.from_url(url, **self._options)
+        self._client = make_client(url, self._options, self._transport, setting)
         self.socket_timeout: float | None = self._client.connection_pool.connection_kwargs.get("socket_timeout")
         self.wire = Wire(lambda: self.client.connection_pool)
 
@@ -187,7 +202,7 @@ class Connections:
     def client(self) -> redis.Redis:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
-            self._client = redis.Redis.from_url(self.url, **self._options)
+            self._client = make_client(self.url, self._options, self._transport, self._setting)
         return self._client
 
     def wait(self, timeout: float, floor: float = 0.0) -> float:

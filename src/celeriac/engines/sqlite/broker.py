@@ -2,11 +2,11 @@
 processes on one machine.
 
 URLs: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (see
-:func:`~celeriac.brokers._sqlite_db.sqlite_path`). Durability: ``synchronous=NORMAL`` by default
+:func:`~celeriac.engines.sqlite.db.sqlite_path`). Durability: ``synchronous=NORMAL`` by default
 (a committed message survives any process crash; a power loss may drop the last transactions),
 ``synchronous=FULL`` with ``durable=True`` (setting ``broker_sqlite_durable``).
 
-Every state change is one ``BEGIN IMMEDIATE`` transaction (see ``_sqlite_db``), so a message is
+Every state change is one ``BEGIN IMMEDIATE`` transaction (see ``db.py``), so a message is
 never leased twice and a recovery or promotion happens exactly once however many processes try.
 Reads that usually find nothing (an empty queue, no expired lease, nothing due) look first in a
 read transaction and only take the write lock when there is work.
@@ -16,7 +16,7 @@ Clock: ``time.time()`` of the calling process, the one clock of the one machine 
 Blocking ``fetch`` and ``log_read``: a Unix datagram doorbell rung after each commit that makes a
 message ready or appends to a log (about 1 ms from ``enqueue`` in one process to ``fetch``
 returning in another); where the doorbell cannot be used, a ``PRAGMA data_version`` poll with
-backoff capped at 50 ms. Details and measurements in ``_sqlite_wake``.
+backoff capped at 50 ms. Details and measurements in ``wake.py``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ._sqlite_coord import SQLiteCoordination
-from ._sqlite_db import Database, sqlite_path
-from ._sqlite_schema import ROW, SCHEMA
-from ._sqlite_wake import Doorbell, block_until
-from .base import (
+from ...brokers.base import (
     BEAT_FORGOTTEN,
     BEAT_LAPSED,
     BEAT_OK,
@@ -45,6 +41,10 @@ from .base import (
     worker_name,
     worker_of,
 )
+from .coord import SQLiteCoordination
+from .db import Database, sqlite_path
+from .schema import ROW, SCHEMA
+from .wake import Doorbell, block_until
 
 READY = ("q",)  # doorbell channel of fetchers
 
@@ -281,7 +281,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
 
     def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
                       *, backend: Any = None) -> list[Delivery]:
-        from ..backends.sqlite import SQLiteBackend
+        from .results import SQLiteBackend
 
         if not (isinstance(backend, SQLiteBackend) and backend.path == self.path):
             return super().finish_fenced(consumer, items, backend=backend)

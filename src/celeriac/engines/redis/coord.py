@@ -9,9 +9,9 @@ from typing import Any
 
 import redis
 
-from ..exceptions import BrokerError, BrokerFull
-from ._redis_wire import Connections
-from .base import redact_url
+from ...brokers.base import redact_url
+from ...exceptions import BrokerError, BrokerFull
+from .wire import Connections
 
 
 def translate_errors(func: Any) -> Any:

@@ -3,7 +3,7 @@
 The file may be the broker's own (``sqlite:///celeriac.db`` for both): the table is ``results``.
 Expired records read as absent at once and are deleted a hundred at a time by later writes.
 
-``wait_ready`` sleeps on the doorbell of ``brokers._sqlite_wake``: each write of a ready record
+``wait_ready`` sleeps on the doorbell of ``engines/sqlite/wake.py``: each write of a ready record
 rings the channel of its task id (about 1 ms from ``store`` to the waiter returning); where the
 doorbell cannot be used, a ``PRAGMA data_version`` poll with backoff capped at 50 ms takes over.
 """
@@ -14,9 +14,9 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from ..brokers._sqlite_db import Database, sqlite_path
-from ..brokers._sqlite_wake import Doorbell, block_until, channel_for
-from .base import ResultBackend
+from ...backends.base import ResultBackend
+from .db import Database, sqlite_path
+from .wake import Doorbell, block_until, channel_for
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS results (

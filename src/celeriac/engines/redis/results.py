@@ -15,10 +15,10 @@ from typing import Any
 
 import redis
 
-from ..brokers._redis_wire import Command, Connections
-from ..brokers.base import redact_url
-from ..exceptions import BrokerError
-from .base import ResultBackend
+from ...backends.base import ResultBackend
+from ...brokers.base import redact_url
+from ...exceptions import BrokerError
+from .wire import Command, Connections
 
 
 def meta_key(task_id: str) -> str:
@@ -30,12 +30,14 @@ def done_key(task_id: str) -> str:
 
 
 class RedisBackend(ResultBackend):
-    schemes = ("redis", "rediss", "unix")
+    schemes = ("redis", "rediss", "unix", "sentinel")
 
     def __init__(self, url: str, *, expires: float | None = 86400.0, socket_timeout: float | None = 120.0,
-                 socket_connect_timeout: float | None = 5.0, **_: Any) -> None:
+                 socket_connect_timeout: float | None = 5.0, transport_options: dict[str, Any] | None = None,
+                 **_: Any) -> None:
         super().__init__(url, expires=expires)
-        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
+                                 transport_options=transport_options, setting="result_backend_transport_options")
         self.wire = self.conns.wire
 
     @property

@@ -31,10 +31,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from ..exceptions import ConfigurationError
-from ._redis_coord import RedisCoordination, translate_errors
-from ._redis_wire import Command, Connections
-from .base import (
+from ...brokers.base import (
     BEAT_FORGOTTEN,
     BEAT_LAPSED,
     BEAT_OK,
@@ -48,6 +45,9 @@ from .base import (
     clamp_priority,
     worker_name,
 )
+from ...exceptions import ConfigurationError
+from .coord import RedisCoordination, translate_errors
+from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
 
@@ -82,13 +82,14 @@ class QueueKeys:
 
 
 class RedisBroker(RedisCoordination, Broker):
-    schemes = ("redis", "rediss", "unix")
+    schemes = ("redis", "rediss", "unix", "sentinel")
 
     def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
                  socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
-                 **_: Any) -> None:
+                 transport_options: dict[str, Any] | None = None, **_: Any) -> None:
         super().__init__(url, max_redeliveries=max_redeliveries, lease_seconds=lease_seconds)
-        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+        self.conns = Connections(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
+                                 transport_options=transport_options, setting="broker_transport_options")
         # The per-task commands (enqueue, fetch, finish) go over the wire; the rest over redis-py.
         self.wire = self.conns.wire
         self._keys: dict[str, QueueKeys] = {}
@@ -222,11 +223,11 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
-        from ..backends.redis import RedisBackend
+        from .results import RedisBackend
 
         commands: list[Command] = []
         if records:
-            if isinstance(backend, RedisBackend) and backend.url == self.url:
+            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
                 commands.extend(backend.commands(records))
             else:
                 backend.write(records)
@@ -348,9 +349,9 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
                       *, backend: Any = None) -> list[Delivery]:
-        from ..backends.redis import RedisBackend, done_key, meta_key
+        from .results import RedisBackend, done_key, meta_key
 
-        if not (isinstance(backend, RedisBackend) and backend.url == self.url):
+        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server):
             return super().finish_fenced(consumer, items, backend=backend)
         ttl = backend.ttl_ms()
         commands: list[Command] = []

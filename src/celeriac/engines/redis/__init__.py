@@ -1,0 +1,26 @@
+"""The Redis engine: one server (``redis://``, ``rediss://``, ``unix://``) or a master found
+through Redis Sentinel (``sentinel://``); how a URL becomes connections is ``connect.py``.
+
+Every key of a queue shares one hash tag and every multi-key step is one Lua script, so the
+layout is ready for Redis Cluster as a third mode of the same ``connect.py``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .broker import RedisBroker
+    from .results import RedisBackend
+
+
+def open_broker(url: str, **options: Any) -> RedisBroker:
+    from .broker import RedisBroker
+
+    return RedisBroker(url, **options)
+
+
+def open_results(url: str, **options: Any) -> RedisBackend:
+    from .results import RedisBackend
+
+    return RedisBackend(url, **options)
