@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from celeriac import Celery, signals
 from faults import ledger
@@ -24,7 +25,7 @@ def _born(**_: object) -> None:
 
 
 @app.task(name="faults.work", bind=True)
-def work(self, seconds: float = 0.0, pad: str = "") -> str:
+def work(self: Any, seconds: float = 0.0, pad: str = "") -> str:
     token = ledger.started(self.request.id, self.request.hostname)
     if seconds:
         time.sleep(seconds)
@@ -33,7 +34,7 @@ def work(self, seconds: float = 0.0, pad: str = "") -> str:
 
 
 @app.task(name="faults.die", bind=True, acks_late=True, reject_on_worker_lost=True)
-def die(self, how: str) -> None:
+def die(self: Any, how: str) -> None:
     """Poison: takes its process down every time it runs, each way a process can go."""
     ledger.started(self.request.id, self.request.hostname)
     if how == "exit":
@@ -46,5 +47,5 @@ def die(self, how: str) -> None:
 
 
 @app.task(name="faults.tick", bind=True)
-def tick(self) -> None:
+def tick(self: Any) -> None:
     ledger.ticked(str(self.request.headers.get("periodic_task_tick")))

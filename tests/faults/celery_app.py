@@ -1,3 +1,4 @@
+# mypy: disable-error-code="untyped-decorator"
 """The battery's tasks on Celery 5, named and behaving as in celeriac_app.py, on Celery's
 defaults except the result backend (the same Redis, as in benchmarks/celery_tasks.py)."""
 
@@ -5,8 +6,9 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, signals  # type: ignore[import-untyped]
 
 from faults import ledger
 
@@ -22,7 +24,7 @@ def _born(**_: object) -> None:
 
 
 @app.task(name="faults.work", bind=True)
-def work(self, seconds: float = 0.0, pad: str = "") -> str:
+def work(self: Any, seconds: float = 0.0, pad: str = "") -> str:
     token = ledger.started(self.request.id, self.request.hostname)
     if seconds:
         time.sleep(seconds)
@@ -31,7 +33,7 @@ def work(self, seconds: float = 0.0, pad: str = "") -> str:
 
 
 @app.task(name="faults.die", bind=True, acks_late=True, reject_on_worker_lost=True)
-def die(self, how: str) -> None:
+def die(self: Any, how: str) -> None:
     ledger.started(self.request.id, self.request.hostname)
     if how == "exit":
         os._exit(3)
@@ -43,6 +45,6 @@ def die(self, how: str) -> None:
 
 
 @app.task(name="faults.tick", bind=True)
-def tick(self) -> None:
+def tick(self: Any) -> None:
     # Celery stamps no tick on the message: the harness buckets these by the second they ran in.
     ledger.ticked(f"~{round(time.time())}")

@@ -191,13 +191,17 @@ def zombie(run: Run) -> Outcome:
     """SIGSTOP a worker's whole process group past its lease while it runs and holds tasks, then
     SIGCONT it beside a live worker that took its tasks over."""
     p = run.profile
+    # Queued before the zombie starts, so its first fetches take a full prefetch: it holds eight
+    # (two running, six prefetched: prefetch 4 per process counts the running one), two are left
+    # for the idle rescuer, which has room for most of the eight once the zombie's lease lapses.
+    ids = {run.send("faults.work", [1.5]) for _ in range(10)}
     paused = run.worker("zombie", 2, prefetch=4)
-    # Two running and eight prefetched by the zombie, two left for the idle rescuer: after the
-    # lease lapses the rescuer takes the zombie's ten, and has room for them.
-    ids = {run.send("faults.work", [1.5]) for _ in range(12)}
     deadline = time.monotonic() + 20
     while run.started_by("zombie") < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
+    deadline = time.monotonic() + 0.8  # the two running tasks must still run when it is paused
+    while run.side.held() < 8 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert paused.proc is not None
     run.worker("rescuer", 2, prefetch=4)
     began = time.monotonic()

@@ -25,7 +25,7 @@ class Lease:
 
     def describe(self, side: str) -> str:
         if side == "celery":
-            return "visibility timeout 3600 s (Celery default), acks on receipt"
+            return "visibility timeout 3600 s, acks before running (Celery defaults)"
         return f"lease {self.seconds:g} s, heartbeat {self.heartbeat:g} s"
 
 
@@ -77,6 +77,10 @@ class Side:
         """Messages of the queue still ready, leased or delayed."""
         raise NotImplementedError
 
+    def held(self) -> int:
+        """Messages of the queue leased to (or, on Celery, received by) workers now."""
+        raise NotImplementedError
+
     def dead_letters(self) -> list[str]:
         return []
 
@@ -124,6 +128,9 @@ class CeleriacSide(Side):
     def in_broker(self) -> int:
         stats = self.app.broker.stats([QUEUE])[0]
         return int(stats.ready_total + stats.unacked + stats.delayed)
+
+    def held(self) -> int:
+        return int(self.app.broker.stats([QUEUE])[0].unacked)
 
     def dead_letters(self) -> list[str]:
         return [d.reason for d in self.app.broker.dead_letters(QUEUE)]
@@ -180,6 +187,15 @@ class CelerySide(Side):
         client = redis.Redis.from_url(self.url)
         try:
             return int(client.llen(QUEUE) + client.hlen("unacked"))
+        finally:
+            client.close()
+
+    def held(self) -> int:
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            return int(client.hlen("unacked"))
         finally:
             client.close()
 
