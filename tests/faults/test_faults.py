@@ -4,15 +4,15 @@ beat processes, a private redis-server per row. Selected with ``-m faults``; the
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from faults.battery import plan
-from faults.check import Outcome
 from faults.rows import QUICK, ROWS, Row, run_row, slug
 
-OUTCOMES: list[Outcome] = []
 ROOT: list[Path] = []
 
 CASES = plan(("celeriac-redis", "celeriac-sqlite"), ROWS)
@@ -21,12 +21,16 @@ CASES = plan(("celeriac-redis", "celeriac-sqlite"), ROWS)
 @pytest.mark.faults
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(("row", "kind", "broker"), CASES, ids=[f"{slug(r.name)}-{b}" for r, _, b in CASES])
-def test_fault_row(row: Row, kind: str, broker: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_fault_row(row: Row, kind: str, broker: str, tmp_path_factory: pytest.TempPathFactory,
+                   request: pytest.FixtureRequest) -> None:
     """Lost 0; duplicates only of tasks whose process was killed or paused (none after a broker
     stall); no result overwritten; each row's own bounds (see its docstring in rows.py)."""
     if not ROOT:
         ROOT.append(tmp_path_factory.mktemp("faults"))
     outcome = run_row(row, kind, broker, QUICK, ROOT[0])
-    OUTCOMES.append(outcome)
+    # Under pytest-xdist the row runs in a worker process; the report's user properties are what
+    # reaches the controller, where conftest.py prints the table.
+    request.node.user_properties.append(("fault_outcome", json.dumps(dataclasses.asdict(outcome), default=str)))
+    request.node.user_properties.append(("fault_logs", str(ROOT[0])))
     assert outcome.error is None, f"the row could not run: {outcome.error}"
     assert outcome.passed, "; ".join(outcome.failures) + f" ({outcome.extra})"
