@@ -40,6 +40,14 @@ UNIMPLEMENTED: frozenset[str] = frozenset({
     "worker_enable_prefetch_count_reduction", "worker_enable_soft_shutdown_on_idle", "worker_eta_task_limit",
     "worker_executable", "worker_gid", "worker_log_color", "worker_logfile", "worker_pidfile",
     "worker_pool_restarts", "worker_proc_alive_timeout", "worker_timer", "worker_uid", "worker_umask",
+    # Accepted by Celery though its reference leaves them out (old spellings, newer additions):
+    # a project may still carry them.
+    "beat_enable_remote_control", "beat_remote_control_max_tick_age", "broker_host", "broker_password",
+    "broker_port", "broker_transport", "broker_user", "broker_vhost", "cassandra_bundle_path",
+    "database_url", "gcs_ttl", "redis_db", "redis_host", "redis_password", "redis_port", "redis_username",
+    "result_chord_expires", "result_exchange", "result_exchange_type", "result_failure_expires",
+    "task_repr_maxlevels", "task_retry_on_worker_lost", "worker_agent", "worker_log_datefmt",
+    "worker_pool_putlocks", "worker_pool_start_method", "worker_task_log_datefmt",
 })
 
 # What celeriac does instead, by name prefix (the longest prefix that matches wins).
@@ -89,6 +97,28 @@ _INSTEAD: dict[str, str] = {
     "worker_enable_prefetch_count_reduction": "prefetched tasks are leased, and given back at shutdown",
     "worker_enable_soft_shutdown_on_idle": "see worker_shutdown_timeout",
     "worker_eta_task_limit": "delayed tasks live in the broker and cost the worker nothing",
+    "beat_enable_remote_control": "a running beat already follows run-time entries and pauses in the broker",
+    "beat_remote_control_": "a running beat already follows run-time entries and pauses in the broker",
+    "broker_host": "give the whole address in broker_url",
+    "broker_password": "give the whole address in broker_url",
+    "broker_port": "give the whole address in broker_url",
+    "broker_transport": "the broker_url's scheme chooses the broker",
+    "broker_user": "give the whole address in broker_url",
+    "broker_vhost": "give the whole address in broker_url",
+    "redis_db": "give the whole address in broker_url / result_backend",
+    "redis_host": "give the whole address in broker_url / result_backend",
+    "redis_password": "give the whole address in broker_url / result_backend",
+    "redis_port": "give the whole address in broker_url / result_backend",
+    "redis_username": "give the whole address in broker_url / result_backend",
+    "result_exchange": "results are written to the result store directly; there are no exchanges",
+    "result_failure_expires": "failed results expire with result_expires",
+    "task_repr_maxlevels": "argument reprs in events are cut by length, not by depth",
+    "task_retry_on_worker_lost": "see task_reject_on_worker_lost (on by default)",
+    "worker_agent": "celeriac has no worker agents",
+    "worker_log_datefmt": "times in worker logs use logging's default format",
+    "worker_task_log_datefmt": "times in worker logs use logging's default format",
+    "worker_pool_putlocks": "pool processes fetch for themselves",
+    "worker_pool_start_method": "pool processes are forked",
 }
 for _who in ("beat", "events", "worker"):
     for _what in ("executable", "gid", "uid", "umask"):
