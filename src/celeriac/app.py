@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from . import message, publish, signals
 from .brokers.base import Broker
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .backends.base import ResultBackend
     from .control import Control
     from .result import AsyncResult
-    from .task_types import AsyncTask, BoundTaskDecorator, TaskDecorator
+    from .task_types import AsyncTask, BoundTaskDecorator, TaskDecorator, TaskOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -271,15 +271,15 @@ class Celery:
 
     @overload
     def task(self, /, *, bind: Literal[True], name: str | None = None, base: type[Task[Any, Any]] | None = None,
-             **options: Any) -> BoundTaskDecorator: ...
+             **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
 
     @overload
     def task(self, /, *, bind: Literal[False] = False, name: str | None = None,
-             base: type[Task[Any, Any]] | None = None, **options: Any) -> TaskDecorator: ...
+             base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]) -> TaskDecorator: ...
 
     @overload
     def task(self, /, *, bind: bool, name: str | None = None, base: type[Task[Any, Any]] | None = None,
-             **options: Any) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
+             **options: Unpack[TaskOptions]) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
     def task(self, fun: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Declare a task: ``@app.task`` or ``@app.task(bind=True, max_retries=3, ...)``."""
@@ -507,15 +507,18 @@ def shared_task(fun: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def shared_task(*, bind: Literal[True], **options: Any) -> BoundTaskDecorator: ...
+def shared_task(*, bind: Literal[True], name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
 
 
 @overload
-def shared_task(*, bind: Literal[False] = False, **options: Any) -> TaskDecorator: ...
+def shared_task(*, bind: Literal[False] = False, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> TaskDecorator: ...
 
 
 @overload
-def shared_task(*, bind: bool, **options: Any) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
+def shared_task(*, bind: bool, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

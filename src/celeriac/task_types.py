@@ -8,7 +8,8 @@ changes what runs; these only describe the objects :meth:`Celery.task` returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
 from .task import Task
 
@@ -25,6 +26,44 @@ class AsyncTask(Task[P, R]):
         def __call__(  # type: ignore[override]
             self, *args: P.args, **kwargs: P.kwargs
         ) -> Coroutine[Any, Any, R]: ...
+
+
+class TaskOptions(TypedDict, total=False):
+    """The options ``@app.task(...)`` takes besides ``name``, ``bind`` and ``base``
+    (``Task.OPTIONS``): a misspelt one is a type error, as it is an error at run time."""
+
+    max_retries: int | None
+    default_retry_delay: float
+    autoretry_for: tuple[type[BaseException], ...] | list[type[BaseException]]
+    dont_autoretry_for: tuple[type[BaseException], ...]
+    retry_kwargs: dict[str, Any]
+    retry_backoff: bool | float
+    retry_backoff_max: float
+    retry_jitter: bool
+    rate_limit: str | float | None
+    time_limit: float | None
+    soft_time_limit: float | None
+    acks_late: bool | None
+    acks_on_failure_or_timeout: bool | None
+    reject_on_worker_lost: bool | None
+    ignore_result: bool | None
+    store_errors_even_if_ignored: bool | None
+    track_started: bool | None
+    queue: str | None
+    priority: int | None
+    expires: float | datetime | None
+    serializer: str | None
+    # Celery's, accepted so its code runs; they change nothing here.
+    typing: bool
+    shared: bool
+    trail: bool
+    send_events: bool
+    throws: tuple[type[BaseException], ...]
+    routing_key: str
+    exchange: str
+    lazy: bool
+    pydantic: bool
+    filter: Any
 
 
 class TaskDecorator(Protocol):

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from celeriac.task import Task
+from celeriac.task_types import TaskOptions
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 SAMPLE = HERE / "typed_calls.py"
@@ -52,3 +55,8 @@ def test_typed_calls_type_check_exactly_as_marked() -> None:
     found = mypy_errors()
     assert sorted(found - expected) == [], "mypy errors the sample does not expect (a typed API got looser or wrong)"
     assert sorted(expected - found) == [], "expected errors mypy no longer reports (a typed API got looser)"
+
+
+def test_task_options_type_names_every_option_the_decorator_takes() -> None:
+    typed = set(TaskOptions.__optional_keys__) | {"name", "bind", "base"}
+    assert typed == set(Task.OPTIONS), "Task.OPTIONS and task_types.TaskOptions must name the same options"

@@ -97,6 +97,24 @@ fetch.delay()  # E: Missing positional argument "url" in call to "delay" of "Tas
 shared.delay("1")  # E: Argument 1 to "delay" of "Task" has incompatible type "str"; expected "int"  [arg-type]
 wrong: str = add.delay(1, 2).get()  # E: Incompatible types in assignment (expression has type "int", variable has type "str")  [assignment]
 
+# A misspelt or ill-typed task option is an error, as it is at run time.
+@app.task(max_retry=3)  # E: No overload variant of "task" of "Celery" matches argument type "int"  [call-overload] # E: Untyped decorator makes function "misspelt" untyped  [untyped-decorator]
+def misspelt(x: int) -> int:
+    return x
+
+
+@app.task(bind=True, time_limit="60")  # E: No overload variant of "task" of "Celery" matches argument types "bool", "str"  [call-overload] # E: Untyped decorator makes function "ill_typed" untyped  [untyped-decorator]
+def ill_typed(self: Task[Any, Any]) -> None:
+    pass
+
+
+@app.task(autoretry_for=[ValueError], retry_backoff=2, rate_limit="10/m", expires=60, queue="low")
+def with_options(x: int) -> int:
+    return x
+
+
+assert_type(with_options.delay(1).get(), int)
+
 # app.conf: each setting has its type; an unknown name is an error.
 assert_type(app.conf.task_default_queue, str)
 assert_type(app.conf.result_expires, float | None)
