@@ -264,10 +264,12 @@ class Celery:
     # -- tasks ----------------------------------------------------------------------------
     # Typed so a task's calls check against its function: see task_types.py.
     @overload
-    def task(self, fun: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+    def task(self, fun: Callable[P, Coroutine[Any, Any, R]], /, *, name: str | None = None,
+             base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]) -> AsyncTask[P, R]: ...
 
     @overload
-    def task(self, fun: Callable[P, R], /) -> Task[P, R]: ...
+    def task(self, fun: Callable[P, R], /, *, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+             **options: Unpack[TaskOptions]) -> Task[P, R]: ...
 
     @overload
     def task(self, /, *, bind: Literal[True], name: str | None = None, base: type[Task[Any, Any]] | None = None,

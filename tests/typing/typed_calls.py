@@ -115,6 +115,14 @@ def with_options(x: int) -> int:
 
 assert_type(with_options.delay(1).get(), int)
 
+
+def plain(x: int) -> str:
+    return str(x)
+
+
+registered = app.task(plain, name="typed.plain", queue="low")  # called, not as a decorator
+assert_type(registered.delay(1).get(), str)
+
 # app.conf: each setting has its type; an unknown name is an error.
 assert_type(app.conf.task_default_queue, str)
 assert_type(app.conf.result_expires, float | None)
