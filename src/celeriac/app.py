@@ -9,10 +9,10 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from . import message, publish, signals
 from .brokers.base import Broker
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from .backends.base import ResultBackend
     from .control import Control
     from .result import AsyncResult
+    from .task_types import AsyncTask, BoundTaskDecorator, TaskDecorator, TaskOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 logger = logging.getLogger("celeriac.app")
 
@@ -109,9 +113,8 @@ class Celery:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.on_after_configure = Signal("on_after_configure")
         self.on_after_finalize = Signal("on_after_finalize")
-        if isinstance(task_cls, str):
-            task_cls = import_object(task_cls)
-        self.task_cls: type[Task[Any, Any]] = task_cls or Task
+        self.task_cls: type[Task[Any, Any]] = (
+            import_object(task_cls) if isinstance(task_cls, str) else task_cls or Task)
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._control: Control | None = None
@@ -259,12 +262,26 @@ class Celery:
         return time.time()
 
     # -- tasks ----------------------------------------------------------------------------
+    # Typed so a task's calls check against its function: see task_types.py.
     @overload
-    def task(self, fun: Callable[..., Any], /) -> Task[Any, Any]: ...
+    def task(self, fun: Callable[P, Coroutine[Any, Any, R]], /, *, name: str | None = None,
+             base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]) -> AsyncTask[P, R]: ...
 
     @overload
-    def task(self, *, name: str | None = None, bind: bool = False, base: type[Task[Any, Any]] | None = None,
-             **options: Any) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
+    def task(self, fun: Callable[P, R], /, *, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+             **options: Unpack[TaskOptions]) -> Task[P, R]: ...
+
+    @overload
+    def task(self, /, *, bind: Literal[True], name: str | None = None, base: type[Task[Any, Any]] | None = None,
+             **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
+
+    @overload
+    def task(self, /, *, bind: Literal[False] = False, name: str | None = None,
+             base: type[Task[Any, Any]] | None = None, **options: Unpack[TaskOptions]) -> TaskDecorator: ...
+
+    @overload
+    def task(self, /, *, bind: bool, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+             **options: Unpack[TaskOptions]) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
     def task(self, fun: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Declare a task: ``@app.task`` or ``@app.task(bind=True, max_retries=3, ...)``."""
@@ -371,7 +388,7 @@ class Celery:
                   retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
                   ignore_result: bool | None = None, time_limit: float | None = None,
                   soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
-                  **options: Any) -> AsyncResult:
+                  **options: Any) -> AsyncResult[Any]:
         """Send a task by name; the sender needs no code for it (``send_task('add', args=[2, 2])``)."""
         from .result import AsyncResult
 
@@ -392,7 +409,7 @@ class Celery:
         return AsyncResult(envelope.id, app=self, task_name=name)
 
     def send_many(self, name: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]],
-                  **options: Any) -> list[AsyncResult]:
+                  **options: Any) -> list[AsyncResult[Any]]:
         """Send many calls of one task in one round trip: ``[(args, kwargs), ...]``."""
         from .result import AsyncResult
 
@@ -442,7 +459,7 @@ class Celery:
                 publish.sent_event(self, envelope)
         return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         from .result import AsyncResult
 
         return AsyncResult(task_id, app=self, **kwargs)
@@ -463,7 +480,7 @@ class Celery:
     def worker_main(self, argv: Sequence[str] | None = None) -> None:
         from .cli import main
 
-        main(["-A", _AppRef(self), *(argv or ["worker"])])  # type: ignore[list-item]
+        main(["-A", _AppRef(self), *(argv or ["worker"])])
 
     start = worker_main
 
@@ -480,6 +497,30 @@ class _AppRef(str):
         ref = super().__new__(cls, app.main or "__main__")
         ref.app = app
         return ref
+
+
+# Typed as the task it stands for (the stand-in forwards every call and attribute to it).
+@overload
+def shared_task(fun: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+
+@overload
+def shared_task(fun: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def shared_task(*, bind: Literal[True], name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> BoundTaskDecorator: ...
+
+
+@overload
+def shared_task(*, bind: Literal[False] = False, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> TaskDecorator: ...
+
+
+@overload
+def shared_task(*, bind: bool, name: str | None = None, base: type[Task[Any, Any]] | None = None,
+                **options: Unpack[TaskOptions]) -> Callable[[Callable[..., Any]], Task[..., Any]]: ...
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

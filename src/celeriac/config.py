@@ -17,9 +17,9 @@ import difflib
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .celery_settings import UNIMPLEMENTED, instead
 from .exceptions import ConfigurationError
@@ -254,7 +254,7 @@ ENV_URLS: dict[str, tuple[str, ...]] = {
 ENV_FALLBACKS: dict[str, tuple[str, ...]] = {"broker_url": ("REDIS_URL",)}
 
 
-def suggest(name: str, known: list[str] | set[str] | dict[str, Any]) -> str:
+def suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -301,7 +301,7 @@ def check(name: str, value: Any) -> Any:
         raise ConfigurationError(
             f"setting {name!r} takes {_type_names(spec.types)}, not {type(value).__name__} {value!r}"
         )
-    if spec.types == _NUMBER and value < 0:
+    if spec.types == _NUMBER and isinstance(value, _NUMBER) and value < 0:
         raise ConfigurationError(f"setting {name!r} cannot be negative ({value!r})")
     return value
 
@@ -324,6 +324,120 @@ def normalize_key(key: str, namespace: str | None = None) -> str | None:
 
 class Settings(MutableMapping[str, Any]):
     """The configuration of one app: attribute and item access, validated on every write."""
+
+    # Each setting's type as SETTINGS states it, so ``app.conf.<name>`` type-checks and an
+    # unknown name is a mypy error (tests/unit/test_settings_types.py keeps the two in step;
+    # a new setting needs its line here). Ignored Celery settings take anything: Any.
+    _values: dict[str, Any]
+    broker_url: str | None
+    broker_connection_retry_on_startup: bool | None
+    broker_connection_retry: bool | None
+    broker_connection_max_retries: int | None
+    broker_connection_timeout: float | None
+    broker_lease_seconds: float
+    broker_allow_evicting_redis: bool
+    broker_sqlite_durable: bool
+    result_backend: str | None
+    result_expires: float | None
+    result_serializer: str
+    result_accept_content: list[str] | tuple[str, ...] | None
+    result_extended: bool
+    result_persistent: Any
+    task_serializer: str
+    accept_content: list[str] | tuple[str, ...] | set[str]
+    task_message_signing_key: str | bytes | None
+    task_message_signing_max_age: float | None
+    task_redact_args: list[str] | tuple[str, ...] | None
+    timezone: str | None
+    enable_utc: bool
+    task_track_started: bool
+    task_time_limit: float | None
+    task_soft_time_limit: float | None
+    task_acks_late: bool
+    task_acks_on_failure_or_timeout: bool
+    task_reject_on_worker_lost: bool
+    task_max_redeliveries: int
+    task_default_queue: str
+    task_default_priority: int | None
+    task_default_rate_limit: float | str | None
+    task_routes: dict[str, Any] | list[Any] | tuple[Any, ...] | Callable[..., Any] | None
+    task_queues: dict[str, Any] | list[Any] | tuple[Any, ...] | set[Any] | None
+    task_create_missing_queues: bool
+    task_always_eager: bool
+    task_eager_propagates: bool
+    task_store_eager_result: bool
+    task_ignore_result: bool
+    task_store_errors_even_if_ignored: bool
+    task_publish_retry: bool
+    task_publish_retry_policy: dict[str, Any] | None
+    task_annotations: dict[str, Any] | list[Any] | tuple[Any, ...] | None
+    task_send_sent_event: bool
+    task_default_exchange: Any
+    task_default_exchange_type: Any
+    task_default_routing_key: Any
+    task_queue_max_priority: Any
+    task_inherit_parent_priority: bool
+    task_compression: Any
+    task_message_max_bytes: int
+    task_protocol: Any
+    task_remote_tracebacks: Any
+    worker_concurrency: int | None
+    worker_pool: str
+    worker_autoscale_keepalive: float
+    worker_prefetch_multiplier: int
+    worker_max_tasks_per_child: int | None
+    worker_max_memory_per_child: int | None
+    worker_shutdown_timeout: float
+    worker_heartbeat_interval: float
+    worker_disable_rate_limits: bool
+    worker_send_task_events: bool
+    worker_hijack_root_logger: bool
+    worker_log_format: str | None
+    worker_task_log_format: str | None
+    worker_redirect_stdouts: bool
+    worker_redirect_stdouts_level: str
+    worker_lost_wait: Any
+    worker_direct: Any
+    worker_enable_remote_control: bool
+    worker_cancel_long_running_tasks_on_connection_loss: Any
+    worker_soft_shutdown_timeout: Any
+    worker_timer_precision: Any
+    worker_deduplicate_successful_tasks: Any
+    worker_state_db: Any
+    worker_revoke_expires: float
+    worker_revokes_max: int
+    event_stream_maxlen: int
+    event_stream_max_bytes: int
+    event_queue_expires: Any
+    event_queue_ttl: Any
+    beat_schedule: dict[str, Any]
+    beat_missed_policy: str
+    beat_max_loop_interval: float
+    beat_scheduler: Any
+    beat_schedule_filename: Any
+    beat_sync_every: Any
+    broker_transport_options: dict[str, Any] | None
+    broker_pool_limit: Any
+    broker_heartbeat: Any
+    broker_heartbeat_checkrate: Any
+    broker_use_ssl: Any
+    broker_login_method: Any
+    broker_channel_error_retry: Any
+    result_backend_transport_options: dict[str, Any] | None
+    result_compression: Any
+    result_cache_max: Any
+    result_chord_join_timeout: Any
+    redis_max_connections: Any
+    redis_socket_timeout: float | None
+    redis_socket_connect_timeout: float | None
+    redis_socket_keepalive: Any
+    redis_retry_on_timeout: Any
+    redis_backend_health_check_interval: Any
+    security_key: Any
+    security_certificate: Any
+    security_cert_store: Any
+    imports: list[str] | tuple[str, ...]
+    include: list[str] | tuple[str, ...]
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_values", {})
@@ -380,16 +494,17 @@ class Settings(MutableMapping[str, Any]):
         return key in SETTINGS
 
     # Attribute access, as ``app.conf.task_default_queue`` -------------------------------
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(f"unknown setting {key!r}{suggest(key, SETTINGS)}") from None
+    if not TYPE_CHECKING:  # hidden from type checkers: the attributes declared above are the API
+        def __getattr__(self, key: str) -> Any:
+            if key.startswith("_"):
+                raise AttributeError(key)
+            try:
+                return self[key]
+            except KeyError:
+                raise AttributeError(f"unknown setting {key!r}{suggest(key, SETTINGS)}") from None
 
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
+        def __setattr__(self, key: str, value: Any) -> None:
+            self[key] = value
 
     def is_set(self, key: str) -> bool:
         return key in self._values
@@ -397,7 +512,7 @@ class Settings(MutableMapping[str, Any]):
     def changes(self) -> dict[str, Any]:
         return dict(self._values)
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
         items = dict(other, **kwargs) if other else dict(kwargs)
         checked = {key: check(key, value) for key, value in items.items()}
         self._values.update(checked)  # all or nothing: one bad key leaves the rest unapplied

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], *,
                   task_id: str | None = None, throw: bool | None = None, retries: int = 0,
-                  headers: dict[str, Any] | None = None) -> EagerResult:
+                  headers: dict[str, Any] | None = None) -> EagerResult[Any]:
     from .result import EagerResult
 
     app = task.app

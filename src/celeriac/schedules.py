@@ -30,7 +30,7 @@ import copy
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
@@ -141,7 +141,8 @@ class schedule(BaseSchedule):  # lower case: Celery's name
     ``relative`` is accepted for Celery's sake; alignment already makes runs fall on round
     multiples of the interval."""
 
-    def __init__(self, run_every: float | timedelta, relative: bool = False, nowfun: Any = None,
+    def __init__(self, run_every: float | timedelta, relative: bool = False,
+                 nowfun: Callable[[], datetime] | None = None,
                  app: Any = None) -> None:
         self.relative = relative
         self.seconds = math.nan
@@ -204,6 +205,9 @@ class schedule(BaseSchedule):  # lower case: Celery's name
         return f"<freq: {_every(self.seconds)}>" if self.error is None else f"<freq: invalid: {self.error}>"
 
 
+#: What one crontab field takes, as in Celery: 5, '*/15', '1-5', 'mon-fri' or [0, 30].
+CronField = int | str | Iterable[int | str]
+
 _FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 _RANGES = {"minute": (0, 59), "hour": (0, 23), "day_of_month": (1, 31), "month_of_year": (1, 12),
            "day_of_week": (0, 6)}
@@ -245,8 +249,9 @@ def _day_abbrev(field: str, value: Any, word: str) -> str:
 class crontab(BaseSchedule):  # lower case: Celery's name
     """Runs when the wall clock of ``tz`` (default: the app's ``timezone``) matches every field."""
 
-    def __init__(self, minute: Any = "*", hour: Any = "*", day_of_week: Any = "*", day_of_month: Any = "*",
-                 month_of_year: Any = "*", tz: str | tzinfo | None = None, nowfun: Any = None,
+    def __init__(self, minute: CronField = "*", hour: CronField = "*", day_of_week: CronField = "*",
+                 day_of_month: CronField = "*", month_of_year: CronField = "*", tz: str | tzinfo | None = None,
+                 nowfun: Callable[[], datetime] | None = None,
                  app: Any = None) -> None:
         given = {"minute": minute, "hour": hour, "day_of_month": day_of_month,
                  "month_of_year": month_of_year, "day_of_week": day_of_week}

@@ -127,7 +127,7 @@ class Task(Generic[P, R]):
         self._requests.stack.pop()
 
     # -- calling --------------------------------------------------------------------------
-    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Run asynchronously with these arguments: ``apply_async(args, kwargs)``."""
         return self.apply_async(args, kwargs)
 
@@ -137,7 +137,7 @@ class Task(Generic[P, R]):
                     queue: str | None = None, task_id: str | None = None, retry: bool | None = None,
                     retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
                     ignore_result: bool | None = None, time_limit: float | None = None,
-                    soft_time_limit: float | None = None, **options: Any) -> AsyncResult:
+                    soft_time_limit: float | None = None, **options: Any) -> AsyncResult[R]:
         """Send this task to a worker. Returns at once with an AsyncResult.
 
         Once this returns, the message is stored in the broker and will run at least once
@@ -145,7 +145,7 @@ class Task(Generic[P, R]):
         """
         app = self.app
         if app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=task_id, headers=headers)  # type: ignore[return-value]
+            return self.apply(args, kwargs, task_id=task_id, headers=headers)
         return app.send_task(
             self.name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
             queue=queue, task_id=task_id, retry=retry, retry_policy=retry_policy, headers=headers,
@@ -155,7 +155,7 @@ class Task(Generic[P, R]):
 
     def apply(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
               task_id: str | None = None, throw: bool | None = None, retries: int = 0,
-              headers: dict[str, Any] | None = None, **options: Any) -> EagerResult:
+              headers: dict[str, Any] | None = None, **options: Any) -> EagerResult[R]:
         """Run here and now, in this process, as a worker would (retries included)."""
         from .eager import apply_eagerly
 
@@ -169,7 +169,7 @@ class Task(Generic[P, R]):
                   **options: Any) -> Signature:
         return Signature(self, tuple(args or ()), dict(kwargs or {}), options)
 
-    def AsyncResult(self, task_id: str) -> AsyncResult:
+    def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         from .result import AsyncResult
 
         return AsyncResult(task_id, app=self.app)
@@ -226,7 +226,7 @@ class Task(Generic[P, R]):
         if not self.retry_backoff:
             return float(self.retry_kwargs.get("countdown", self.default_retry_delay))
         factor = 1.0 if self.retry_backoff is True else float(self.retry_backoff)
-        countdown = min(float(self.retry_backoff_max), factor * (2 ** retries))
+        countdown = min(float(self.retry_backoff_max), factor * (2.0 ** retries))
         if self.retry_jitter:
             countdown = random.uniform(0, countdown)
         return countdown
@@ -286,11 +286,11 @@ class Signature:
         self.kwargs = kwargs or {}
         self.options = options or {}
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
         return self.apply_async(args, kwargs)
 
     def apply_async(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-                    **options: Any) -> AsyncResult:
+                    **options: Any) -> AsyncResult[Any]:
         return self.task.apply_async((*self.args, *args), {**self.kwargs, **(kwargs or {})},
                                      **{**self.options, **options})
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -42,7 +42,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
-def wait_for(result: AsyncResult, timeout: float = 10.0, propagate: bool = True) -> Any:
+R = TypeVar("R")
+
+
+def wait_for(result: AsyncResult[R], timeout: float = 10.0, propagate: bool = True) -> R:
     """Wait for one task's result (woken by the store's notification)."""
     return result.get(timeout=timeout, propagate=propagate)
 
@@ -96,7 +99,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "celeriac", *self.args], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if log is not subprocess.DEVNULL:
+        if not isinstance(log, int):  # subprocess.DEVNULL is an int
             log.close()
         return self
 

@@ -140,14 +140,14 @@ class Schedule:
         store.clear_paused(name)
         store.bump()
 
-    def run_now(self, name: str) -> AsyncResult:
+    def run_now(self, name: str) -> AsyncResult[Any]:
         """Send ``name``'s task now, from this process, with its args and options. The schedule
         is not moved: the next tick still runs. Works whether or not beat runs, paused or not."""
         entry = self.get(name)
         return send(self.app, entry, tick=None)
 
 
-def send(app: Celery, entry: Entry, tick: float | None) -> AsyncResult:
+def send(app: Celery, entry: Entry, tick: float | None) -> AsyncResult[Any]:
     """Send one run of ``entry``. Headers say which entry and tick sent it (``tick`` None: by hand)."""
     options = dict(entry.options)
     headers = dict(options.pop("headers", None) or {})

@@ -82,7 +82,7 @@ class FlowerAPI:
         timeout = (await Args.of(request)).number("timeout")
 
         def read() -> dict[str, Any]:
-            result = AsyncResult(task_id, app=self.app)
+            result: AsyncResult[Any] = AsyncResult(task_id, app=self.app)
             if timeout:
                 try:
                     result.get(timeout=timeout, propagate=False)
@@ -315,7 +315,7 @@ def _known_worker(dash: Dashboard, worker: str) -> bool:
     return worker in dash.worker_cache or any(w.name == worker for w in dash.app.broker.workers())
 
 
-def _add_result(reply: dict[str, Any], result: AsyncResult) -> None:
+def _add_result(reply: dict[str, Any], result: AsyncResult[Any]) -> None:
     if not result.ready():
         return
     reply["result"] = _safe_result(result.result)

@@ -78,7 +78,7 @@ class Demo:
         self.dashboard_port = dashboard_port
         self.dashboard: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
-        self.results: list[tuple[str, AsyncResult]] = []
+        self.results: list[tuple[str, AsyncResult[Any]]] = []
         self.tally = Tally()
         self.events: EventReader | None = None
         os.environ["CELERIAC_BROKER_URL"] = self.url
@@ -133,7 +133,7 @@ class Demo:
         self.events = EventReader(self.app.broker, FROM_NOW)
         self.events.read()  # fixes "now" before the first send, so no event of the demo's work is missed
 
-        def keep(label: str, result: AsyncResult) -> None:
+        def keep(label: str, result: AsyncResult[Any]) -> None:
             self.results.append((label, result))
             self.tally.sent += 1
 

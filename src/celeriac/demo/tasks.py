@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import random
 import time
+from typing import Any
 
-from celeriac import Celery
+from celeriac import Celery, Task
 
 app = Celery("celeriac.demo")
 app.conf.update(
@@ -36,7 +37,7 @@ STEPS = ("loading the model", "encoding the prompt", "denoising", "upscaling", "
 
 
 @app.task(bind=True, name="demo.generate_image", max_retries=3, default_retry_delay=60, time_limit=600)
-def generate_image(self, prompt: str, seconds: float = 20.0) -> dict[str, object]:
+def generate_image(self: Task[Any, Any], prompt: str, seconds: float = 20.0) -> dict[str, object]:
     """Like the image service's renders: minutes in production, seconds here, with PROGRESS."""
     ticks = 20
     for tick in range(ticks):
@@ -47,7 +48,7 @@ def generate_image(self, prompt: str, seconds: float = 20.0) -> dict[str, object
 
 
 @app.task(bind=True, name="demo.send_email", max_retries=3)
-def send_email(self, to: str, fail_times: int = 0) -> dict[str, str]:
+def send_email(self: Task[Any, Any], to: str, fail_times: int = 0) -> dict[str, str]:
     """Emails fail on a flaky SMTP server and retry, as the shop's do."""
     if self.request.retries < fail_times:
         raise self.retry(exc=ConnectionError(f"SMTP server refused {to}"), countdown=1.5)

@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
@@ -46,7 +46,7 @@ from ...brokers.base import (
     worker_name,
 )
 from ...exceptions import ConfigurationError
-from .coord import RedisCoordination, translate_errors
+from .coord import RedisCoordination, StreamEntries, translate_errors
 from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
@@ -389,10 +389,10 @@ class RedisBroker(RedisCoordination, Broker):
                     pending = self.client.xpending_range(stream, GROUP, "-", "+", 10_000, consumername=name)
                     for p in pending:
                         entry_id = p["message_id"]
-                        entries = self.client.xrange(stream, entry_id, entry_id)
+                        entries = cast("StreamEntries", self.client.xrange(stream, entry_id, entry_id))
                         if entries:
                             fields = entries[0][1]
-                            tag = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                            tag = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                             out.append((name, Delivery(queue, priority, fields.get(b"b", b""), tag,
                                                        int(fields.get(b"d", 0)))))
         return out
@@ -437,10 +437,11 @@ class RedisBroker(RedisCoordination, Broker):
         out: list[Scheduled] = []
         for queue in queues:
             keys = self.keys(queue)
-            members = self.client.zrange(keys.delayed, 0, limit - 1, withscores=True)
+            members = cast("list[tuple[bytes, float]]",
+                           self.client.zrange(keys.delayed, 0, limit - 1, withscores=True))
             if not members:
                 continue
-            packed = self.client.hmget(keys.delayed_map, [m for m, _ in members])
+            packed = cast("list[bytes | None]", self.client.hmget(keys.delayed_map, [m for m, _ in members]))
             for (member, score), value in zip(members, packed, strict=True):
                 if value is None:
                     continue
@@ -480,7 +481,7 @@ class RedisBroker(RedisCoordination, Broker):
 
     @translate_errors
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        entries = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
+        entries = cast("StreamEntries", self.client.xrange(self.keys(queue).dead, "-", "+", count=limit))
         return [DeadLetter(queue, entry_id.decode(), f.get(b"b", b""), f.get(b"reason", b"").decode(),
                            int(f.get(b"time", 0)) / 1000.0)
                 for entry_id, f in entries]
@@ -501,7 +502,7 @@ class RedisBroker(RedisCoordination, Broker):
 
     @translate_errors
     def queues(self) -> list[str]:
-        return sorted(m.decode() for m in self.client.smembers("celeriac:queues"))
+        return sorted(m.decode() for m in cast("set[bytes]", self.client.smembers("celeriac:queues")))
 
     @translate_errors
     def workers(self) -> list[WorkerRecord]:

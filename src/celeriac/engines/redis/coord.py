@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from ...brokers.base import redact_url
 from ...exceptions import BrokerError, BrokerFull
 from .wire import Connections
+
+# The clients are made without decode_responses (connect.py), so every reply is bytes where
+# redis-py's annotations say ``bytes | str``; the casts below name the shapes that holds for.
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+StreamReply = list[tuple[bytes, StreamEntries]]
 
 
 def translate_errors(func: Any) -> Any:
@@ -35,9 +40,12 @@ def translate_errors(func: Any) -> Any:
 class RedisCoordination:
     """Needs ``client`` (a redis.Redis) and ``_run(script, keys, args)`` from the broker."""
 
-    client: redis.Redis
     url: str
     conns: Connections
+
+    @property
+    def client(self) -> redis.Redis:
+        raise NotImplementedError
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         raise NotImplementedError
@@ -62,8 +70,7 @@ class RedisCoordination:
 
     @translate_errors
     def get(self, key: str) -> bytes | None:
-        value: bytes | None = self.client.get(f"celeriac:kv:{key}")
-        return value
+        return cast("bytes | None", self.client.get(f"celeriac:kv:{key}"))
 
     @translate_errors
     def delete(self, key: str) -> None:
@@ -75,7 +82,8 @@ class RedisCoordination:
 
     @translate_errors
     def map_get(self, name: str) -> dict[str, bytes]:
-        return {k.decode(): v for k, v in self.client.hgetall(f"celeriac:map:{name}").items()}
+        fields = cast("dict[bytes, bytes]", self.client.hgetall(f"celeriac:map:{name}"))
+        return {k.decode(): v for k, v in fields.items()}
 
     @translate_errors
     def map_delete(self, name: str, field: str) -> bool:
@@ -114,7 +122,7 @@ class RedisCoordination:
         key = f"celeriac:log:{name}"
         start = "0-0" if after is None else after
         block = max(1, int(self.conns.wait(timeout) * 1000)) if timeout > 0 else None
-        reply = self.client.xread({key: start}, count=count, block=block)
+        reply = cast("StreamReply | None", self.client.xread({key: start}, count=count, block=block))
         out = []
         for _stream, entries in reply or ():
             for entry_id, fields in entries:

@@ -11,7 +11,7 @@ order: the record is set before the list is pushed): a Lua script cost three tim
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -72,8 +72,8 @@ class RedisBackend(ResultBackend):
 
     def read(self, task_id: str) -> bytes | None:
         try:
-            value: bytes | None = self.client.get(meta_key(task_id))
-            return value
+            # No decode_responses on the client (connect.py): the reply is bytes.
+            return cast("bytes | None", self.client.get(meta_key(task_id)))
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
@@ -91,7 +91,9 @@ class RedisBackend(ResultBackend):
     def wait_ready(self, task_id: str, timeout: float) -> bool:
         key = done_key(task_id)
         try:
-            return self.client.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT") is not None
+            # redis-py annotates the timeout as int; BLMOVE takes decimal seconds (Redis 6.0+).
+            wait = self.conns.wait(timeout, 0.01)
+            return self.client.blmove(key, key, wait, "RIGHT", "LEFT") is not None  # type: ignore[arg-type]
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
@@ -101,8 +103,8 @@ class RedisBackend(ResultBackend):
         key = done_key(task_id)
         try:
             pipe = self.client.pipeline(transaction=False)
-            if timeout > 0:
-                pipe.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT")
+            if timeout > 0:  # the int annotation on blmove's timeout: see wait_ready
+                pipe.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT")  # type: ignore[arg-type]
             pipe.get(meta_key(task_id))
             value: bytes | None = pipe.execute()[-1]
             return value
