@@ -324,3 +324,36 @@ def test_a_run_killed_midway_is_finished_by_the_next_without_duplicates(
     assert client.llen("celery") == 0
     assert held_in_celeriac(celeriac_app, "celery") == []
     assert drained_ids(celeriac_app, "celery") == Counter(ids)
+
+
+def test_a_message_a_celery_worker_takes_meanwhile_stays_celerys_and_a_restored_one_is_not_copied_twice(
+        celery_redis: RedisServer, producer: Any, celeriac_app: Any) -> None:
+    """A message taken from Celery between the copy and the commit (a Celery worker still ran)
+    is left to Celery and its held copy dropped; a moved message that a Celery worker later
+    restores to its list (kombu's restore of unacked messages) is removed, not copied again."""
+    from celeriac.migration.mover import Mover
+    from celeriac.migration.source import CelerySource
+
+    ids = fill(producer, 3)  # the oldest (ids[0]) is at the tail
+    client = celery_client(celery_redis)
+    raws = client.lrange("celery", 0, -1)
+    source = CelerySource(celery_redis.url)
+    try:
+        mover = Mover(source, celeriac_app)
+        taken: list[bytes] = []
+
+        def celery_worker_takes_it(step: str) -> None:
+            if step == "copied" and not taken:
+                taken.append(client.rpop("celery"))
+
+        mover.after_step = celery_worker_takes_it
+        [report] = mover.run(["celery"])
+        assert (report.moved, report.taken) == (2, 1)
+        assert held_in_celeriac(celeriac_app, "celery") == []
+        client.rpush("celery", raws[0])  # kombu restores a moved message to the list's tail
+        [again] = Mover(source, celeriac_app).run(["celery"])
+        assert (again.moved, again.already_moved) == (0, 1)
+    finally:
+        source.close()
+    assert client.llen("celery") == 0
+    assert drained_ids(celeriac_app, "celery") == Counter(ids[1:])

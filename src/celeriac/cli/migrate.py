@@ -60,12 +60,19 @@ def migrate_from_celery(obj: CLIContext, source_url: str, queues: str | None, dr
         _check_consumers(source, dry_run, force)
         mover = Mover(source, obj.app, accept_pickle=accept_pickle)
         chosen = _split(queues) or None
-        reports = mover.plan(chosen) if dry_run else mover.run(chosen)
-        if not reports:
-            click.echo("no Celery queues found (none declared, nothing unacked); name them with -Q")
-        for report in reports:
+
+        def show(report: QueueReport) -> None:
             for line in _describe(report, dry_run):
                 click.echo(line)
+
+        if dry_run:
+            reports = mover.plan(chosen)
+            for report in reports:
+                show(report)
+        else:
+            reports = mover.run(chosen, done=show)
+        if not reports:
+            click.echo("no Celery queues found (none declared, nothing unacked); name them with -Q")
         if dry_run:
             click.echo(f"dry run: nothing changed. Run again without --dry-run to move into {obj.app.broker.url}.")
     finally:

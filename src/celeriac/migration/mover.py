@@ -98,39 +98,39 @@ class Mover:
         return queues or self.source.queues()
 
     def plan(self, queues: list[str] | None = None) -> list[QueueReport]:
-        """What a run would move, per queue; changes nothing."""
+        """What a run would move, per queue; changes nothing. Reads one message at a time."""
         names = self._wanted(queues)
         reports = {name: QueueReport(name) for name in names}
-        done = {m.decode() if isinstance(m, bytes) else m for m in self.source.client.smembers(DONE)}
-        unacked = [f for f in self.source.unacked() if f.queue in reports]
-        ready = [f for name in names for f in self.source.ready(name)]
-        for found in unacked + ready:
-            report = reports[found.queue]
-            if found.key == UNACKED:
-                report.unacked += 1
-            else:
-                report.ready += 1
-            self._tally(report, found, done, count_move=True)
+        done = {_text(m) for m in self.source.client.smembers(DONE)}
+        for found in self.source.unacked():
+            if found.queue in reports:
+                reports[found.queue].unacked += 1
+                self._tally(reports[found.queue], found, done)
+        for name in names:
+            for found in self.source.ready(name):
+                reports[name].ready += 1
+                self._tally(reports[name], found, done)
         return list(reports.values())
 
-    def _tally(self, report: QueueReport, found: Found, done: set[str], *, count_move: bool) -> Converted | None:
+    def _tally(self, report: QueueReport, found: Found, done: set[str]) -> None:
         try:
             converted = self._convert(found)
         except Refused as why:
             report.refused[str(why)] += 1
-            return None
+            return
         if converted.envelope.id in done:
             report.already_moved += 1
-            return None
-        if count_move:
-            report.moved += 1
-            report.by_priority[converted.envelope.priority] += 1
-            report.delayed += converted.delay > 0
-            report.expired += converted.expired
-        return converted
+            return
+        report.moved += 1
+        report.by_priority[converted.envelope.priority] += 1
+        report.delayed += converted.delay > 0
+        report.expired += converted.expired
 
     # -- the run -------------------------------------------------------------------------------
-    def run(self, queues: list[str] | None = None) -> list[QueueReport]:
+    def run(self, queues: list[str] | None = None,
+            done: Callable[[QueueReport], None] = lambda report: None) -> list[QueueReport]:
+        """Move every message of ``queues`` (default: every queue Celery declared); ``done``
+        is called with each queue's report as soon as the queue is finished."""
         self._lock()
         try:
             self.recover()
@@ -144,6 +144,7 @@ class Mover:
                 for key in self.source.lists(name):
                     self._drain_list(reports[name], name, key)
                 self.broker.promote([name])
+                done(reports[name])
             return list(reports.values())
         finally:
             self._unlock()

@@ -25,7 +25,9 @@ BINDINGS = "_kombu.binding."
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
 # Exchanges and queues of remote control and events, not of tasks.
 _CONTROL = ("pidbox", "celeryev")
-_BLOCKING = frozenset({"brpop", "blpop", "blmove", "brpoplpush", "bzpopmin"})
+# kombu's consumers wait in BRPOP and subscribe (remote control, events); celeriac's own
+# processes wait in BLPOP/BLMOVE/XREADGROUP and never subscribe, so they are not mistaken for Celery.
+_CONSUMING = "brpop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +114,17 @@ class CelerySource:
             yield Found(queue, payload if isinstance(payload, dict) else {}, UNACKED, tag)
 
     def consumers(self) -> list[dict[str, Any]] | None:
-        """Other connections that consume (blocked in BRPOP, or subscribed, as Celery workers
-        and Flower are); None when the server does not let us ask (CLIENT LIST refused)."""
+        """Other connections to this database that consume as kombu does (blocked in BRPOP,
+        or subscribed, as Celery workers and Flower are); None when the server does not let
+        us ask (CLIENT LIST refused)."""
         try:
             me = self.client.client_id()
             clients = self.client.client_list()
         except redis.ResponseError:
             return None
-        return [c for c in clients if str(c.get("id")) != str(me) and (
-            c.get("cmd") in _BLOCKING or int(c.get("psub") or 0) > 0 or int(c.get("sub") or 0) > 0)]
+        db = str(self.client.connection_pool.connection_kwargs.get("db", 0))
+        return [c for c in clients if str(c.get("id")) != str(me) and str(c.get("db", db)) == db and (
+            c.get("cmd") == _CONSUMING or int(c.get("psub") or 0) > 0 or int(c.get("sub") or 0) > 0)]
 
 
 def payload_of(raw: bytes | str) -> dict[str, Any]:
