@@ -250,11 +250,14 @@ def drained_ids(app: Any, queue: str) -> Counter[str]:
     return ids
 
 
-@pytest.fixture
-def celeriac_app(redis_url: str) -> Iterator[Any]:
+@pytest.fixture(params=["redis", "sqlite"])
+def celeriac_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The celeriac side of the in-process tests, on each broker whose delayed messages the
+    mover holds and releases (Redis and SQLite)."""
     import migrateapp
 
-    migrateapp.app.conf.broker_url = redis_url
+    url = str(request.getfixturevalue("redis_url")) if request.param == "redis" else f"sqlite:///{tmp_path}/c.db"
+    migrateapp.app.conf.broker_url = url
     migrateapp.app._reset_connections()
     yield migrateapp.app
     migrateapp.app.close()
@@ -301,10 +304,11 @@ def test_a_run_stopped_after_copy_or_after_commit_is_finished_by_the_next_withou
 
 
 def test_a_run_killed_midway_is_finished_by_the_next_without_duplicates(
-        celery_redis: RedisServer, producer: Any, redis_url: str, marks: Path, celeriac_app: Any) -> None:
+        celery_redis: RedisServer, producer: Any, marks: Path, celeriac_app: Any) -> None:
     """kill -9 of the CLI in the middle of a run, then a re-run (which takes over the dead
     run's lock at once): every task in celeriac exactly once, nothing left in Celery."""
     ids = fill(producer, 1500)
+    redis_url = celeriac_app.conf.broker_url
     env = {**os.environ, "CELERIAC_BROKER_URL": redis_url,
            "PYTHONPATH": os.pathsep.join([APPS, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "celeriac", "-A", "migrateapp", "migrate-from-celery",

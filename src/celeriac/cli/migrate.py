@@ -52,7 +52,7 @@ def migrate_from_celery(obj: CLIContext, source_url: str, queues: str | None, dr
                                  param_hint="--from")
     try:
         from ..migration.mover import Mover
-        from ..migration.source import CelerySource
+        from ..migration.source import CelerySource, _without_password
     except ImportError:  # redis-py is an extra
         raise click.ClickException("migrate-from-celery needs redis-py: pip install 'celeriac[redis]'") from None
     source = CelerySource(source_url)
@@ -74,7 +74,8 @@ def migrate_from_celery(obj: CLIContext, source_url: str, queues: str | None, dr
         if not reports:
             click.echo("no Celery queues found (none declared, nothing unacked); name them with -Q")
         if dry_run:
-            click.echo(f"dry run: nothing changed. Run again without --dry-run to move into {obj.app.broker.url}.")
+            target = _without_password(obj.app.broker.url)
+            click.echo(f"dry run: nothing changed. Run again without --dry-run to move into {target}.")
     finally:
         source.close()
 

@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -52,8 +53,9 @@ class CelerySource:
     """A Celery Redis broker, read and changed only through the commands kombu itself uses."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
         self.client: Any = redis.Redis.from_url(url, socket_timeout=30)
+        #: The URL without its password, for messages.
+        self.url = _without_password(url)
 
     def close(self) -> None:
         self.client.close()
@@ -125,6 +127,15 @@ class CelerySource:
         db = str(self.client.connection_pool.connection_kwargs.get("db", 0))
         return [c for c in clients if str(c.get("id")) != str(me) and str(c.get("db", db)) == db and (
             c.get("cmd") == _CONSUMING or int(c.get("psub") or 0) > 0 or int(c.get("sub") or 0) > 0)]
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def payload_of(raw: bytes | str) -> dict[str, Any]:
