@@ -71,8 +71,9 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def hold_in_unacked(celery_redis: RedisServer, producer: Any, count: int) -> list[str]:
-    """Countdown tasks a real Celery worker took (so they sit in ``unacked``), then kill -9."""
+def hold_in_unacked(celery_redis: RedisServer, producer: Any, count: int, *, while_alive: Any = None) -> list[str]:
+    """Countdown tasks a real Celery worker took (so they sit in ``unacked``), then kill -9;
+    ``while_alive()`` runs before the kill."""
     ids = [producer.send_task("shop.record", args=["held", i], queue="held", countdown=12).id for i in range(count)]
     env = {**os.environ, "CELERY_MIGRATE_BROKER": celery_redis.url,
            "PYTHONPATH": os.pathsep.join([APPS, os.environ.get("PYTHONPATH", "")])}
@@ -83,6 +84,8 @@ def hold_in_unacked(celery_redis: RedisServer, producer: Any, count: int) -> lis
     client = celery_client(celery_redis)
     try:
         wait_for(lambda: client.hlen("unacked") == count, 60, "the Celery worker to hold the countdown tasks")
+        if while_alive is not None:
+            while_alive()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -100,7 +103,12 @@ def test_cut_over_runs_every_waiting_celery_task_once_in_celeriac(
     """Ready, priority, countdown (held unacked by a killed Celery worker), eta and expiring
     tasks move with their ids, arguments and root/parent ids; each runs exactly once; an
     expired one is recorded REVOKED; a pickled one stays in Celery; the dry run changes nothing."""
-    held = hold_in_unacked(celery_redis, producer, 3)
+    def refused_while_celery_runs() -> None:
+        refused = migrate(celery_redis.url, redis_url, marks=marks)
+        assert refused.returncode == 1 and "still consume from" in refused.stderr, refused.stderr
+        assert celery_client(celery_redis).hlen("unacked") == 3  # nothing moved
+
+    held = hold_in_unacked(celery_redis, producer, 3, while_alive=refused_while_celery_runs)
     sent: dict[str, tuple[list[Any], dict[str, Any]]] = {}
 
     def send(args: list[Any], kwargs: dict[str, Any] | None = None, **options: Any) -> str:
