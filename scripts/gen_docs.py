@@ -125,9 +125,7 @@ def signals_page() -> str:
 
     names = [n for n, v in vars(signals).items() if isinstance(v, signals.Signal)]
     doc = inspect.cleandoc(signals.__doc__ or "")
-    lines = [HEADER + "# Signals", "", "`from celeriac.signals import task_failure` and friends: "
-             "Celery's names, senders and keyword arguments.", "",
-             doc.replace("``", "`"), "", "## Every signal", "",
+    lines = [HEADER + "# Signals", "", doc.replace("``", "`"), "", "## Every signal", "",
              ", ".join(f"`{n}`" for n in names)]
     return "\n".join(lines).rstrip() + "\n"
 
