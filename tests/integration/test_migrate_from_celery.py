@@ -136,6 +136,9 @@ def test_cut_over_runs_every_waiting_celery_task_once_in_celeriac(
     assert "celery: 9 ready, 0 unacked in Celery; would move 8" in dry.stdout, dry.stdout
     assert "1 left in Celery: arguments are pickled" in dry.stdout
     assert "dry run: nothing changed" in dry.stdout
+    only_high = migrate(celery_redis.url, redis_url, "--dry-run", "-Q", "high", marks=marks)
+    assert [line.split(":")[0] for line in only_high.stdout.splitlines() if not line.startswith(" ")] == [
+        "high", "dry run"], only_high.stdout
     assert (client.llen("celery"), client.hlen("unacked")) == before
     import migrateapp
 
