@@ -372,3 +372,22 @@ def test_a_message_a_celery_worker_takes_meanwhile_stays_celerys_and_a_restored_
         source.close()
     assert client.llen("celery") == 0
     assert drained_ids(celeriac_app, "celery") == Counter(ids[1:])
+
+
+def test_a_message_larger_than_workers_accept_stays_in_celery(
+        celery_redis: RedisServer, producer: Any, celeriac_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers would dead-letter a message over task_message_max_bytes unread; the cut-over
+    leaves it in Celery with the reason instead."""
+    from celeriac.migration.mover import Mover
+    from celeriac.migration.source import CelerySource
+
+    producer.send_task("shop.record", args=["x" * 5000])
+    monkeypatch.setitem(celeriac_app.conf, "task_message_max_bytes", 2000)
+    source = CelerySource(celery_redis.url)
+    try:
+        [report] = Mover(source, celeriac_app).run(["celery"])
+    finally:
+        source.close()
+    assert report.moved == 0 and "larger than task_message_max_bytes" in " ".join(report.refused)
+    assert celery_client(celery_redis).llen("celery") == 1
+    assert drained_ids(celeriac_app, "celery") == Counter()

@@ -37,6 +37,7 @@ import redis
 
 from .. import message
 from ..exceptions import CeleriacError, EncodeError
+from ..publish import check_size
 from .convert import Converted, Refused, convert, message_id
 from .source import UNACKED, UNACKED_INDEX, CelerySource, Found, payload_of
 
@@ -197,12 +198,15 @@ class Mover:
     def _encode(self, converted: Converted) -> bytes:
         envelope, key = converted.envelope, self.app.signing_key
         try:
-            return message.encode(envelope, serializer="json", signing_key=key)
+            body = message.encode(envelope, serializer="json", signing_key=key)
         except EncodeError:
             if not converted.pickled:
                 raise
             # Pickled in Celery and not JSON-able: stays pickled; workers need accept_content pickle.
-            return message.encode(envelope, serializer="pickle", signing_key=key)
+            body = message.encode(envelope, serializer="pickle", signing_key=key)
+        # Workers dead-letter a message over task_message_max_bytes unread: better left in Celery.
+        check_size(self.app, envelope.task, body)
+        return body
 
     def _commit_one(self, found: Found, task_id: str, note: str) -> bool:
         mode = "unacked" if found.key == UNACKED else "list"
