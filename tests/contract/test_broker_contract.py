@@ -370,6 +370,20 @@ def test_scheduled_lists_delayed_messages_soonest_first(broker: Broker) -> None:
     assert broker.stats(["a"])[0].delayed == 1
 
 
+def test_reschedule_moves_a_delayed_message_and_leaves_others_alone(broker: Broker) -> None:
+    """reschedule() changes one delayed message's due time by key (due at once: ready at the
+    next promote); an unknown or already promoted key is False and changes nothing."""
+    broker.enqueue(Q, b"held", delay=3600, key="k1")
+    broker.enqueue(Q, b"other", delay=3600, key="k2")
+    assert broker.reschedule(Q, "nope", 0) is False
+    assert broker.reschedule(Q, "k1", 0) is True
+    eventually(lambda: broker.promote([Q]) is not None and broker.stats([Q])[0].ready_total == 1)
+    assert bodies(drain(broker, [Q])) == [b"held"]
+    assert [s.key for s in broker.scheduled([Q])] == ["k2"]
+    assert broker.reschedule(Q, "k1", 0) is False  # promoted already: calling again is harmless
+    assert broker.stats([Q])[0].ready_total == 0
+
+
 # -- inspection and maintenance --------------------------------------------------------------
 
 def test_stats_count_ready_per_priority_delayed_leased_and_dead(broker: Broker) -> None:

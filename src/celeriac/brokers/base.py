@@ -305,6 +305,13 @@ class Broker(abc.ABC):
     def remove_scheduled(self, queue: str, key: str) -> bool:
         """Drop the delayed message ``key`` from ``queue``; True if it was there."""
 
+    def reschedule(self, queue: str, key: str, delay: float) -> bool:
+        """Make the delayed message ``key`` of ``queue`` due ``delay`` seconds after the broker's
+        now (``0``: due at once, ready at the next :meth:`promote`); True if it was there.
+        Atomic: the message is never both at its old and its new due time, and a message
+        already promoted is left alone (False), so calling this twice is harmless."""
+        raise NotImplementedError(f"{type(self).__name__} cannot reschedule delayed messages")
+
     # -- inspection and maintenance -------------------------------------------------------
     @abc.abstractmethod
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:

@@ -59,6 +59,9 @@ def _register() -> None:
         cli.add_command(command)
     for command in [*control.COMMANDS, *queues.COMMANDS]:
         cli.add_command(command)
+    from .migrate import migrate_from_celery
+
+    cli.add_command(migrate_from_celery)
 
 
 _register()

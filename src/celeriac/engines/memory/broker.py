@@ -279,6 +279,22 @@ class MemoryBroker(Broker):
             st.delayed[queue] = kept
             return True
 
+    def reschedule(self, queue: str, key: str, delay: float) -> bool:
+        st = self._st
+        with st.cond:
+            heap = st.delayed.get(queue, [])
+            found = [entry for entry in heap if entry[2].key == key]
+            if not found:
+                return False
+            due = time.time() + max(delay, 0.0)
+            for index, entry in enumerate(heap):
+                if entry[2].key == key:
+                    entry[2].due = due
+                    heap[index] = (due, entry[1], entry[2])
+            heapq.heapify(heap)
+            st.cond.notify_all()
+            return True
+
     # -- inspection and maintenance -------------------------------------------------------
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         st = self._st

@@ -458,6 +458,18 @@ class RedisBroker(RedisCoordination, Broker):
         pipe.hdel(keys.delayed_map, key)
         return bool(pipe.execute()[0])
 
+    @translate_errors
+    def reschedule(self, queue: str, key: str, delay: float) -> bool:
+        keys = self.keys(queue)
+        due_ms = int((self.now() + max(delay, 0.0)) * 1000)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zscore(keys.delayed, key)
+        pipe.zadd(keys.delayed, {key: due_ms}, xx=True)
+        # A promoter sleeping until a later due time must look again.
+        pipe.lpush(keys.wake, "1")
+        pipe.ltrim(keys.wake, 0, 0)
+        return pipe.execute()[0] is not None
+
     # -- inspection -------------------------------------------------------------------------
     @translate_errors
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:

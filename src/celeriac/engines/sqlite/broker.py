@@ -413,6 +413,11 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         return bool(self._db.write(lambda conn: conn.execute(
             "DELETE FROM delayed WHERE queue = ? AND key = ?", (queue, key)).rowcount))
 
+    def reschedule(self, queue: str, key: str, delay: float) -> bool:
+        return bool(self._db.write(lambda conn: conn.execute(
+            "UPDATE delayed SET due = ? WHERE queue = ? AND key = ?",
+            (time.time() + max(delay, 0.0), queue, key)).rowcount))
+
     # -- inspection and maintenance -------------------------------------------------------
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         def count(conn: sqlite3.Connection, sql: str, queue: str) -> int:
