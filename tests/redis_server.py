@@ -174,6 +174,14 @@ class SentinelSetup:
             time.sleep(0.1)
         raise RuntimeError(f"the Sentinels promoted no replica within {timeout} s")
 
+    def rejoin(self, port: int, master: int) -> None:
+        """Start the dead server on ``port`` again as a replica of ``master`` (what a process
+        manager does with the config the Sentinels rewrote), and wait until it replicates."""
+        server = self.server(port)
+        server.args = [*server.args, "--replicaof", "127.0.0.1", str(master)]
+        server.restart(0.0, hard=True)
+        _wait_replicating(server, timeout=30)
+
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
             server.stop()
