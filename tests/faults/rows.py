@@ -281,12 +281,14 @@ def redis_restart(run: Run) -> Outcome:
     return outcome
 
 
-def master_failover(run: Run) -> Outcome:
+def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
     """kill -9 the Redis master (Sentinel) while ``failover_tasks`` flow through two workers: the
     Sentinels promote the replica, workers and producers find it by themselves, and the old master
-    comes back as a replica (as a process manager restarts it). A send refused around the kill is
-    not acknowledged; one refused as NotReplicated is on the master and may run. Duplicates are
-    reported, not failed: a fetch or an ack the replica never saw makes a task run again."""
+    comes back as a replica (as a process manager restarts it). With ``restart_after`` the old
+    master restarts in place, as a master, that many seconds after the kill: about when the
+    Sentinels agree it is down. A send refused around the kill is not acknowledged; one refused
+    as NotReplicated is on the master and may run. Duplicates are reported, not failed: a fetch
+    or an ack the replica never saw makes a task run again."""
     p = run.profile
     setup = run.sentinels
     run.worker("a", 2)
@@ -310,9 +312,16 @@ def master_failover(run: Run) -> Outcome:
     killed = time.monotonic()
     setup.server(old).kill()
     run.faults.note(killed)
-    new = setup.wait_promoted(old, timeout=30)
-    promoted = time.monotonic()
-    setup.rejoin(old, new)
+    if restart_after is None:
+        new = setup.wait_promoted(old, timeout=30)
+        promoted = time.monotonic()
+        setup.rejoin(old, new)
+    else:
+        time.sleep(restart_after)
+        setup.server(old).restart(0.0, hard=True)
+        new = setup.wait_settled(timeout=30)
+        promoted = time.monotonic()
+        run.outcome.extra["failed over"] = new != old
     run.faults.note(time.monotonic())
     producer.join(p.timeout + 60)
     run.wait_done(set(run.producer.sent), p.timeout)
@@ -323,7 +332,7 @@ def master_failover(run: Run) -> Outcome:
     ledger = run.ledger()
     after = [a.end for t, at in run.producer.sent.items() if at > killed for a in ledger.attempts.get(t, ())
              if a.end is not None]
-    outcome.extra["promoted after s"] = round(promoted - killed, 1)
+    outcome.extra["master settled after s"] = round(promoted - killed, 1)
     outcome.extra["work resumed after s"] = round(min(after) - killed, 1) if after else None
     outcome.extra["sends refused"] = len(run.producer.failed)
     outcome.extra["refused as NotReplicated"] = len(maybe)
@@ -533,6 +542,10 @@ ROWS = [
     Row("sentinel master kill -9 under load", ("sentinel",), master_failover, celery=False),
     Row("sentinel master kill -9 under load, wait_replicas=1", ("sentinel",), master_failover, celery=False,
         wait_replicas=1),
+    Row("sentinel master kill -9, restarted in 1 s", ("sentinel",), lambda r: master_failover(r, 1.0),
+        celery=False),
+    Row("sentinel master kill -9, restarted in 1 s, wait_replicas=1", ("sentinel",),
+        lambda r: master_failover(r, 1.0), celery=False, wait_replicas=1),
 ]
 
 

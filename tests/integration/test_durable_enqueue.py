@@ -121,3 +121,21 @@ def test_with_the_replica_down_delay_raises_not_replicated_within_the_timeout(
         app.send_many("coreapp.add", [((i, i), {}) for i in range(3)])
     # Written on the master all the same (the error says it normally runs): 1 + 1 + 3.
     assert app.broker.stats(["celery"])[0].ready_total == 5
+
+
+def test_a_retry_the_replicas_do_not_confirm_is_sent_once_not_again_and_again(
+        app: Any, restore: None, start_worker: Any, marks: Any, sentinels: SentinelSetup) -> None:
+    """The worker's retry is on the master, and the ack after it reaches replicas only after it:
+    the worker logs the NotReplicated and goes on, instead of sending the retry until it is
+    confirmed (every attempt another copy)."""
+    import coreapp
+
+    _configure(app, sentinels, durable=False)
+    worker = start_worker("-c", "1", env={"CELERIAC_TEST_SENTINEL_MASTER": sentinels.master_name,
+                                          "CELERIAC_TEST_WAIT_REPLICAS": "1"})
+    sentinels.servers[1].kill()  # the replica
+    result = coreapp.flaky.delay(1)
+    assert result.get(timeout=30) == 1
+    time.sleep(2.5)  # room for copies sent again by a retrying flusher to run
+    assert read_marks(marks, "flaky") == ["0", "1"]
+    assert "NotReplicated" in worker.log() or "replica(s) wait_replicas asks for" in worker.log()
