@@ -286,9 +286,10 @@ def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
     Sentinels promote the replica, workers and producers find it by themselves, and the old master
     comes back as a replica (as a process manager restarts it). With ``restart_after`` the old
     master restarts in place, as a master, that many seconds after the kill: about when the
-    Sentinels agree it is down. A send refused around the kill is not acknowledged; one refused
-    as NotReplicated is on the master and may run. Duplicates are reported, not failed: a fetch
-    or an ack the replica never saw makes a task run again."""
+    Sentinels agree it is down. A send refused around the kill is not acknowledged, yet may run:
+    one refused as NotReplicated is on the master, and one whose connection died with the master
+    may have been written (and copied) before it died. Duplicates are reported, not failed: a
+    fetch or an ack the replica never saw makes a task run again."""
     p = run.profile
     setup = run.sentinels
     run.worker("a", 2)
@@ -296,10 +297,12 @@ def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
     total = p.failover_tasks
     spacing = 4.0 / total  # the tasks flow over about 4 s plus the failover
     sent = threading.Event()
+    begun: dict[str, float] = {}  # when each send began: one begun before the kill is no sign of recovery
 
     def produce() -> None:
         for i in range(total):
-            run.send("faults.work", [0.005])
+            began = time.monotonic()
+            begun[run.send("faults.work", [0.005])] = began
             if i == total // 2:
                 sent.set()
             time.sleep(spacing)
@@ -326,16 +329,18 @@ def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
     producer.join(p.timeout + 60)
     run.wait_done(set(run.producer.sent), p.timeout)
     _settle(run)
-    maybe = {t for t, why in run.producer.failed.items() if why.startswith("NotReplicated")}
+    maybe = set(run.producer.failed)
     outcome = run.judge(raw=maybe)
     outcome.failures = [f for f in outcome.failures if "duplicate execution" not in f]
     ledger = run.ledger()
-    after = [a.end for t, at in run.producer.sent.items() if at > killed for a in ledger.attempts.get(t, ())
+    after = [a.end for t in run.producer.sent if begun.get(t, 0.0) > killed for a in ledger.attempts.get(t, ())
              if a.end is not None]
     outcome.extra["master settled after s"] = round(promoted - killed, 1)
     outcome.extra["work resumed after s"] = round(min(after) - killed, 1) if after else None
     outcome.extra["sends refused"] = len(run.producer.failed)
-    outcome.extra["refused as NotReplicated"] = len(maybe)
+    outcome.extra["refused as NotReplicated"] = sum(why.startswith("NotReplicated")
+                                                    for why in run.producer.failed.values())
+    outcome.extra["refused, ran all the same"] = len(maybe & set(ledger.attempts))
     outcome.extra["left in broker"] = run.side.in_broker()
     outcome.restarts = run.births_after(killed)
     outcome.bound(outcome.restarts == 0, f"pool processes restarted {outcome.restarts} times (a crash loop?)")
