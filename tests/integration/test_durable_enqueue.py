@@ -121,6 +121,10 @@ def test_with_the_replica_down_delay_raises_not_replicated_within_the_timeout(
         app.send_many("coreapp.add", [((i, i), {}) for i in range(3)])
     # Written on the master all the same (the error says it normally runs): 1 + 1 + 3.
     assert app.broker.stats(["celery"])[0].ready_total == 5
+    app.conf.task_publish_retry = True  # publish retries BrokerErrors, but not this one: one more copy only
+    with pytest.raises(NotReplicated):
+        coreapp.add.delay(1, 2)
+    assert app.broker.stats(["celery"])[0].ready_total == 6
 
 
 def test_a_retry_the_replicas_do_not_confirm_is_sent_once_not_again_and_again(
@@ -139,3 +143,32 @@ def test_a_retry_the_replicas_do_not_confirm_is_sent_once_not_again_and_again(
     time.sleep(2.5)  # room for copies sent again by a retrying flusher to run
     assert read_marks(marks, "flaky") == ["0", "1"]
     assert "NotReplicated" in worker.log() or "replica(s) wait_replicas asks for" in worker.log()
+
+
+def test_beat_counts_a_send_replicas_did_not_confirm_as_sent_and_does_not_send_the_tick_again(
+        redis_url: str) -> None:
+    """On a server without replicas every send is refused as NotReplicated; beat must not take
+    that for "not sent" and send the same tick again each second until replicas confirm."""
+    import uuid
+
+    from celeriac import Celery, message
+    from celeriac.beat.scheduler import Scheduler
+
+    queue = f"durable-beat-{uuid.uuid4().hex[:8]}"
+    app = Celery("durable-beat", broker=redis_url)
+    app.conf.broker_transport_options = {"wait_replicas": 1, "wait_timeout": 0.05}
+    app.conf.beat_schedule = {"slow": {"task": "durable.tick", "schedule": 4.0, "options": {"queue": queue}}}
+    scheduler = Scheduler(app)
+    thread = scheduler.start_thread()
+    try:
+        wait_until(lambda: app.broker.stats([queue])[0].ready_total >= 1, 10, message="a first send")
+        time.sleep(2.5)  # a beat that retries would have sent the same tick twice more by now
+    finally:
+        scheduler.stop()
+        thread.join(10)
+    ticks = []
+    while deliveries := app.broker.fetch([queue], "probe/1", 100, 0):
+        ticks += [message.decode(d.body).headers["periodic_task_tick"] for d in deliveries]
+        app.broker.ack(deliveries)
+    app.close()
+    assert ticks and len(ticks) == len(set(ticks)), ticks
