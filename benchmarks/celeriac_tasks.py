@@ -27,3 +27,5 @@ def noop_ignore() -> None:
 @app.task(name="bench.echo")
 def echo(x: int) -> int:
     return x
+if os.environ.get("BENCH_WAIT_REPLICAS", "0") != "0":  # benchmarks/durable_enqueue.py
+    app.conf.broker_transport_options = {"wait_replicas": int(os.environ["BENCH_WAIT_REPLICAS"]), "wait_timeout": 2.0}

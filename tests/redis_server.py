@@ -174,6 +174,31 @@ class SentinelSetup:
             time.sleep(0.1)
         raise RuntimeError(f"the Sentinels promoted no replica within {timeout} s")
 
+    def rejoin(self, port: int, master: int) -> None:
+        """Start the dead server on ``port`` again as a replica of ``master`` (what a process
+        manager does with the config the Sentinels rewrote), and wait until it replicates."""
+        server = self.server(port)
+        server.args = [*server.args, "--replicaof", "127.0.0.1", str(master)]
+        server.restart(0.0, hard=True)
+        _wait_replicating(server, timeout=30)
+
+    def wait_settled(self, timeout: float = 30.0) -> int:
+        """Wait until the Sentinels' master has the other server as a replica with its link up
+        (after a failover, or a master restarted before one); return the master's port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.master_port()
+            except RuntimeError:
+                port = 0
+            other = next((s for s in self.servers if s.port != port), None)
+            if other is not None and port and _info(port, "replication").get("role") == "master":
+                replication = _info(other.port, "replication")
+                if replication.get("master_port") == str(port) and replication.get("master_link_status") == "up":
+                    return port
+            time.sleep(0.1)
+        raise RuntimeError(f"no master with a replica in sync within {timeout} s")
+
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
             server.stop()

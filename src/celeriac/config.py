@@ -185,8 +185,9 @@ SETTINGS: dict[str, Setting] = {
     # Redis and transport knobs Celery users carry over
     "broker_transport_options": _s(
         None, dict,
-        doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; other keys "
-            "(visibility_timeout...) are ignored: leases replace the visibility timeout"),
+        doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; Redis durability: "
+            "wait_replicas (each enqueue waits for that many replicas, WAIT), wait_timeout (seconds, "
+            "default 1; NotReplicated past it); other keys (visibility_timeout...) are ignored"),
     "broker_pool_limit": _ignored(),
     "broker_heartbeat": _ignored(),
     "broker_heartbeat_checkrate": _ignored(),

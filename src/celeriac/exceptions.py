@@ -7,7 +7,8 @@
     │   └── SignatureError          unsigned, badly signed or too old, with a signing key set
     ├── NotRegistered               a task name this app does not know
     ├── BrokerError                 the broker is unreachable or refused a command
-    │   └── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
+    │   ├── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
+    │   └── NotReplicated           written on the master, but too few replicas confirmed it in time
     ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
     ├── TaskRevoked (as result)     the task was revoked or expired before it ran
     └── TaskControl                 raised inside a task to steer the worker, never stored as a result
@@ -63,6 +64,12 @@ class BrokerError(CeleriacError, ConnectionError):
 
 class BrokerFull(BrokerError):
     pass
+
+
+class NotReplicated(BrokerError):
+    """An enqueue reached the Redis master, but fewer replicas than ``wait_replicas`` confirmed
+    it within ``wait_timeout``. The message is queued and normally runs; only a failover before a
+    replica copies it loses it. Sending it again risks running it twice, so nothing retries it."""
 
 
 class ResultTimeout(CeleriacError, TimeoutError):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import signals
 from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
-from .exceptions import BrokerError, ConfigurationError, EncodeError
+from .exceptions import BrokerError, ConfigurationError, EncodeError, NotReplicated
 from .message import Envelope
 from .queues import describe
 from .task import Task
@@ -318,6 +318,8 @@ def publish(app: Celery, items: list[Item] | Batch, retry: bool | None, policy: 
             else:
                 broker.enqueue_many(items)
             return
+        except NotReplicated:
+            raise  # it is on the master already: sending it again could run it twice
         except BrokerError as exc:
             if retry is None:
                 retry = app.conf.task_publish_retry

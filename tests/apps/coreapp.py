@@ -22,6 +22,9 @@ app.conf.update(
 )
 if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a sentinel:// one
     app.conf.broker_transport_options = {"master_name": os.environ["CELERIAC_TEST_SENTINEL_MASTER"]}
+if os.environ.get("CELERIAC_TEST_WAIT_REPLICAS"):  # enqueues (a task's retries too) wait for replicas
+    app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "wait_timeout": 0.3,
+                                         "wait_replicas": int(os.environ["CELERIAC_TEST_WAIT_REPLICAS"])}
 
 
 def mark(name: str, text: str = "") -> None:

@@ -93,3 +93,16 @@ def test_redis_a_call_interrupted_mid_reply_leaves_no_reply_for_the_next(redis_u
         assert wire.one("INCR", "celeriac-test-n") == 1  # not the GET's b"v"
     finally:
         broker.close()
+
+
+def test_redis_the_wire_reconnects_more_often_than_the_pool_allows_connections(redis_url: str) -> None:
+    """A broker reconnecting through a failover or restart makes a new connection each time; the
+    pool's max_connections (100) must not refuse the 101st for the life of the process."""
+    broker = brokers.from_url(redis_url)
+    try:
+        for i in range(120):
+            broker.enqueue(Q, b"%d" % i)
+            broker.wire.close()  # as a connection error does: the next call makes a new one
+        assert broker.stats([Q])[0].ready_total == 120
+    finally:
+        broker.close()

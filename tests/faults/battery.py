@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/fault_battery.py                     # quick profile, celeriac only
     .venv/bin/python benchmarks/fault_battery.py --profile soak --celery
     .venv/bin/python benchmarks/fault_battery.py --rows zombie,stall --sides celeriac-redis
+    .venv/bin/python benchmarks/fault_battery.py --sides celeriac-sentinel   # kill and failover rows
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from faults.check import Outcome
 from faults.rows import PROFILES, ROWS, Profile, Row, run_row, slug
 
-SIDES = ("celeriac-redis", "celeriac-sqlite", "celery-redis")
+# Sentinel (a master, a replica, three Sentinels per row) runs only when named in --sides.
+SIDES = ("celeriac-redis", "celeriac-sqlite", "celery-redis", "celeriac-sentinel")
 
 
 def plan(sides: tuple[str, ...], rows: list[Row]) -> list[tuple[Row, str, str]]:

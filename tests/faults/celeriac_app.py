@@ -1,8 +1,10 @@
 """The battery's tasks on celeriac. Every setting a row varies comes from the environment the
-harness gives the worker: FAULTS_BROKER_URL, FAULTS_LEASE, FAULTS_HEARTBEAT, FAULTS_LEDGER."""
+harness gives the worker: FAULTS_BROKER_URL, FAULTS_LEASE, FAULTS_HEARTBEAT, FAULTS_LEDGER, and
+FAULTS_TRANSPORT (broker_transport_options as JSON: the Sentinel master's name, wait_replicas)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -17,6 +19,8 @@ app.conf.update(
     worker_shutdown_timeout=10.0,
     beat_schedule={"tick": {"task": "faults.tick", "schedule": 1.0}},
 )
+if os.environ.get("FAULTS_TRANSPORT"):
+    app.conf.broker_transport_options = json.loads(os.environ["FAULTS_TRANSPORT"])
 
 
 @signals.worker_process_init.connect

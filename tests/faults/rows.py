@@ -32,12 +32,13 @@ class Profile:
     burst: int             # delayed tasks due at once
     beat_seconds: float    # how long the three beats run
     timeout: float         # the longest any row waits for its tasks after its last fault
+    failover_tasks: int = 600  # tasks flowing while the Sentinel master is killed (half before, half after)
 
 
 QUICK = Profile("quick", Lease(2.0, 0.5), storm_tasks=60, storm_kills=3, storm_every=2.0, task_seconds=0.3,
                 burst=20_000, beat_seconds=10.0, timeout=45.0)
 SOAK = Profile("soak", Lease(2.0, 0.5), storm_tasks=1_500, storm_kills=30, storm_every=3.0, task_seconds=0.3,
-               burst=100_000, beat_seconds=120.0, timeout=300.0)
+               burst=100_000, beat_seconds=120.0, timeout=300.0, failover_tasks=5_000)
 PROFILES = {p.name: p for p in (QUICK, SOAK)}
 HOST = "battery"
 
@@ -51,21 +52,30 @@ class Run:
     ledger, the processes it started (all stopped by PID in ``close``)."""
 
     def __init__(self, row: str, kind: str, broker: str, profile: Profile, root: Path,
-                 appendfsync: str = "everysec", sqlite_dir: Path | None = None) -> None:
+                 appendfsync: str = "everysec", sqlite_dir: Path | None = None, wait_replicas: int = 0) -> None:
         self.row, self.profile = row, profile
         self.directory = root / f"{slug(row)}-{kind}-{broker}"
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True)
         self.ledger_path = self.directory / "ledger"
         self.redis: Any = None
-        if broker == "redis":
+        self.sentinels: Any = None
+        transport: dict[str, Any] | None = None
+        if broker == "sentinel":  # a master, a replica and three Sentinels of the row's own
+            from redis_server import start_sentinel_setup
+
+            self.sentinels = start_sentinel_setup(down_after_ms=1000, failover_timeout_ms=3000)
+            url = self.sentinels.url
+            transport = {**self.sentinels.transport_options,
+                         **({"wait_replicas": wait_replicas} if wait_replicas else {})}
+        elif broker == "redis":
             from redis_server import start_redis
 
             self.redis = start_redis("--maxmemory-policy", "noeviction", appendonly=True, appendfsync=appendfsync)
             url = self.redis.url
         else:
             url = f"sqlite:///{(sqlite_dir or self.directory) / 'broker.db'}"
-        self.side: Side = make(kind, url, self.directory, self.ledger_path, profile.lease)
+        self.side: Side = make(kind, url, self.directory, self.ledger_path, profile.lease, transport)
         self.producer = Producer()
         self.faults = Faults()
         self.procs: list[Proc] = []
@@ -100,6 +110,8 @@ class Run:
             self.side.close()
         if self.redis is not None:
             self.redis.stop()
+        if self.sentinels is not None:
+            self.sentinels.stop()
 
     # -- tasks ----------------------------------------------------------------------------------
     def send(self, name: str, args: list[Any], countdown: float | None = None) -> str:
@@ -266,6 +278,73 @@ def redis_restart(run: Run) -> Outcome:
     _settle(run)
     outcome = run.judge()
     outcome.extra["sends refused"] = len(run.producer.failed)
+    return outcome
+
+
+def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
+    """kill -9 the Redis master (Sentinel) while ``failover_tasks`` flow through two workers: the
+    Sentinels promote the replica, workers and producers find it by themselves, and the old master
+    comes back as a replica (as a process manager restarts it). With ``restart_after`` the old
+    master restarts in place, as a master, that many seconds after the kill: about when the
+    Sentinels agree it is down. A send refused around the kill is not acknowledged, yet may run:
+    one refused as NotReplicated is on the master, and one whose connection died with the master
+    may have been written (and copied) before it died. Duplicates are reported, not failed: a
+    fetch or an ack the replica never saw makes a task run again."""
+    p = run.profile
+    setup = run.sentinels
+    run.worker("a", 2)
+    run.worker("b", 2)
+    total = p.failover_tasks
+    spacing = 4.0 / total  # the tasks flow over about 4 s plus the failover
+    sent = threading.Event()
+    begun: dict[str, float] = {}  # when each send began: one begun before the kill is no sign of recovery
+
+    def produce() -> None:
+        for i in range(total):
+            began = time.monotonic()
+            begun[run.send("faults.work", [0.005])] = began
+            if i == total // 2:
+                sent.set()
+            time.sleep(spacing)
+        sent.set()
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    sent.wait(p.timeout)
+    old = setup.master_port()
+    killed = time.monotonic()
+    setup.server(old).kill()
+    run.faults.note(killed)
+    if restart_after is None:
+        new = setup.wait_promoted(old, timeout=30)
+        promoted = time.monotonic()
+        setup.rejoin(old, new)
+    else:
+        time.sleep(restart_after)
+        setup.server(old).restart(0.0, hard=True)
+        new = setup.wait_settled(timeout=30)
+        promoted = time.monotonic()
+        run.outcome.extra["failed over"] = new != old
+    run.faults.note(time.monotonic())
+    producer.join(p.timeout + 60)
+    run.wait_done(set(run.producer.sent), p.timeout)
+    _settle(run)
+    maybe = set(run.producer.failed)
+    outcome = run.judge(raw=maybe)
+    outcome.failures = [f for f in outcome.failures if "duplicate execution" not in f]
+    ledger = run.ledger()
+    after = [a.end for t in run.producer.sent if begun.get(t, 0.0) > killed for a in ledger.attempts.get(t, ())
+             if a.end is not None]
+    outcome.extra["master settled after s"] = round(promoted - killed, 1)
+    outcome.extra["work resumed after s"] = round(min(after) - killed, 1) if after else None
+    outcome.extra["sends refused"] = len(run.producer.failed)
+    outcome.extra["refused as NotReplicated"] = sum(why.startswith("NotReplicated")
+                                                    for why in run.producer.failed.values())
+    outcome.extra["refused, ran all the same"] = len(maybe & set(ledger.attempts))
+    outcome.extra["left in broker"] = run.side.in_broker()
+    outcome.restarts = run.births_after(killed)
+    outcome.bound(outcome.restarts == 0, f"pool processes restarted {outcome.restarts} times (a crash loop?)")
+    outcome.bound(all(k.proc is not None and k.proc.alive() for k in run.restarters), "a worker exited")
     return outcome
 
 
@@ -447,14 +526,15 @@ class Row:
     celery: bool = True             # does the row make sense on Celery
     appendfsync: str = "everysec"
     tmpfs: bool = False
+    wait_replicas: int = 0          # Sentinel rows: broker_transport_options wait_replicas
 
 
 ROWS = [
-    Row("kill -9 storm, same names", ("redis", "sqlite"), kill_storm),
-    Row("kill -9 storm, one worker, same name", ("redis", "sqlite"), lambda r: kill_storm(r, workers=1)),
+    Row("kill -9 storm, same names", ("redis", "sqlite", "sentinel"), kill_storm),
+    Row("kill -9 storm, one worker, same name", ("redis", "sqlite", "sentinel"), lambda r: kill_storm(r, workers=1)),
     Row("sqlite kill -9, 4 contending processes", ("sqlite",), lambda r: kill_storm(r, workers=4, concurrency=1),
         celery=False),
-    Row("kill -9 with a prefetched backlog", ("redis", "sqlite"), prefetched_backlog),
+    Row("kill -9 with a prefetched backlog", ("redis", "sqlite", "sentinel"), prefetched_backlog),
     Row("zombie worker (SIGSTOP past lease)", ("redis", "sqlite"), zombie),
     Row("broker stall (SIGSTOP Redis 2x lease)", ("redis",), broker_stall),
     Row("redis kill -9, appendfsync everysec", ("redis",), redis_restart),
@@ -464,6 +544,13 @@ ROWS = [
     Row("delayed burst, worker killed", ("redis", "sqlite"), delayed_burst),
     Row("three beats, kill -9", ("redis", "sqlite"), beats),
     Row("sqlite disk full (tmpfs)", ("sqlite",), disk_full, celery=False, tmpfs=True),
+    Row("sentinel master kill -9 under load", ("sentinel",), master_failover, celery=False),
+    Row("sentinel master kill -9 under load, wait_replicas=1", ("sentinel",), master_failover, celery=False,
+        wait_replicas=1),
+    Row("sentinel master kill -9, restarted in 1 s", ("sentinel",), lambda r: master_failover(r, 1.0),
+        celery=False),
+    Row("sentinel master kill -9, restarted in 1 s, wait_replicas=1", ("sentinel",),
+        lambda r: master_failover(r, 1.0), celery=False, wait_replicas=1),
 ]
 
 
@@ -478,7 +565,8 @@ def run_row(row: Row, kind: str, broker: str, profile: Profile, root: Path) -> O
                 outcome = Outcome(row.name, f"{kind} {broker}", profile.lease.describe(kind))
                 outcome.error = str(exc)
                 return outcome
-        run = Run(row.name, kind, broker, profile, root, appendfsync=row.appendfsync, sqlite_dir=sqlite_dir)
+        run = Run(row.name, kind, broker, profile, root, appendfsync=row.appendfsync, sqlite_dir=sqlite_dir,
+                  wait_replicas=row.wait_replicas)
         try:
             return row.run(run)
         except Exception as exc:

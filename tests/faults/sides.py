@@ -4,6 +4,7 @@ results back and pushes raw bytes, so every row runs unchanged on each."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -33,10 +34,13 @@ class Side:
     kind = ""          # "celeriac" or "celery"
     broker = ""        # "redis" or "sqlite"
 
-    def __init__(self, url: str, directory: Path, ledger_path: Path, lease: Lease) -> None:
+    def __init__(self, url: str, directory: Path, ledger_path: Path, lease: Lease,
+                 transport: dict[str, Any] | None = None) -> None:
         self.url, self.directory, self.ledger_path, self.lease = url, directory, ledger_path, lease
+        self.transport = transport
         self.env = {**os.environ, "FAULTS_BROKER_URL": url, "FAULTS_LEDGER": str(ledger_path),
                     "FAULTS_LEASE": str(lease.seconds), "FAULTS_HEARTBEAT": str(lease.heartbeat),
+                    "FAULTS_TRANSPORT": json.dumps(transport or {}),
                     "PYTHONPATH": os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")])}
 
     @property
@@ -91,12 +95,14 @@ class Side:
 class CeleriacSide(Side):
     kind = "celeriac"
 
-    def __init__(self, url: str, directory: Path, ledger_path: Path, lease: Lease) -> None:
-        super().__init__(url, directory, ledger_path, lease)
+    def __init__(self, url: str, directory: Path, ledger_path: Path, lease: Lease,
+                 transport: dict[str, Any] | None = None) -> None:
+        super().__init__(url, directory, ledger_path, lease, transport)
         from celeriac import Celery
 
         self.broker = url.split(":", 1)[0]
         self.app = Celery("faults-harness", broker=url)
+        self.app.conf.broker_transport_options = transport
 
     def worker(self, name: str, concurrency: int = 2, prefetch: int = 4) -> Proc:
         cmd = [sys.executable, "-m", "celeriac", "-A", "faults.celeriac_app", "worker", "-n", name,
@@ -123,7 +129,7 @@ class CeleriacSide(Side):
     def push_raw(self, payload: bytes) -> None:
         from celeriac.testing import push_raw
 
-        push_raw(self.url, QUEUE, payload)
+        push_raw(self.url, QUEUE, payload, transport_options=self.transport or {})
 
     def in_broker(self) -> int:
         stats = self.app.broker.stats([QUEUE])[0]
@@ -203,5 +209,8 @@ class CelerySide(Side):
         self.app.close()
 
 
-def make(kind: str, url: str, directory: Path, ledger_path: Path, lease: Lease) -> Side:
-    return (CelerySide if kind == "celery" else CeleriacSide)(url, directory, ledger_path, lease)
+def make(kind: str, url: str, directory: Path, ledger_path: Path, lease: Lease,
+         transport: dict[str, Any] | None = None) -> Side:
+    if kind == "celery":
+        return CelerySide(url, directory, ledger_path, lease)
+    return CeleriacSide(url, directory, ledger_path, lease, transport)

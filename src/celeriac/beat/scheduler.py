@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import signals
 from ..brokers.base import Broker
-from ..exceptions import BrokerError
+from ..exceptions import BrokerError, NotReplicated
 from .entry import Entry
 from .schedule import Schedule, app_zone, send
 from .store import BeatStore, LastRun
@@ -181,6 +181,11 @@ class Scheduler:
         logger.info("Scheduler: Sending due task %s (%s)", name, entry.task)
         try:
             result = send(self.app, entry, tick=latest)
+        except NotReplicated as exc:
+            # Sent, only not confirmed by replicas: sending the tick again could run it twice.
+            logger.error("Scheduler: sent %s (%s), unconfirmed: %s", name, entry.task, exc)
+            self._record(name, LastRun(tick=latest, sig=sig, sent=now))
+            return upcoming
         except BrokerError as exc:
             logger.error("Scheduler: sending %s (%s) failed: %s; will retry", name, entry.task, exc)
             try:

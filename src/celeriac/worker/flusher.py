@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..brokers.base import Delivery
 from ..events import EVENT_LOG, EventCap, TaskEvent
 from ..events import batch as batch_events
+from ..exceptions import NotReplicated
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -239,7 +240,12 @@ class Flusher:
             _, delivery, recs, (queue, body, priority, delay, key) = op
             if recs:
                 self.backend.write(recs)
-            self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
+            try:
+                self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
+            except NotReplicated as exc:
+                # The retry is on the master and the ack below reaches replicas only after it: a
+                # failover keeps both, or neither and the original comes back. Never send it twice.
+                logger.warning("%s", exc)
             if delivery is not None:
                 self.broker.ack([delivery])
         elif kind == "defer":

@@ -47,6 +47,7 @@ from ...brokers.base import (
 )
 from ...exceptions import ConfigurationError
 from .coord import RedisCoordination, StreamEntries, translate_errors
+from .durable import Durability
 from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
@@ -92,6 +93,7 @@ class RedisBroker(RedisCoordination, Broker):
                                  transport_options=transport_options, setting="broker_transport_options")
         # The per-task commands (enqueue, fetch, finish) go over the wire; the rest over redis-py.
         self.wire = self.conns.wire
+        self.durability = Durability.from_options(transport_options, self.conns.socket_timeout)
         self._keys: dict[str, QueueKeys] = {}
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
@@ -122,7 +124,7 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
                 key: str = "") -> None:
-        if (delay and delay > 0) or queue not in self._known_queues:
+        if (delay and delay > 0) or queue not in self._known_queues or self.durability:
             self._enqueue([(queue, body, priority, delay, key)], spin=True)
         else:  # the common case: one command, on this thread's own connection
             self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body, spin=True)
@@ -135,7 +137,9 @@ class RedisBroker(RedisCoordination, Broker):
         commands: list[Command] = []
         ready: dict[str, list[bytes]] = {}
         new_queues: set[str] = set()
+        count = 0
         for queue, body, priority, delay, key in items:
+            count += 1
             keys = self.keys(queue)
             if queue not in self._known_queues and queue not in new_queues:
                 new_queues.add(queue)
@@ -152,8 +156,12 @@ class RedisBroker(RedisCoordination, Broker):
                 continue
             for start in range(0, len(bodies), 1000):  # chunks keep each script call short
                 commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
-        self.wire.call(commands, spin=spin)
+        if self.durability and commands:
+            commands.append(self.durability.wait)  # in the same write: one round trip, not two
+        replies = self.wire.call(commands, spin=spin)
         self._known_queues |= new_queues  # only once the SADD is known to have happened
+        if self.durability and commands:
+            self.durability.check(replies[-1], self.url, count)
 
     # -- consuming --------------------------------------------------------------------------
     @translate_errors

@@ -90,7 +90,10 @@ class Wire:
         # A forked child must not share its parent's sockets.
         if held is None or local.pid != os.getpid() or local.closes != self._closes:
             pool = self._pool()
-            conn: Any = pool.make_connection()
+            # Made as the pool makes them, but not through make_connection(): the pool counts
+            # each against max_connections (100) and uncounts only those released to it, so a
+            # wire that reconnects through a restart or failover would soon be refused for good.
+            conn: Any = pool.connection_class(**pool.connection_kwargs)
             # Connect here, not on first send: a Sentinel-managed connection asks the Sentinels
             # for the master only in connect(), while a send reconnects to the last address.
             conn.connect()
