@@ -3,7 +3,7 @@
 The broker comes from CELERIAC_BROKER_URL. BEATAPP_SCENARIO picks the schedule:
 
 - ``ticks``:    ``every-second``, a 1 s interval: enough ticks in a few seconds to count duplicates.
-- ``catch-up``: two 3 s entries, ``missed='once'`` and ``missed='skip'``, for kill-and-restart.
+- ``catch-up``: two 5 s entries (room for a slow start on a loaded machine), ``missed='once'`` and ``missed='skip'``, for kill-and-restart.
 - ``runtime``:  nothing in code; the test adds entries at run time.
 
 Every run appends ``<entry> <tick> <pid>`` to the file BEATAPP_RECORD names; ``<tick>`` is the
@@ -23,8 +23,8 @@ SCENARIOS = {
         "every-second": {"task": "beatapp.record", "schedule": 1.0, "args": ["every-second"]},
     },
     "catch-up": {
-        "catch-up-once": {"task": "beatapp.record", "schedule": 3.0, "args": ["catch-up-once"], "missed": "once"},
-        "catch-up-skip": {"task": "beatapp.record", "schedule": 3.0, "args": ["catch-up-skip"], "missed": "skip"},
+        "catch-up-once": {"task": "beatapp.record", "schedule": 5.0, "args": ["catch-up-once"], "missed": "once"},
+        "catch-up-skip": {"task": "beatapp.record", "schedule": 5.0, "args": ["catch-up-skip"], "missed": "skip"},
     },
     "runtime": {},
 }
