@@ -10,6 +10,7 @@
     │   └── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
     ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
     ├── TaskRevoked (as result)     the task was revoked or expired before it ran
+    ├── ChordError (as result)      a chord's header task failed, so its body did not run
     └── TaskControl                 raised inside a task to steer the worker, never stored as a result
         ├── Retry                   self.retry(): run again later
         ├── Reject                  refuse the message (requeue or dead-letter it)
@@ -162,3 +163,7 @@ __all__ = [
     "TimeLimitExceeded",
     "WorkerLostError",
 ]
+
+
+class ChordError(CeleriacError):
+    """A chord's header task failed: the body is recorded FAILURE with this and does not run."""
