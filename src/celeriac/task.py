@@ -273,6 +273,7 @@ class Task(Generic[P, R]):
             time_limit=base.time_limit if base else None,
             soft_time_limit=base.soft_time_limit if base else None,
             origin=base.origin if base else None,
+            flow=base.flow if base else None,  # what follows the task follows its last attempt
         )
         raise Retry(exc=exc, when=max(when, 0.0), envelope=envelope)
 

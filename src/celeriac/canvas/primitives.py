@@ -319,9 +319,11 @@ class xmap(Signature):
             Signature.__init__(self, task, app=app)
             return
         sig = maybe_signature(task, app)
-        Signature.__init__(self, f"celeriac.{self._kind()}", (), {"task": sig.as_dict() if sig else None,
+        Signature.__init__(self, self._task_name, (), {"task": sig.as_dict() if sig else None,
                                                                    "it": list(it)},
                            options, subtask_type=self._kind(), app=app or (sig._app if sig else None))
+
+    _task_name = "celery.map"
 
     @classmethod
     def _kind(cls) -> str:
@@ -343,6 +345,8 @@ class xmap(Signature):
 
 class xstarmap(xmap):
     """``task.starmap(items)``: one task message that calls ``task(*item)`` for each item."""
+
+    _task_name = "celery.starmap"
 
 
 class chunks(Signature):
