@@ -30,6 +30,13 @@ def _tasks(tasks: tuple[Any, ...]) -> list[Any]:
     return list(tasks)
 
 
+def _sigs(value: Any) -> list[Any]:
+    """A ``link``/``link_error`` option as a list: one signature (a dict) or several."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
+
+
 def _eager(app: Celery) -> bool:
     return bool(app.conf.task_always_eager)
 
@@ -89,16 +96,16 @@ class chain(Signature):
             raise ValueError("chain(): nothing to run (no tasks given)")
         last_options = {k: options.pop(k) for k in _LAST_STEP_OPTIONS if k in options}
         first_options = {k: options.pop(k) for k in _FIRST_STEP_OPTIONS if k in options}
-        errbacks = options.pop("link_error", None)
+        errbacks = _sigs(options.pop("link_error", None))
         for step in steps:
             for key, value in options.items():
                 step.options.setdefault(key, value)
-            for errback in errbacks or ():  # a failure anywhere stops the chain and calls these
+            for errback in errbacks:  # a failure anywhere stops the chain and calls these
                 step.link_error(errback)
         last = steps[-1]
         for key, value in last_options.items():
             if key == "link":
-                for callback in value if isinstance(value, list) else [value]:
+                for callback in _sigs(value):
                     last.link(callback)
             elif key == "chain":
                 steps.extend(maybe_signature(s, self._app) for s in value)  # type: ignore[misc]
@@ -116,13 +123,13 @@ class chain(Signature):
         steps = self.steps()
         if not steps:
             raise ValueError("chain(): nothing to run (no tasks given)")
-        errbacks = options.pop("link_error", None) or self.options.get("link_error")
+        errbacks = _sigs(options.pop("link_error", None) or self.options.get("link_error"))
         throw = options.pop("throw", None)
         result: Any = None
         previous: Any = None
         call_args: Sequence[Any] | None = args
         for index, step in enumerate(steps):
-            for errback in errbacks or ():
+            for errback in errbacks:
                 step.link_error(errback)
             result = step.apply(call_args, kwargs if index == 0 else None, throw=throw)
             result.parent = previous
@@ -279,7 +286,7 @@ class chord(group):
                 continue
             value = options.pop(key)
             if key in ("link", "link_error"):
-                for sig in value if isinstance(value, list) else [value]:
+                for sig in _sigs(value):
                     getattr(body, key)(sig)
             elif key == "group_id":
                 continue
