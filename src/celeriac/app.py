@@ -353,7 +353,7 @@ class Celery:
     def add_periodic_task(self, schedule: Any, sig: Any, args: Sequence[Any] = (),
                           kwargs: dict[str, Any] | None = None, name: str | None = None, **opts: Any) -> str:
         """Add an entry to ``beat_schedule``: ``add_periodic_task(10.0, ping.s('x'), name='ping')``."""
-        task_name = sig.task if isinstance(sig, dict) else getattr(sig, "name", sig)  # a signature or a task
+        task_name = sig["task"] if isinstance(sig, dict) else getattr(sig, "name", sig)  # a signature or a task
         entry_args = tuple(getattr(sig, "args", ()) or args)
         entry_kwargs = dict(getattr(sig, "kwargs", {}) or kwargs or {})
         options = {**getattr(sig, "options", {}), **opts}

@@ -67,7 +67,7 @@ class SendOptions(msgspec.Struct, frozen=True, kw_only=True):
             elif key not in INERT:
                 from .config import suggest
 
-                raise ConfigurationError(f"send_task({name!r}): unknown option {key!r}{suggest(key, _FIELDS)}")
+                raise ConfigurationError(f"send_task({name!r}): unknown option {key!r}{suggest(key, set(_FIELDS))}")
         return cls(**fields)
 
     def merged(self, name: str, given: Mapping[str, Any]) -> SendOptions:

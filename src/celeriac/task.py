@@ -149,7 +149,7 @@ class Task(Generic[P, R]):
         """
         app = self.app
         if app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=task_id, headers=headers, link=link,  # type: ignore[return-value]
+            return self.apply(args, kwargs, task_id=task_id, headers=headers, link=link,
                               link_error=link_error, **options)
         given = {"countdown": countdown, "eta": eta, "expires": expires, "priority": priority, "queue": queue,
                  "task_id": task_id, "retry": retry, "retry_policy": retry_policy, "headers": headers,

@@ -43,4 +43,4 @@ def builtin_task(app: Celery, name: str) -> Task[Any, Any] | None:
     if found is None:
         return None
     fun, options = found
-    return app.task(name=name, bind=True, **options)(fun)  # type: ignore[no-any-return]
+    return app.task(name=name, bind=True, **options)(fun)

@@ -45,7 +45,7 @@ def conclude(app: Celery, task: Task[Any, Any], context: Context, outcome: Outco
     state = outcome.state
     if state == states.SUCCESS:
         value = outcome.result
-        options = {"parent_id": context.id, "root_id": context.root_id}
+        options: dict[str, Any] = {"parent_id": context.id, "root_id": context.root_id}
         for callback in flow.link:
             _start(signature(untag(callback), app=app), (value,), options, eager)
         if flow.chain:
@@ -83,7 +83,7 @@ def call_errbacks(app: Celery, errbacks: Sequence[Any], request: Context, exc: B
         else:
             old_style.append(sig)
     for sig in old_style:
-        options = {"parent_id": request.id, "root_id": request.root_id or request.id}
+        options: dict[str, Any] = {"parent_id": request.id, "root_id": request.root_id or request.id}
         if eager:
             sig.apply((request.id,), **options)
         else:

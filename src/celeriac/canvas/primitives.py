@@ -57,7 +57,7 @@ class chain(Signature):
     def tasks(self) -> list[Signature]:
         return [s for s in (maybe_signature(t, self._app) for t in self["kwargs"]["tasks"]) if s is not None]
 
-    def __or__(self, other: Any) -> Signature:
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
         if isinstance(other, chain):
             return chain(*self.tasks, *other.tasks, app=self._app, **self.options)
         if isinstance(other, Signature):
@@ -108,7 +108,7 @@ class chain(Signature):
                 for callback in _sigs(value):
                     last.link(callback)
             elif key == "chain":
-                steps.extend(maybe_signature(s, self._app) for s in value)  # type: ignore[misc]
+                steps.extend(s for s in (maybe_signature(v, self._app) for v in value) if s is not None)
             else:
                 last.options[key] = value
         results = [s.freeze(s.options.get("task_id")) for s in steps]
@@ -163,7 +163,7 @@ class group(Signature):
     def tasks(self) -> list[Signature]:
         return [s for s in (maybe_signature(t, self._app) for t in self["kwargs"]["tasks"]) if s is not None]
 
-    def __or__(self, other: Any) -> Signature:
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
         if isinstance(other, Signature) and not isinstance(other, group):
             # group | task is a chord: the task gets the list of the group's results
             if isinstance(other, chain):
@@ -172,7 +172,7 @@ class group(Signature):
             return chord(self, other, app=self._app)
         return Signature.__or__(self, other)
 
-    def __call__(self, *args: Any, **options: Any) -> GroupResult:  # type: ignore[override]
+    def __call__(self, *args: Any, **options: Any) -> GroupResult:
         return self.apply_async(args, **options)
 
     def link(self, callback: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +248,7 @@ class chord(group):
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:  # type: ignore[override]
         return self.apply_async((), {"body": body} if body is not None else None, **options)
 
-    def __or__(self, other: Any) -> Signature:
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
         return Signature.__or__(self, other)
 
     def link(self, callback: dict[str, Any]) -> dict[str, Any]:
@@ -309,7 +309,7 @@ class chord(group):
         header, body, options = self._parts(args, kwargs, options)
         return self._apply(header, body, options)
 
-    def _apply(self, header: list[Signature], body: Signature, options: dict[str, Any]) -> Any:
+    def _apply(self, header: list[Signature], body: Signature, options: dict[str, Any]) -> EagerResult:
         from .chords import apply_chord
 
         return apply_chord(self.app, header, body, options)
@@ -377,7 +377,7 @@ class chunks(Signature):
         return group([xstarmap(task, items[i:i + n], app=self._app) for i in range(0, len(items), n)],
                      app=self._app, **self.options)
 
-    def __call__(self, **options: Any) -> GroupResult:  # type: ignore[override]
+    def __call__(self, **options: Any) -> GroupResult:
         return self.apply_async(**options)
 
     def apply_async(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,  # type: ignore[override]

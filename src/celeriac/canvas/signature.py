@@ -179,7 +179,7 @@ class Signature(dict[str, Any]):
         call_args, call_kwargs, call_options = self._merge(args, kwargs, options)
         return self.type.apply(call_args, call_kwargs, **call_options)
 
-    def __or__(self, other: Any) -> Signature:
+    def __or__(self, other: Any) -> Signature:  # type: ignore[override]
         from .primitives import chain
 
         if isinstance(other, Signature):
@@ -224,7 +224,7 @@ def signature(varies: Any, *args: Any, app: Celery | None = None, **kwargs: Any)
             return varies.clone()
         kind = KINDS.get(varies.get("subtask_type") or "", Signature)
         return kind.from_dict(dict(varies), app=app)
-    return Signature(varies, *args, app=app, **kwargs)
+    return Signature(varies, *args, app=app, **kwargs)  # type: ignore[misc]
 
 
 def maybe_signature(d: Any, app: Celery | None = None) -> Signature | None:
