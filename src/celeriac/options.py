@@ -61,7 +61,7 @@ class SendOptions(msgspec.Struct, frozen=True, kw_only=True):
         for key, value in given.items():
             if key in _FIELDS:
                 if key in ("link", "link_error", "chain"):
-                    value = _as_tuple(value)
+                    value = as_signatures(value)
                 if value is not None:
                     fields[key] = value
             elif key not in INERT:
@@ -80,7 +80,8 @@ class SendOptions(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.structs.replace(self, **changes) if changes else self
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
+def as_signatures(value: Any) -> tuple[Any, ...]:
+    """A ``link``/``link_error``/``chain`` option as a tuple: None, one signature (a dict) or several."""
     if value is None:
         return ()
     if isinstance(value, dict):  # one signature (a dict subclass)

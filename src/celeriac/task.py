@@ -12,7 +12,7 @@ from . import states
 from .canvas.signature import Signature
 from .exceptions import MaxRetriesExceededError, Retry
 from .message import Envelope
-from .options import SendOptions
+from .options import SendOptions, as_signatures
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -151,13 +151,14 @@ class Task(Generic[P, R]):
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, task_id=task_id, headers=headers, link=link,
                               link_error=link_error, **options)
-        given = {"countdown": countdown, "eta": eta, "expires": expires, "priority": priority, "queue": queue,
-                 "task_id": task_id, "retry": retry, "retry_policy": retry_policy, "headers": headers,
-                 "ignore_result": ignore_result, "time_limit": time_limit, "soft_time_limit": soft_time_limit,
-                 "link": link, "link_error": link_error}
+        # Built straight from the keywords (no dict of them): every delay() passes here.
+        opts = SendOptions(countdown=countdown, eta=eta, expires=expires, priority=priority, queue=queue,
+                           task_id=task_id, retry=retry, retry_policy=retry_policy, headers=headers,
+                           ignore_result=ignore_result, time_limit=time_limit, soft_time_limit=soft_time_limit,
+                           link=as_signatures(link), link_error=as_signatures(link_error))
         if options:
-            given.update(options)
-        return app.send_task(self.name, args, kwargs, task=self, send_options=SendOptions.of(self.name, given))
+            opts = opts.merged(self.name, options)
+        return app.send_task(self.name, args, kwargs, task=self, send_options=opts)
 
     def apply(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
               task_id: str | None = None, throw: bool | None = None, retries: int = 0,
