@@ -51,7 +51,10 @@ def canvas(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     app._reset_connections()
     with contextlib.ExitStack() as stack:
         if kind == "memory":
-            stack.enter_context(start_worker(app, concurrency=2))
+            stack.enter_context(start_worker(app, concurrency=1))
+            # Stopping a threads-pool worker whose consumer thread has not reached its run loop
+            # yet raises in the supervisor's thread (Consumer.stop before run): one task first.
+            add.delay(0, 0).get(timeout=20)
         else:
             proc = worker_process("canvasapp", "-c", "2", "-n", f"canvas-{kind}@%h", broker_url=url,
                                   env={"CELERIAC_TEST_DIR": str(marks), "CELERIAC_RESULT_BACKEND": url},
