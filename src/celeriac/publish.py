@@ -33,10 +33,6 @@ logger = logging.getLogger("celeriac.app")
 
 NO_OPTIONS = SendOptions()
 
-# Keywords of send_many that describe the envelope, the same for every call of the batch.
-ENVELOPE_PARAMS = frozenset(SendOptions.__struct_fields__)
-
-
 def new_task_id() -> str:
     """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at a third of the cost:
     every call of ``delay()`` makes one."""
