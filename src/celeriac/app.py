@@ -445,6 +445,14 @@ class Celery:
                 publish.sent_event(self, envelope)
         return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]
 
+    def signature(self, name: Any, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  **options: Any) -> Any:
+        """A signature of the task ``name`` (which this process need not have): Celery's
+        ``app.signature('tasks.add', args=(2, 2), countdown=10)``."""
+        from .canvas import signature
+
+        return signature(name, args, kwargs, options, app=self)
+
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         from .result import AsyncResult
 

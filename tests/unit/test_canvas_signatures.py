@@ -70,6 +70,12 @@ def test_or_composes_chains_and_upgrades_group_then_task_to_chord(app: Celery) -
     assert [type(s).__name__ for s in steps] == ["Signature", "chord"]
 
 
+def test_app_signature_names_a_task_this_process_need_not_have(app: Celery) -> None:
+    sig = app.signature("elsewhere.add", args=(2, 2), countdown=10)
+    assert (sig.task, sig.args, sig.options) == ("elsewhere.add", (2, 2), {"countdown": 10})
+    assert sig.app is app
+
+
 def test_chunks_split_into_starmaps(app: Celery) -> None:
     @app.task
     def add(x: int, y: int) -> int:
