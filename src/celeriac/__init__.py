@@ -6,6 +6,8 @@
 from . import states
 from .app import Celery, shared_task
 from .app import current_app as _current_app
+from .canvas import chain, chord, chunks, group, maybe_signature, signature, xmap, xstarmap
+from .canvas.signature import Signature
 from .exceptions import (
     CeleriacError,
     Ignore,
@@ -18,8 +20,8 @@ from .exceptions import (
 )
 from .local import AppProxy, Proxy
 from .queues import Queue
-from .result import AsyncResult, EagerResult, GroupResult
-from .task import Signature, Task
+from .result import AsyncResult, EagerResult, GroupResult, ResultSet
+from .task import Task
 
 __version__ = "0.1.0"
 
@@ -39,8 +41,17 @@ current_task = Proxy(_current_task)
 __all__ = [
     # Apps and tasks
     "Celery",
-    "Signature",
     "Task",
+    # Canvas
+    "Signature",
+    "chain",
+    "chord",
+    "chunks",
+    "group",
+    "maybe_signature",
+    "signature",
+    "xmap",
+    "xstarmap",
     "current_app",
     "current_task",
     "shared_task",
@@ -50,6 +61,7 @@ __all__ = [
     "AsyncResult",
     "EagerResult",
     "GroupResult",
+    "ResultSet",
     "states",
     # Errors
     "CeleriacError",

@@ -18,6 +18,7 @@ from . import message, publish, signals
 from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
+from .options import SendOptions
 from .queues import describe
 from .redaction import Redactor, redactor
 from .signals import Signal
@@ -315,6 +316,10 @@ class Celery:
         if task is None and not self._finalized:
             self.finalize()
             task = self.tasks.get(name)
+        if task is None and name.startswith(("celery.", "celeriac.")):
+            from .canvas.builtins import builtin_task
+
+            task = builtin_task(self, name)
         if task is None:
             from .config import suggest
 
@@ -365,7 +370,7 @@ class Celery:
     def add_periodic_task(self, schedule: Any, sig: Any, args: Sequence[Any] = (),
                           kwargs: dict[str, Any] | None = None, name: str | None = None, **opts: Any) -> str:
         """Add an entry to ``beat_schedule``: ``add_periodic_task(10.0, ping.s('x'), name='ping')``."""
-        task_name = sig.task.name if hasattr(sig, "task") else getattr(sig, "name", sig)
+        task_name = sig["task"] if isinstance(sig, dict) else getattr(sig, "name", sig)  # a signature or a task
         entry_args = tuple(getattr(sig, "args", ()) or args)
         entry_kwargs = dict(getattr(sig, "kwargs", {}) or kwargs or {})
         options = {**getattr(sig, "options", {}), **opts}
@@ -382,21 +387,19 @@ class Celery:
         return publish.route(self, name, args, kwargs)
 
     def send_task(self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
-                  *, countdown: float | None = None, eta: datetime | float | None = None,
-                  expires: float | datetime | None = None, priority: int | None = None,
-                  queue: str | None = None, task_id: str | None = None, retry: bool | None = None,
-                  retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
-                  ignore_result: bool | None = None, time_limit: float | None = None,
-                  soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
+                  *, task: Task[Any, Any] | None = None, send_options: SendOptions | None = None,
                   **options: Any) -> AsyncResult[Any]:
-        """Send a task by name; the sender needs no code for it (``send_task('add', args=[2, 2])``)."""
+        """Send a task by name; the sender needs no code for it (``send_task('add', args=[2, 2])``).
+
+        Takes Celery's sending keywords (``countdown``, ``eta``, ``expires``, ``queue``,
+        ``link``, ...; see :class:`~celeriac.options.SendOptions`), or ``send_options`` already
+        built (then keywords given as well take precedence)."""
         from .result import AsyncResult
 
-        envelope, delay = publish.build_envelope(self,
-            name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
-            queue=queue, task_id=task_id, headers=headers, ignore_result=ignore_result,
-            time_limit=time_limit, soft_time_limit=soft_time_limit, task=task, options=options)
-        serializer = options.get("serializer") or (task and task.serializer) or self.conf.task_serializer
+        opts = SendOptions.of(name, options) if send_options is None else send_options.merged(name, options)
+        envelope, delay = publish.build_envelope(self, name, args, kwargs, opts, task=task)
+        retry, retry_policy = opts.retry, opts.retry_policy
+        serializer = opts.serializer or (task and task.serializer) or self.conf.task_serializer
         if signals.before_task_publish.receivers:
             publish.before_publish(envelope, retry_policy)
         body = message.encode(envelope, serializer=serializer, signing_key=self.signing_key)
@@ -414,18 +417,19 @@ class Celery:
         from .result import AsyncResult
 
         task = self.tasks.get(name)
-        serializer = options.pop("serializer", None) or (task and task.serializer) or self.conf.task_serializer
-        named = {k: options.pop(k) for k in list(options) if k in publish.ENVELOPE_PARAMS}
+        opts = SendOptions.of(name, options)
+        serializer = opts.serializer or (task and task.serializer) or self.conf.task_serializer
         signing_key = self.signing_key
         # What does not depend on the arguments is worked out once for the whole batch.
-        fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, named)
+        fixed = None if callable(self.conf.task_routes) else publish.call_defaults(self, name, task, (), {}, {
+            "queue": opts.queue, "priority": opts.priority, "ignore_result": opts.ignore_result,
+            "expires": opts.expires, "routing_key": opts.routing_key})
         sent_events = self.conf.task_send_sent_event
         publish_signals = bool(signals.before_task_publish.receivers or signals.after_task_publish.receivers)
         if fixed is not None and serializer == "json" and not sent_events and not publish_signals:
             # The common case: one envelope built and checked in full, then encoded once as a
             # template; each call only fills in its id and arguments (no Envelope per call).
-            template, delay = publish.build_envelope(self, name, (), {}, task=task, options=options,
-                                                     fixed=fixed, **named)
+            template, delay = publish.build_envelope(self, name, (), {}, opts, task=task, fixed=fixed)
             encoder = message.TemplateEncoder(template, signing_key)
             queue, priority = template.queue, template.priority
             calls = list(calls)
@@ -442,8 +446,7 @@ class Celery:
         items = []
         envelopes = []
         for args, kwargs in calls:
-            envelope, delay = publish.build_envelope(self, name, args, kwargs, task=task, options=options,
-                                                     fixed=fixed, **named)
+            envelope, delay = publish.build_envelope(self, name, args, kwargs, opts, task=task, fixed=fixed)
             if signals.before_task_publish.receivers:
                 publish.before_publish(envelope, None)
             body = message.encode(envelope, serializer=serializer, signing_key=signing_key)
@@ -458,6 +461,14 @@ class Celery:
             for envelope in envelopes:
                 publish.sent_event(self, envelope)
         return [AsyncResult(envelope.id, app=self, task_name=name) for envelope in envelopes]
+
+    def signature(self, name: Any, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  **options: Any) -> Any:
+        """A signature of the task ``name`` (which this process need not have): Celery's
+        ``app.signature('tasks.add', args=(2, 2), countdown=10)``."""
+        from .canvas import signature
+
+        return signature(name, args, kwargs, options, app=self)
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[Any]:
         from .result import AsyncResult

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from . import message, states
 from .execution import IGNORED, execute, outcome_meta, request_for, send_postrun
 from .message import Envelope
+from .options import SendOptions
+from .publish import flow_of
 
 if TYPE_CHECKING:
     from .result import EagerResult
@@ -17,12 +19,17 @@ if TYPE_CHECKING:
 
 def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], *,
                   task_id: str | None = None, throw: bool | None = None, retries: int = 0,
-                  headers: dict[str, Any] | None = None) -> EagerResult[Any]:
+                  headers: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> EagerResult[Any]:
+    from .canvas import followups
     from .result import EagerResult
 
     app = task.app
+    opts = SendOptions.of(task.name, options or {})
     envelope = Envelope(id=task_id or str(uuid.uuid4()), task=task.name, args=args, kwargs=kwargs,
-                        retries=retries, headers=headers or {}, queue=task.queue or app.default_queue)
+                        retries=retries, headers=headers or {}, queue=task.queue or app.default_queue,
+                        root_id=opts.root_id, parent_id=opts.parent_id, group_id=opts.group_id)
+    if opts.link or opts.link_error or opts.chain:
+        envelope.flow = flow_of(opts)
     # What the caller passes must survive a trip through the wire, as it would for a worker.
     if app.conf.task_serializer == "json":
         envelope = message.decode(message.encode(envelope), accept=frozenset({"json"}))
@@ -41,8 +48,11 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
         outcome.state = states.SUCCESS
     state, encoded = outcome_meta(context, outcome, extended=True, redactor=app.redactor, task=task)
     send_postrun(task, context, outcome)
+    records = [(envelope.id, encoded, state in states.READY_STATES)]
+    if envelope.flow is not None:  # what follows runs here too, as the worker would send it
+        records = followups.conclude(app, task, context, outcome, records, eager=True)
     if store:
-        app.backend.write([(envelope.id, encoded, state in states.READY_STATES)])
+        app.backend.write(records)
     propagate = app.conf.task_eager_propagates if throw is None else throw
     if propagate and outcome.exc is not None and state != states.SUCCESS:
         raise outcome.exc

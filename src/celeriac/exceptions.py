@@ -11,6 +11,7 @@
     │   └── NotReplicated           written on the master, but too few replicas confirmed it in time
     ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
     ├── TaskRevoked (as result)     the task was revoked or expired before it ran
+    ├── ChordError (as result)      a chord's header task failed, so its body did not run
     └── TaskControl                 raised inside a task to steer the worker, never stored as a result
         ├── Retry                   self.retry(): run again later
         ├── Reject                  refuse the message (requeue or dead-letter it)
@@ -169,3 +170,7 @@ __all__ = [
     "TimeLimitExceeded",
     "WorkerLostError",
 ]
+
+
+class ChordError(CeleriacError):
+    """A chord's header task failed: the body is recorded FAILURE with this and does not run."""

@@ -197,6 +197,9 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
         fields["args"], fields["kwargs"] = args, kwargs
     if outcome.state in states.READY_STATES:
         fields["date_done"] = datetime.now(UTC).isoformat()
+    children = context.__dict__.get("children")
+    if children:
+        fields["children"] = children
     if outcome.exc is not None:
         fields.update(exception_fields(outcome.exc, outcome.traceback))
         fields["result"] = str(outcome.exc)

@@ -27,6 +27,25 @@ VERSION = 1
 PURPOSE = b"task"
 
 
+class ChordRef(msgspec.Struct, array_like=True):
+    """The chord a header task counts into: the body's join message waits under ``id`` in the
+    broker and goes to ``queue`` at ``priority`` once every header task is done."""
+
+    id: str
+    queue: str
+    priority: int = 0
+
+
+class Flow(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """What follows a task (canvas): Celery's callbacks, errbacks, chain and chord, as signature
+    dicts. Absent from plain tasks, so they encode and decode exactly as before."""
+
+    link: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    link_error: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    chain: list[dict[str, Any]] = msgspec.field(default_factory=list)  # the steps still to run, next first
+    chord: ChordRef | None = None
+
+
 class Envelope(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One task message. Times are seconds since the epoch (UTC)."""
 
@@ -53,6 +72,7 @@ class Envelope(msgspec.Struct, omit_defaults=True, kw_only=True):
     slot: float | None = None
     # Only with the pickle serializer: base64 of pickle.dumps((args, kwargs)).
     pickled: str | None = None
+    flow: Flow | None = None
 
 
 _encoder = msgspec.json.Encoder()

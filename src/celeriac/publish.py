@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import signals
+from .argtypes import tag
 from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
 from .exceptions import BrokerError, ConfigurationError, EncodeError, NotReplicated
-from .message import Envelope
+from .message import Envelope, Flow
+from .options import SendOptions
 from .queues import describe
 from .task import Task
 
@@ -29,19 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.app")
 
-# Options Celery's send_task takes that carry no meaning here; accepted so calls port unchanged.
-INERT_SEND_OPTIONS = frozenset({
-    "exchange", "routing_key", "compression", "producer", "connection", "publisher", "router",
-    "result_cls", "add_to_parent", "reply_to", "route_name", "shadow", "mandatory", "immediate",
-    "delivery_mode", "exchange_type", "declare", "group_index", "replaced_task_nesting",
-})
-
-
-ENVELOPE_PARAMS = frozenset({
-    "countdown", "eta", "expires", "priority", "queue", "headers", "ignore_result", "time_limit",
-    "soft_time_limit",
-})
-
+NO_OPTIONS = SendOptions()
 
 def new_task_id() -> str:
     """A random (version 4) UUID string, like ``str(uuid.uuid4())`` at a third of the cost:
@@ -210,6 +200,8 @@ def call_defaults(app: Celery, name: str, task: Task[Any, Any] | None, args: Seq
     if queue is not None and not isinstance(queue, str):
         queue = describe(queue)[0]  # apply_async(queue=Queue(...)), as kombu allows
     routed = route(app, name, args, kwargs) if (queue is None or priority is None) else {}
+    if queue is None and given.get("routing_key") and not routed.get("queue"):
+        routed = {**routed, **_destination(app, {"routing_key": given["routing_key"]})}
     if priority is None:
         priority = routed.get("priority")
         if priority is None and task is not None:
@@ -234,20 +226,11 @@ def check_arguments(name: str, args: Any, kwargs: Any) -> None:
         raise ConfigurationError(f"send_task({name!r}): kwargs must be a dict, not {type(kwargs).__name__}")
 
 
-def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None, *,
-              countdown: float | None = None, eta: datetime | float | None = None,
-              expires: float | datetime | None = None, priority: int | None = None,
-              queue: str | None = None, task_id: str | None = None, headers: dict[str, Any] | None = None,
-              ignore_result: bool | None = None, time_limit: float | None = None,
-              soft_time_limit: float | None = None, task: Task[Any, Any] | None = None,
-              options: dict[str, Any], fixed: dict[str, Any] | None = None) -> tuple[Envelope, float]:
-    if options:
-        unknown = set(options) - INERT_SEND_OPTIONS - {"serializer", "group_id", "root_id", "parent_id",
-                                                          "retries", "link", "link_error"}
-        if unknown:
-            raise ConfigurationError(f"send_task({name!r}): unknown option {sorted(unknown)[0]!r}")
-        if options.get("link") or options.get("link_error"):
-            raise ConfigurationError(f"send_task({name!r}): link/link_error callbacks are not supported yet")
+def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None,
+                   opts: SendOptions = NO_OPTIONS, *, task: Task[Any, Any] | None = None,
+                   fixed: dict[str, Any] | None = None) -> tuple[Envelope, float]:
+    """The envelope of one call and its delay in seconds; ``fixed`` (from :func:`call_defaults`)
+    when a batch already worked out what does not depend on the arguments."""
     if args is not None and not isinstance(args, (list, tuple)):
         raise ConfigurationError(f"send_task({name!r}): args must be a list or tuple, not {type(args).__name__}")
     if kwargs is not None and not isinstance(kwargs, dict):
@@ -256,9 +239,11 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
         task = app.tasks.get(name)
     if fixed is None:
         fixed = call_defaults(app, name, task, args or (), kwargs or {}, {
-            "queue": queue, "priority": priority, "ignore_result": ignore_result, "expires": expires})
+            "queue": opts.queue, "priority": opts.priority, "ignore_result": opts.ignore_result,
+            "expires": opts.expires, "routing_key": opts.routing_key})
     now = time.time()
     expires = fixed["expires"]
+    countdown, eta = opts.countdown, opts.eta
     # expires and an absolute eta are instants every worker judges by the broker's clock, so
     # they are stamped by it too: a producer's or a worker's skewed clock cannot shift them.
     clock_now = broker_clock(app).now() if expires is not None or (countdown is None and eta is not None) else now
@@ -269,21 +254,41 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
         delay = to_timestamp(eta, clock_now) - clock_now
     parent = current_request()
     envelope = Envelope(
-        id=task_id or new_task_id(), task=name,
+        id=opts.task_id or new_task_id(), task=name,
         args=list(args) if args else [], kwargs=dict(kwargs) if kwargs else {},
         queue=fixed["queue"], priority=fixed["priority"],
         eta=now + delay if delay > 0 else None,
         expires=to_timestamp(expires, clock_now) if expires is not None else None,
-        retries=int(options.get("retries", 0)),
-        root_id=options.get("root_id") or (parent.root_id if parent else None),
-        parent_id=options.get("parent_id") or (parent.id if parent else None),
-        group_id=options.get("group_id"),
-        headers=dict(headers) if headers else {},
+        retries=opts.retries,
+        root_id=opts.root_id or (parent.root_id if parent else None),
+        parent_id=opts.parent_id or (parent.id if parent else None),
+        group_id=opts.group_id,
+        headers=dict(opts.headers) if opts.headers else {},
         ignore_result=fixed["ignore_result"],
-        time_limit=time_limit, soft_time_limit=soft_time_limit,
+        time_limit=opts.time_limit, soft_time_limit=opts.soft_time_limit,
         origin=ORIGIN, sent=now,
     )
+    if opts.link or opts.link_error or opts.chain or opts.chord is not None:
+        envelope.flow = flow_of(opts)
+    if parent is not None:  # AsyncResult.children of the running task
+        parent.__dict__.setdefault("children", []).append(envelope.id)
     return envelope, max(delay, 0.0)
+
+
+def flow_of(opts: SendOptions) -> Flow:
+    """What follows the task, as plain signature dicts (arguments tagged like the task's own)."""
+    from .canvas.signature import maybe_signature
+
+    def plain(sigs: Sequence[Any]) -> list[dict[str, Any]]:
+        out = []
+        for sig in sigs:
+            signature = maybe_signature(sig)
+            assert signature is not None
+            out.append(tag(signature.as_dict()))
+        return out
+
+    return Flow(link=plain(opts.link), link_error=plain(opts.link_error), chain=plain(opts.chain),
+                chord=opts.chord)
 
 Item = tuple[str, bytes, int, float, str]  # queue, body, priority, delay, key (the task id)
 

@@ -55,7 +55,7 @@ class AsyncResult(Generic[R]):
     ``R`` is what the task returns, so ``add.delay(2, 2).get()`` type-checks as ``int``."""
 
     # No per-instance dict: send_many makes tens of thousands of these at once.
-    __slots__ = ("__weakref__", "_backend", "_cache", "app", "id", "task_id", "task_name")
+    __slots__ = ("__weakref__", "_backend", "_cache", "app", "id", "parent", "task_id", "task_name")
 
     def __init__(self, id: str, app: Celery | None = None, backend: ResultBackend | None = None,
                  task_name: str | None = None) -> None:
@@ -69,6 +69,8 @@ class AsyncResult(Generic[R]):
         self._backend = backend
         self.task_name = task_name
         self._cache: Meta | None = None
+        #: The result of the step before this one in a chain (set when the chain is sent).
+        self.parent: AsyncResult[Any] | GroupResult | None = None
 
     @property
     def backend(self) -> ResultBackend:
@@ -127,6 +129,11 @@ class AsyncResult(Generic[R]):
     @property
     def worker(self) -> str | None:
         return self._meta().get("worker")
+
+    @property
+    def children(self) -> list[AsyncResult[Any]]:
+        """Results of the tasks this one sent while it ran (stored with its result)."""
+        return [AsyncResult(i, app=self.app) for i in self._meta().get("children") or ()]
 
     def ready(self) -> bool:
         return self.state in states.READY_STATES
@@ -211,14 +218,29 @@ class EagerResult(AsyncResult[R]):
         pass
 
 
-class GroupResult:
-    """Several results read together: ``GroupResult(id, [r1, r2]).get()`` returns a list."""
+class ResultSet:
+    """Several results handled together: ``ResultSet([r1, r2]).get()`` returns their values in order."""
 
-    def __init__(self, id: str | None = None, results: Iterable[AsyncResult[Any]] = (),
-                 app: Celery | None = None) -> None:
-        self.id = id
+    def __init__(self, results: Iterable[AsyncResult[Any]] = (), app: Celery | None = None, **_: Any) -> None:
         self.results = list(results)
         self.app = app
+
+    def add(self, result: AsyncResult[Any]) -> None:
+        if result not in self.results:
+            self.results.append(result)
+
+    def remove(self, result: AsyncResult[Any] | str) -> None:
+        self.results.remove(result)  # type: ignore[arg-type]
+
+    def discard(self, result: AsyncResult[Any] | str) -> None:
+        if result in self.results:
+            self.results.remove(result)  # type: ignore[arg-type]
+
+    def update(self, results: Iterable[AsyncResult[Any]]) -> None:
+        self.results.extend(r for r in results if r not in self.results)
+
+    def clear(self) -> None:
+        self.results.clear()
 
     def ready(self) -> bool:
         return all(r.ready() for r in self.results)
@@ -229,24 +251,111 @@ class GroupResult:
     def failed(self) -> bool:
         return any(r.failed() for r in self.results)
 
+    def waiting(self) -> bool:
+        return any(not r.ready() for r in self.results)
+
     def completed_count(self) -> int:
+        """How many finished successfully (Celery's meaning)."""
         return sum(1 for r in self.results if r.successful())
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> list[Any]:
+    def forget(self) -> None:
+        for result in self.results:
+            result.forget()
+
+    def revoke(self, terminate: bool = False, signal: str | int = "SIGTERM", **kwargs: Any) -> None:
+        for result in self.results:
+            result.revoke(terminate=terminate, signal=signal, **kwargs)
+
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+            callback: Any = None, **_: Any) -> list[Any]:
+        """Wait for every result, in order; ``timeout`` bounds the whole wait."""
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            values.append(result.get(timeout=remaining, propagate=propagate))
+            value = result.get(timeout=remaining, propagate=propagate)
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
         return values
 
     join = get
+    join_native = get
 
     def __iter__(self) -> Any:
         return iter(self.results)
 
     def __len__(self) -> int:
         return len(self.results)
+
+    def __getitem__(self, index: int) -> AsyncResult[Any]:
+        return self.results[index]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: [{', '.join(r.id for r in self.results)}]>"
+
+
+def _group_key(group_id: str) -> str:
+    return f"celeriac-group-{group_id}"
+
+
+class GroupResult(ResultSet):
+    """The results of a group, under the group's id: ``.save()`` stores which tasks it holds so
+    ``GroupResult.restore(id)`` finds them again in another process."""
+
+    def __init__(self, id: str | None = None, results: Iterable[AsyncResult[Any]] = (),
+                 app: Celery | None = None, parent: Any = None, **_: Any) -> None:
+        super().__init__(results, app=app)
+        self.id = id
+        self.parent = parent
+
+    def _app(self) -> Celery:
+        if self.app is not None:
+            return self.app
+        from .app import current_app
+
+        return current_app()
+
+    def save(self, backend: ResultBackend | None = None) -> GroupResult:
+        from . import message
+
+        backend = backend or self._app().backend
+        backend.write([(_group_key(self.id or ""), message.dumps({"results": [r.id for r in self.results]}),
+                        False)])
+        return self
+
+    @classmethod
+    def restore(cls, id: str, backend: ResultBackend | None = None, app: Celery | None = None) -> GroupResult | None:
+        """The group saved under ``id``, or None if nothing was saved (or it expired)."""
+        from . import message
+
+        if app is None:
+            from .app import current_app
+
+            app = current_app()
+        data = (backend or app.backend).read(_group_key(id))
+        if data is None:
+            return None
+        return cls(id, [AsyncResult(i, app=app) for i in message.loads(data)["results"]], app=app)
+
+    def delete(self, backend: ResultBackend | None = None) -> None:
+        (backend or self._app().backend).delete(_group_key(self.id or ""))
+
+    @property
+    def children(self) -> list[AsyncResult[Any]]:
+        return self.results
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return ((self.id, None), [r.as_tuple() for r in self.results])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
 
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from . import states
+from .canvas.signature import Signature
 from .exceptions import MaxRetriesExceededError, Retry
 from .message import Envelope
+from .options import SendOptions, as_signatures
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -137,37 +139,92 @@ class Task(Generic[P, R]):
                     queue: str | None = None, task_id: str | None = None, retry: bool | None = None,
                     retry_policy: dict[str, Any] | None = None, headers: dict[str, Any] | None = None,
                     ignore_result: bool | None = None, time_limit: float | None = None,
-                    soft_time_limit: float | None = None, **options: Any) -> AsyncResult[R]:
+                    soft_time_limit: float | None = None, link: Any = None, link_error: Any = None,
+                    **options: Any) -> AsyncResult[R]:
         """Send this task to a worker. Returns at once with an AsyncResult.
 
         Once this returns, the message is stored in the broker and will run at least once
-        (unless it expires or is revoked).
+        (unless it expires or is revoked). ``link`` / ``link_error``: signatures called with
+        the result on success / when it fails (Celery's callbacks and errbacks).
         """
         app = self.app
         if app.conf.task_always_eager:
-            return self.apply(args, kwargs, task_id=task_id, headers=headers)
-        return app.send_task(
-            self.name, args, kwargs, countdown=countdown, eta=eta, expires=expires, priority=priority,
-            queue=queue, task_id=task_id, retry=retry, retry_policy=retry_policy, headers=headers,
-            ignore_result=ignore_result, time_limit=time_limit, soft_time_limit=soft_time_limit,
-            task=self, **options,
-        )
+            return self.apply(args, kwargs, task_id=task_id, headers=headers, link=link,
+                              link_error=link_error, **options)
+        # Built straight from the keywords (no dict of them): every delay() passes here.
+        opts = SendOptions(countdown=countdown, eta=eta, expires=expires, priority=priority, queue=queue,
+                           task_id=task_id, retry=retry, retry_policy=retry_policy, headers=headers,
+                           ignore_result=ignore_result, time_limit=time_limit, soft_time_limit=soft_time_limit,
+                           link=as_signatures(link), link_error=as_signatures(link_error))
+        if options:
+            opts = opts.merged(self.name, options)
+        return app.send_task(self.name, args, kwargs, task=self, send_options=opts)
 
     def apply(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, *,
               task_id: str | None = None, throw: bool | None = None, retries: int = 0,
               headers: dict[str, Any] | None = None, **options: Any) -> EagerResult[R]:
-        """Run here and now, in this process, as a worker would (retries included)."""
+        """Run here and now, in this process, as a worker would (retries, links and chains included)."""
         from .eager import apply_eagerly
 
         return apply_eagerly(self, list(args or ()), dict(kwargs or {}), task_id=task_id, throw=throw,
-                             retries=retries, headers=headers or {})
+                             retries=retries, headers=headers or {}, options=options)
 
+    # -- canvas ---------------------------------------------------------------------------
     def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature: ``add.s(2)`` (call-time arguments go before these)."""
         return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: call-time arguments (a chain's previous result) are ignored."""
+        return Signature(self, args, kwargs, immutable=True)
 
     def signature(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
                   **options: Any) -> Signature:
-        return Signature(self, tuple(args or ()), dict(kwargs or {}), options)
+        immutable = bool(options.pop("immutable", False))
+        return Signature(self, tuple(args or ()), dict(kwargs or {}), options, immutable=immutable)
+
+    subtask = signature
+
+    def map(self, it: Any) -> Any:
+        """One message calling this task for each item: ``add_one.map([1, 2, 3])``."""
+        from .canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> Any:
+        """One message calling this task with each item's arguments: ``add.starmap([(1, 2)])``."""
+        from .canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> Any:
+        """The items split into messages of ``n`` calls each (a group of starmaps)."""
+        from .canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Any) -> Any:
+        """Replace this running task with ``sig``: it takes over this task's id, callbacks,
+        chain and chord, and this task ends without a result of its own (Celery's
+        ``Task.replace``). Raises Ignore; in eager mode returns the replacement's result."""
+        from .canvas import chord, group, maybe_signature
+        from .exceptions import Ignore
+
+        request = self.request
+        sig = maybe_signature(sig, self.app)
+        if isinstance(sig, group) and not isinstance(sig, chord):
+            sig = chord(sig, self.app.get_task("celery.accumulate").s(), app=self.app)
+        envelope = request.envelope
+        flow = envelope.flow if envelope is not None else None
+        if request.is_eager or envelope is None:
+            return sig.apply().get()
+        options: dict[str, Any] = {"task_id": request.id, "group_id": request.group, "root_id": request.root_id,
+                                   "parent_id": request.parent_id}
+        if flow is not None:
+            options.update(link=list(flow.link) or None, link_error=list(flow.link_error) or None,
+                           chain=list(flow.chain) or None, chord=flow.chord)
+        sig.apply_async(**{k: v for k, v in options.items() if v is not None})
+        raise Ignore()
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:
         from .result import AsyncResult
@@ -217,6 +274,7 @@ class Task(Generic[P, R]):
             time_limit=base.time_limit if base else None,
             soft_time_limit=base.soft_time_limit if base else None,
             origin=base.origin if base else None,
+            flow=base.flow if base else None,  # what follows the task follows its last attempt
         )
         raise Retry(exc=exc, when=max(when, 0.0), envelope=envelope)
 
@@ -274,32 +332,6 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<@task: {self.name}>"
-
-
-class Signature:
-    """A task with arguments bound, to send later: ``add.s(2, 2).delay()``."""
-
-    def __init__(self, task: Task[Any, Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                 options: dict[str, Any] | None = None) -> None:
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs or {}
-        self.options = options or {}
-
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
-        return self.apply_async(args, kwargs)
-
-    def apply_async(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
-                    **options: Any) -> AsyncResult[Any]:
-        return self.task.apply_async((*self.args, *args), {**self.kwargs, **(kwargs or {})},
-                                     **{**self.options, **options})
-
-    def set(self, **options: Any) -> Signature:
-        self.options.update(options)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{self.task.name}(*{self.args!r}, **{self.kwargs!r})"
 
 
 def make_task_class(fun: Callable[..., Any], base: type[Task[Any, Any]], options: dict[str, Any]) -> type:

@@ -43,6 +43,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .coordination import Coordination
+
 PRIORITY_LEVELS = 10  # 0..9, higher first, as on RabbitMQ
 
 
@@ -125,8 +127,9 @@ BEAT_LAPSED = "lapsed"
 BEAT_FORGOTTEN = "forgotten"
 
 
-class Broker(abc.ABC):
-    """A message store with leases. All methods are safe to call from several processes."""
+class Broker(Coordination):
+    """A message store with leases, plus the coordination part (:class:`Coordination`) every
+    broker also implements. All methods are safe to call from several processes."""
 
     #: The URL scheme(s) this broker serves.
     schemes: tuple[str, ...] = ()
@@ -340,66 +343,6 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def workers(self) -> list[WorkerRecord]:
         """The worker registry: every worker that heartbeated recently, alive or not."""
-
-    # -- coordination primitives for beat, revokes and remote control -------------------
-    @abc.abstractmethod
-    def now(self) -> float:
-        """The broker's clock, in seconds since the epoch."""
-
-    @abc.abstractmethod
-    def rate_slot(self, key: str, interval: float) -> float:
-        """Reserve the next start slot for ``key`` at most once per ``interval`` seconds across
-        the cluster. Returns seconds from now until the reserved slot (0.0: start now)."""
-
-    @abc.abstractmethod
-    def claim(self, key: str, ttl: float) -> bool:
-        """Set ``key`` if absent, for ``ttl`` seconds. True for exactly one caller."""
-
-    @abc.abstractmethod
-    def put(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        """Store ``value`` under ``key`` (replacing it), optionally expiring."""
-
-    @abc.abstractmethod
-    def get(self, key: str) -> bytes | None:
-        """The value under ``key``, or None."""
-
-    @abc.abstractmethod
-    def delete(self, key: str) -> None:
-        """Drop ``key``; no error if absent."""
-
-    @abc.abstractmethod
-    def map_set(self, name: str, field: str, value: bytes) -> None:
-        """Set ``field`` of the map ``name``."""
-
-    @abc.abstractmethod
-    def map_get(self, name: str) -> dict[str, bytes]:
-        """Every field of the map ``name``."""
-
-    @abc.abstractmethod
-    def map_delete(self, name: str, field: str) -> bool:
-        """Drop ``field`` of the map ``name``; True if it was there."""
-
-    @abc.abstractmethod
-    def log_append(self, name: str, data: bytes, maxlen: int, ttl: float | None = None) -> str:
-        """Append to the capped log ``name`` and return the new entry's id. The oldest entries drop
-        past about ``maxlen`` (at least ``maxlen`` are kept; Redis trims lazily). Ids are opaque:
-        callers only hand them back as ``after``. With ``ttl`` the whole log disappears ``ttl``
-        seconds after this append (replies to one command); without, an earlier ttl stays."""
-
-    @abc.abstractmethod
-    def log_last(self, name: str) -> str | None:
-        """The id of the newest entry of log ``name`` (None when empty), so a reader can start
-        "from now" and then follow ids without missing what lands between two reads."""
-
-    def log_append_many(self, name: str, items: Sequence[bytes], maxlen: int) -> None:
-        """Append several entries in order; implementations batch."""
-        for data in items:
-            self.log_append(name, data, maxlen)
-
-    @abc.abstractmethod
-    def log_read(self, name: str, after: str | None, count: int, timeout: float = 0.0) -> list[tuple[str, bytes]]:
-        """Entries of log ``name`` after id ``after`` (``None``: from the oldest kept, ``"$"``:
-        only new ones), up to ``count``, blocking up to ``timeout`` seconds for the first."""
 
     # -- lifecycle ------------------------------------------------------------------------
     def check(self, *, allow_evicting: bool = False) -> list[str]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
+from ..canvas import followups
 from ..config import parse_rate
 from ..control import REVOKED_MAP, live_revocations
 from ..events import TaskEvent, event, safe_repr
@@ -468,6 +469,8 @@ class Consumer:
         if self.events:
             self._outcome_event(context.envelope, outcome)
         send_postrun(task, context, outcome)
+        if context.envelope.flow is not None:  # canvas: links, the chain's next step, a chord's count
+            records = followups.conclude(self.app, task, context, outcome, records)
         leased = delivery if acks_late else None  # acks_late=False acked before running
         if state == states.RETRY and outcome.retry is not None and self._revoked_meanwhile(task_id):
             # Its next attempt could be due after the revocation is forgotten: it never comes.

@@ -19,6 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ...brokers.base import (
     BEAT_FORGOTTEN,
@@ -63,7 +64,7 @@ class MemoryBroker(Broker):
         with st.cond:
             fresh = Store(cond=st.cond)
             for name in ("ready", "delayed", "leased", "dead", "known", "workers", "kv", "maps",
-                         "logs", "last_log_id", "log_expires", "rates"):
+                         "logs", "last_log_id", "log_expires", "rates", "chords"):
                 setattr(st, name, getattr(fresh, name))
 
     # -- producing ------------------------------------------------------------------------
@@ -362,6 +363,32 @@ class MemoryBroker(Broker):
     # -- coordination primitives ----------------------------------------------------------
     def now(self) -> float:
         return time.time()
+
+    def chord_start(self, chord: str, size: int, join: bytes, *, queue: str, priority: int = 0,
+                    ttl: float) -> None:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            for name in [n for n, c in st.chords.items() if c[3] <= now]:
+                del st.chords[name]
+            st.chords[chord] = [size, join, set(), now + ttl]
+
+    def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+        st = self._st
+        with st.cond:  # held while the result is stored, so counting and storing are one step
+            if records:
+                backend.write(records)
+            entry = st.chords.get(chord)
+            if entry is None or entry[3] <= time.time() or member in entry[2]:
+                return False
+            entry[2].add(member)
+            if len(entry[2]) != entry[0]:
+                return False
+            st.known.add(queue)
+            st.make_ready(Message(next(st.ids), queue, clamp_priority(priority), entry[1], ""))
+            st.cond.notify_all()
+            return True
 
     def rate_slot(self, key: str, interval: float) -> float:
         st = self._st

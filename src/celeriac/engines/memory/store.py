@@ -9,6 +9,7 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...brokers.base import DeadLetter, Delivery
 
@@ -71,6 +72,8 @@ class Store:
     last_log_id: dict[str, str] = field(default_factory=dict)
     log_expires: dict[str, float] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
+    # chord id -> [size, join message, counted member ids, expires]
+    chords: dict[str, list[Any]] = field(default_factory=dict)
     pulse: float = 0.0  # when any worker last heartbeated
 
     def make_ready(self, msg: Message) -> None:

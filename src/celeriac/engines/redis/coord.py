@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import redis
 
-from ...brokers.base import redact_url
+from ...brokers.base import clamp_priority, redact_url
 from ...exceptions import BrokerError, BrokerFull
 from .wire import Connections
 
@@ -37,6 +37,13 @@ def translate_errors(func: Any) -> Any:
     return wrapper
 
 
+def chord_keys(queue: str, chord: str) -> tuple[str, str]:
+    """A chord's hash and member set, under its join queue's hash tag so the script that counts
+    and enqueues the join touches one slot."""
+    base = f"{{celeriac:q:{queue}}}:chord:{chord}"
+    return base, f"{base}:m"
+
+
 class RedisCoordination:
     """Needs ``client`` (a redis.Redis) and ``_run(script, keys, args)`` from the broker."""
 
@@ -49,6 +56,32 @@ class RedisCoordination:
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         raise NotImplementedError
+
+    @translate_errors
+    def chord_start(self, chord: str, size: int, join: bytes, *, queue: str, priority: int = 0,
+                    ttl: float) -> None:
+        hash_key, _ = chord_keys(queue, chord)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd("celeriac:queues", queue)
+        pipe.hset(hash_key, mapping={"size": size, "join": join})
+        pipe.pexpire(hash_key, max(1, int(ttl * 1000)))
+        pipe.execute()
+
+    @translate_errors
+    def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+        from .results import RedisBackend, done_key, meta_key
+
+        keys = [*chord_keys(queue, chord), f"{{celeriac:q:{queue}}}:p{clamp_priority(priority)}"]
+        args: list[Any] = [member, 0]
+        if records and isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
+            args[1] = backend.ttl_ms()
+            for task_id, data, ready in records:
+                keys += [meta_key(task_id), done_key(task_id)]
+                args += [data, "1" if ready else "0"]
+        elif records:
+            backend.write(records)
+        return bool(self._run("chord_part", keys, args))
 
     @translate_errors
     def now(self) -> float:

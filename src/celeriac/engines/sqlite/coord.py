@@ -7,11 +7,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
+from ...brokers.base import clamp_priority
 from .db import Database
 from .wake import Doorbell, block_until
 
 LOGS = ("l",)  # doorbell channel of log readers
+READY = ("q",)  # doorbell channel of fetchers (the broker's own READY): a chord's join became ready
 
 
 class SQLiteCoordination:
@@ -19,9 +22,57 @@ class SQLiteCoordination:
 
     _db: Database
     _bell: Doorbell
+    path: str
 
     def now(self) -> float:
         return time.time()
+
+    def chord_start(self, chord: str, size: int, join: bytes, *, queue: str, priority: int = 0,
+                    ttl: float) -> None:
+        def start(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            for (gone,) in conn.execute("SELECT id FROM chords WHERE expires <= ? LIMIT 100", (now,)).fetchall():
+                conn.execute("DELETE FROM chord_members WHERE chord = ?", (gone,))
+                conn.execute("DELETE FROM chords WHERE id = ?", (gone,))
+            conn.execute("INSERT OR REPLACE INTO chords (id, size, join_body, expires) VALUES (?, ?, ?, ?)",
+                         (chord, size, join, now + ttl))
+
+        self._db.write(start)
+
+    def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+        from .results import SQLiteBackend
+
+        same_file = isinstance(backend, SQLiteBackend) and backend.path == self.path
+        if records and same_file:
+            backend.open()  # its table must exist before this transaction writes to it
+        elif records:
+            backend.write(records)
+
+        def count(conn: sqlite3.Connection) -> bool:
+            if records and same_file:
+                backend.store_in(conn, records)
+            row = conn.execute("SELECT size, join_body FROM chords WHERE id = ? AND expires > ?",
+                               (chord, time.time())).fetchone()
+            if row is None:
+                return False
+            if conn.execute("INSERT OR IGNORE INTO chord_members (chord, member) VALUES (?, ?)",
+                            (chord, member)).rowcount == 0:
+                return False  # counted before: a re-run after its worker died
+            counted = conn.execute("SELECT COUNT(*) FROM chord_members WHERE chord = ?", (chord,)).fetchone()[0]
+            if counted != row[0]:
+                return False
+            conn.execute("INSERT OR IGNORE INTO queues (name) VALUES (?)", (queue,))
+            conn.execute("INSERT INTO messages (queue, priority, body, key) VALUES (?, ?, ?, '')",
+                         (queue, clamp_priority(priority), row[1]))
+            return True
+
+        fired: bool = self._db.write(count)
+        if records and same_file:
+            backend.ring(records)
+        if fired:
+            self._bell.ring(READY)
+        return fired
 
     def rate_slot(self, key: str, interval: float) -> float:
         def reserve(conn: sqlite3.Connection) -> float:

@@ -80,6 +80,14 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS log_expiry (name TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS log_expiry_expires ON log_expiry (expires)",
     "CREATE TABLE IF NOT EXISTS rate_slots (key TEXT PRIMARY KEY, tat REAL NOT NULL) WITHOUT ROWID",
+    # A chord waiting for its header: the join message to enqueue once ``size`` distinct
+    # members are counted in chord_members (a re-run member is a duplicate key, counted once).
+    """CREATE TABLE IF NOT EXISTS chords (
+        id TEXT PRIMARY KEY, size INTEGER NOT NULL, join_body BLOB NOT NULL, expires REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS chord_members (
+        chord TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (chord, member)
+    ) WITHOUT ROWID""",
 )
 
 # Columns of a message row as the broker reads them back.

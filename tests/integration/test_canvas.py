@@ -1,0 +1,148 @@
+"""Canvas on real workers: chains, groups, chords, callbacks and replace, on Redis and SQLite
+(real ``celeriac worker`` processes started through the CLI) and on memory (the threads-pool
+worker of celeriac.testing, in this process, since a memory broker lives in one process)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celeriac import chain, chord, group
+from celeriac.result import GroupResult
+from celeriac.testing import start_worker, wait_until, worker_process
+
+APPS = str(Path(__file__).parent.parent / "apps")
+if APPS not in sys.path:
+    sys.path.insert(0, APPS)
+
+import canvasapp  # noqa: E402
+from canvasapp import add, collect, fail, ledger, mul, on_error, on_error_id, replaced, spawn, sub, tsum  # noqa: E402
+
+
+def lines(marks: Path, name: str) -> list[str]:
+    path = marks / name
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture(params=["redis", "sqlite", "memory"])
+def canvas(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """canvasapp on one broker with one worker running; yields the marks directory."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setenv("CELERIAC_TEST_DIR", str(marks))
+    kind = request.param
+    if kind == "redis":
+        url = str(request.getfixturevalue("redis_url"))
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'broker.db'}"
+    else:
+        url = f"memory://canvas-{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.setenv("CELERIAC_BROKER_URL", url)
+    monkeypatch.setenv("CELERIAC_RESULT_BACKEND", url)
+    app = canvasapp.app
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    app._reset_connections()
+    with contextlib.ExitStack() as stack:
+        if kind == "memory":
+            stack.enter_context(start_worker(app, concurrency=1))
+            # Stopping a threads-pool worker whose consumer thread has not reached its run loop
+            # yet raises in the supervisor's thread (Consumer.stop before run): one task first.
+            add.delay(0, 0).get(timeout=20)
+        else:
+            proc = worker_process("canvasapp", "-c", "2", "-n", f"canvas-{kind}@%h", broker_url=url,
+                                  env={"CELERIAC_TEST_DIR": str(marks), "CELERIAC_RESULT_BACKEND": url},
+                                  log_path=str(tmp_path / "worker.log"), pythonpath=[APPS])
+            stack.callback(proc.kill)
+            proc.wait_ready()
+        yield marks
+    app.close()
+
+
+def test_signature_call_time_args_come_first(canvas: Path) -> None:
+    """sub.s(2).delay(10) runs sub(10, 2), as Celery does."""
+    assert sub.s(2).delay(10).get(timeout=20) == 8
+
+
+def test_chain_passes_each_result_on_and_links_parents(canvas: Path) -> None:
+    result = (add.s(2, 2) | mul.s(4) | sub.s(1)).delay()
+    assert result.get(timeout=20) == 15
+    assert result.parent is not None and result.parent.get(timeout=5) == 16
+    assert result.parent.parent is not None and result.parent.parent.get(timeout=5) == 4
+    immutable = chain(add.s(1, 1), add.si(5, 5)).apply_async()
+    assert immutable.get(timeout=20) == 10
+
+
+def test_error_in_a_chain_stops_it_and_calls_link_error(canvas: Path) -> None:
+    result = chain(add.s(1, 1), fail.s(), collect.s("after-fail")).apply_async(
+        link_error=[on_error.s(), on_error_id.s()])
+    assert result.parent is not None
+    with pytest.raises(ValueError):
+        result.parent.get(timeout=20)
+    failed_id = result.parent.id
+    wait_until(lambda: lines(canvas, "errors") and lines(canvas, "errors-id"), timeout=20)
+    assert lines(canvas, "errors")[0].startswith(f"{failed_id} ValueError")
+    assert lines(canvas, "errors-id") == [failed_id]
+    time.sleep(0.5)
+    assert lines(canvas, "collect") == []  # the step after the failure never ran
+    assert result.state == "PENDING"
+
+
+def test_link_runs_on_success(canvas: Path) -> None:
+    add.apply_async((2, 3), link=collect.s("linked"))
+    wait_until(lambda: lines(canvas, "collect"), timeout=20)
+    assert lines(canvas, "collect") == ["linked 5"]
+
+
+def test_group_result_get_save_restore(canvas: Path) -> None:
+    result = group(add.s(i, i) for i in range(6))()
+    assert result.get(timeout=20) == [0, 2, 4, 6, 8, 10]
+    assert result.ready() and result.successful() and result.completed_count() == 6
+    result.save()
+    restored = GroupResult.restore(result.id, app=canvasapp.app)
+    assert restored is not None and restored.join(timeout=5) == [0, 2, 4, 6, 8, 10]
+
+
+def test_chord_calls_the_body_once_with_every_result(canvas: Path) -> None:
+    result = chord(add.s(i, i) for i in range(8))(ledger.s("sum"))
+    assert result.get(timeout=30) == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert isinstance(result.parent, GroupResult) and result.parent.completed_count() == 8
+    upgraded = (group(mul.s(i, 2) for i in range(4)) | tsum.s()).delay()
+    assert upgraded.get(timeout=30) == 12
+    time.sleep(0.5)
+    assert len(lines(canvas, "ledger")) == 1
+
+
+def test_chord_with_a_failing_header_task_fails_the_body_with_chord_error(canvas: Path) -> None:
+    body = ledger.s("never").on_error(on_error.s())
+    result = chord([add.s(1, 1), fail.s(7)], body).apply_async()
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    wait_until(lambda: lines(canvas, "errors"), timeout=20)
+    assert lines(canvas, "errors")[0].startswith(f"{result.id} ChordError")
+    assert lines(canvas, "ledger") == []
+
+
+def test_map_starmap_chunks(canvas: Path) -> None:
+    assert add.starmap([(1, 2), (3, 4)]).delay().get(timeout=20) == [3, 7]
+    assert tsum.map([[1, 2], [3]]).delay().get(timeout=20) == [3, 3]
+    assert add.chunks([(i, i) for i in range(5)], 2)().get(timeout=20) == [[0, 2], [4, 6], [8]]
+
+
+def test_replace_hands_over_the_id_and_the_chain(canvas: Path) -> None:
+    result = (replaced.s(4) | add.s(1)).delay()
+    assert result.get(timeout=30) == 51
+    assert result.parent is not None and result.parent.get(timeout=5) == 50
+
+
+def test_children_are_the_tasks_sent_while_running(canvas: Path) -> None:
+    result = spawn.delay(3)
+    ids = result.get(timeout=20)
+    assert [child.id for child in result.children] == ids
