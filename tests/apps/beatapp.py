@@ -3,7 +3,8 @@
 The broker comes from CELERIAC_BROKER_URL. BEATAPP_SCENARIO picks the schedule:
 
 - ``ticks``:    ``every-second``, a 1 s interval: enough ticks in a few seconds to count duplicates.
-- ``catch-up``: two 5 s entries (room for a slow start on a loaded machine), ``missed='once'`` and ``missed='skip'``, for kill-and-restart.
+- ``catch-up``: two 5 s entries (room for a slow start on a loaded machine), ``missed='once'``
+  and ``missed='skip'``, for kill-and-restart.
 - ``runtime``:  nothing in code; the test adds entries at run time.
 
 Every run appends ``<entry> <tick> <pid>`` to the file BEATAPP_RECORD names; ``<tick>`` is the
