@@ -41,6 +41,14 @@ def _eager(app: Celery) -> bool:
     return bool(app.conf.task_always_eager)
 
 
+def _app_of(members: Sequence[Any], app: Celery | None) -> Celery | None:
+    """A composite's app: the one given, else its first member's (as Celery's group and chain
+    do), so a canvas of one app's tasks never lands in whatever app happens to be current."""
+    if app is not None:
+        return app
+    return next((m._app for m in members if isinstance(m, Signature) and m._app is not None), None)
+
+
 class chain(Signature):
     """Run tasks one after the other, each result the first argument of the next:
     ``chain(add.s(2, 2), mul.s(4))`` or ``add.s(2, 2) | mul.s(4)``."""
@@ -51,7 +59,8 @@ class chain(Signature):
             Signature.__init__(self, tasks[0], app=app)
             return
         steps = [maybe_signature(t, app) for t in _tasks(tasks)]
-        Signature.__init__(self, "celery.chain", (), {"tasks": steps}, options, subtask_type="chain", app=app)
+        Signature.__init__(self, "celery.chain", (), {"tasks": steps}, options, subtask_type="chain",
+                           app=_app_of(steps, app))
 
     @property
     def tasks(self) -> list[Signature]:
@@ -157,7 +166,8 @@ class group(Signature):
             Signature.__init__(self, tasks[0], app=app)
             return
         members = [maybe_signature(t, app) for t in _tasks(tasks)]
-        Signature.__init__(self, "celery.group", (), {"tasks": members}, options, subtask_type="group", app=app)
+        Signature.__init__(self, "celery.group", (), {"tasks": members}, options, subtask_type="group",
+                           app=_app_of(members, app))
 
     @property
     def tasks(self) -> list[Signature]:
@@ -234,8 +244,9 @@ class chord(group):
             Signature.__init__(self, header, app=app)
             return
         members = header.tasks if isinstance(header, group) else [maybe_signature(t, app) for t in _tasks((header,))]
-        Signature.__init__(self, "celery.chord", (), {"header": members, "body": maybe_signature(body, app)},
-                           options, subtask_type="chord", app=app)
+        body = maybe_signature(body, app)
+        Signature.__init__(self, "celery.chord", (), {"header": members, "body": body},
+                           options, subtask_type="chord", app=_app_of([*members, body], app))
 
     @property
     def tasks(self) -> list[Signature]:

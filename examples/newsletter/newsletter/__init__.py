@@ -1,0 +1,5 @@
+# As in every Django project that runs Celery: the app is made when Django starts, so
+# @shared_task binds to it.
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)
