@@ -121,6 +121,33 @@ class TaskEvent(msgspec.Struct, omit_defaults=True):
     countdown: float | None = None
     requeue: bool | None = None
     expired: bool | None = None
+    call: msgspec.Raw | None = None  # task-received: the arguments as JSON (see call_json)
+
+
+#: Arguments larger than this (as JSON) are not copied into the event: the log is capped by bytes,
+#: and one huge call must not push out the events of thousands of small ones.
+CALL_MAX_BYTES = 16 * 1024
+
+
+def call_json(args: Any, kwargs: Any, redactor: Any = None, task: Any = None) -> msgspec.Raw | None:
+    """A task's arguments as JSON for ``task-received`` (``{"args", "kwargs"}``, special types
+    tagged as in messages), so a reader can send the task again with the same arguments; Celery's
+    ``args``/``kwargs`` fields are reprs, which cannot be read back. Secrets are hidden as
+    everywhere else, and ``"redacted": true`` says the call cannot be repeated from this copy.
+    None when it is larger than :data:`CALL_MAX_BYTES` or cannot be encoded."""
+    from .message import dumps
+
+    call: dict[str, Any] = {"args": args, "kwargs": kwargs}
+    if redactor:
+        shown_args, shown_kwargs = redactor.arguments(args, kwargs, task)
+        # A value that was "***" already is shown the same; it was not hidden, so it may be repeated.
+        if list(shown_args) != list(args) or shown_kwargs != kwargs:
+            call = {"args": shown_args, "kwargs": shown_kwargs, "redacted": True}
+    try:
+        data = dumps(call)
+    except Exception:
+        return None
+    return msgspec.Raw(data) if len(data) <= CALL_MAX_BYTES else None
 
 
 def batch(events: list[bytes | TaskEvent]) -> bytes:

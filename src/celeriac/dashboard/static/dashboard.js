@@ -3,9 +3,10 @@
 // data-every milliseconds (what the broker holds: workers, queue depths). The rows come rendered
 // and escaped by the server, so nothing a task supplied is ever interpreted here.
 "use strict";
-async function replaceRows(table, url) {
+async function replaceRows(element, url) {
   const reply = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
-  if (reply.ok) table.querySelector("tbody").innerHTML = await reply.text();
+  const target = element.tagName === "TABLE" ? element.querySelector("tbody") : element;
+  if (reply.ok) target.innerHTML = await reply.text();
 }
 (function () {
   for (const table of document.querySelectorAll("table[data-poll]")) {
@@ -19,13 +20,18 @@ async function replaceRows(table, url) {
   }
 })();
 (function () {
-  const table = document.querySelector("table[data-live]");
+  const table = document.querySelector("[data-live]");
   if (!table || !window.EventSource) return;
   const prefix = document.body.dataset.prefix || "";
   let pending = false;
+  let last = 0;
   async function refresh() {
+    // At most one fetch in flight and one a second: a busy cluster changes the history constantly.
     if (pending) return;
     pending = true;
+    const wait = Math.max(0, last + 1000 - Date.now());
+    if (wait) await new Promise(function (done) { setTimeout(done, wait); });
+    last = Date.now();
     try { await replaceRows(table, table.dataset.live); } finally { pending = false; }
   }
   const source = new EventSource(prefix + "/events/changes");
@@ -57,3 +63,11 @@ async function replaceRows(table, url) {
   };
 })();
 
+
+// Buttons that cannot be undone ask first (data-confirm on their form).
+document.addEventListener("submit", function (event) {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});
