@@ -49,14 +49,16 @@ def outcome_bars(buckets: list[Bucket]) -> Markup:
                          f'height="{bad_h:.1f}"/>')
         parts.append("</g>")
         if i % 10 == 0 or i == len(buckets) - 1:
-            parts.append(f'<text class="axis" x="{x + w / 2:.1f}" y="{HEIGHT - 4}" text-anchor="middle">'
+            last = i == len(buckets) - 1  # anchored at its end, so the right edge does not cut it
+            parts.append(f'<text class="axis" x="{x + w if last else x + w / 2:.1f}" y="{HEIGHT - 4}" '
+                         f'text-anchor="{"end" if last else "middle"}">'
                          f"{time.strftime('%H:%M', time.localtime(b.start))}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def _nice(peak: int) -> float:
-    """The smallest of 1, 2, 5 × 10^k at or above ``peak``: a scale whose halves read well."""
+    """The smallest of 1, 2 or 5 times 10^k at or above ``peak``: a scale whose halves read well."""
     magnitude = 1
     while True:
         for factor in (1, 2, 5):

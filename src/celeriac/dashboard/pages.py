@@ -59,7 +59,9 @@ def _call_json(record: Any) -> str | None:
     call = record.call
     if not isinstance(call, dict):
         return None
-    return json.dumps({"args": call.get("args"), "kwargs": call.get("kwargs")}, indent=1, ensure_ascii=False)
+    shown = {"args": call.get("args"), "kwargs": call.get("kwargs")}
+    flat = json.dumps(shown, ensure_ascii=False)
+    return flat if len(flat) <= 100 else json.dumps(shown, indent=2, ensure_ascii=False)
 
 
 def templates() -> Jinja2Templates:

@@ -3,6 +3,8 @@
 // data-every milliseconds (what the broker holds: workers, queue depths). The rows come rendered
 // and escaped by the server, so nothing a task supplied is ever interpreted here.
 "use strict";
+// Set once a form is on its way: a reload now would cancel the navigation the form started.
+let leaving = false;
 async function replaceRows(element, url) {
   const reply = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
   const target = element.tagName === "TABLE" ? element.querySelector("tbody") : element;
@@ -58,7 +60,7 @@ async function replaceRows(element, url) {
     }
     if (final.includes(task.state)) {
       source.close();
-      window.location.reload();
+      if (!leaving) window.location.reload();
     }
   };
 })();
@@ -69,5 +71,7 @@ document.addEventListener("submit", function (event) {
   const form = event.target;
   if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
     event.preventDefault();
+    return;
   }
+  if (form instanceof HTMLFormElement && form.method === "post") leaving = true;
 });
