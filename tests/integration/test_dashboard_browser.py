@@ -243,9 +243,7 @@ def test_retry_revoke_and_terminate_from_the_task_page(app, sent_events, start_w
     wait_for_task(dashboard, later.id, "REVOKED", timeout=20)
 
     sleeping = coreapp.sleep.delay(30, "long")
-    wait_until(lambda: dashboard.get(f"/api/task/info/{sleeping.id}").json().get("state") == "STARTED"
-               if dashboard.get(f"/api/task/info/{sleeping.id}").status_code == 200 else False, 20, 0.1,
-               message="the long task to start")
+    wait_for_task(dashboard, sleeping.id, "STARTED")
     w.page.goto(f"{dashboard.url}/tasks/{sleeping.id}")
     w.page.get_by_role("button", name="Terminate").click()  # confirms, then posts
     w.page.wait_for_url(re.compile(r"notice="))
