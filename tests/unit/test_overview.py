@@ -17,7 +17,7 @@ from celeriac.argtypes import untag
 from celeriac.dashboard.actions import Refused, retry_call
 from celeriac.dashboard.chart import Bucket, outcome_bars
 from celeriac.dashboard.csrf import Csrf
-from celeriac.monitor.history import History, percentiles
+from celeriac.monitor.history import History, TaskQuery, percentiles
 from celeriac.monitor.state import TaskRecord
 from celeriac.redaction import Redactor
 
@@ -143,3 +143,14 @@ def test_csrf_tokens_belong_to_one_session_and_one_process():
     assert csrf.token("session-a") != csrf.token("session-b")
     assert csrf.token("session-a") == Csrf(secret=b"k" * 32).token("session-a")
     assert csrf.token("session-a") != Csrf().token("session-a")
+
+
+def test_a_task_the_dashboard_sent_is_stored_unless_events_got_there_first(tmp_path: Path):
+    history = History(str(tmp_path / "h.db"), max_tasks=None)
+    history.save([TaskRecord("seen", name="add", state="STARTED", timestamp=5.0)])
+    history.save([TaskRecord("seen", name="add", timestamp=1.0), TaskRecord("new", name="add", args="(1,)",
+                                                                            timestamp=1.0)], only_new=True)
+    seen, new = history.get("seen"), history.get("new")
+    assert seen is not None and seen.state == "STARTED"
+    assert new is not None and new.state == "PENDING"
+    assert [r.uuid for r in history.query(TaskQuery(search="(1,)"))] == ["new"]  # searchable like the rest

@@ -8,6 +8,7 @@ worker, queue or entry, 409 for what cannot be done to this task (a retry of red
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from ..argtypes import untag
 from ..exceptions import ConfigurationError
+from ..monitor.state import TaskRecord
 from .csrf import FIELD
 from .params import Args
 from .service import Dashboard
@@ -91,6 +93,13 @@ class Actions:
         call_args, call_kwargs = retry_call(record)
         options = {k: v for k, v in (("queue", record.queue), ("priority", record.priority)) if v is not None}
         result = await run_in_threadpool(lambda: self.app.send_task(record.name, call_args, call_kwargs, **options))
+        # Known to the history at once, so its page (where this redirects) shows it before a
+        # worker's first event arrives; the events then take over.
+        now = time.time()
+        sent = TaskRecord(result.id, name=record.name, sent=now, timestamp=now, state_time=now, args=record.args,
+                          kwargs=record.kwargs, queue=record.queue, priority=record.priority, call=record.call,
+                          timeline=[[now, "task-sent", f"a retry of {record.uuid}"]])
+        await run_in_threadpool(lambda: self.dash.history.save([sent], only_new=True))
         return f"/tasks/{quote(result.id)}", f"Sent again as {result.id} (a retry of {record.uuid})."
 
     async def revoke(self, request: Request, args: Args) -> tuple[str, str]:

@@ -63,6 +63,8 @@ ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, state = excluded.state, qu
     runtime = excluded.runtime, wait = excluded.wait
 RETURNING id, indexed
 """
+# For a task this process sent itself (a retry from the dashboard): what the events say wins.
+_INSERT_NEW = _UPSERT.split("ON CONFLICT")[0] + "ON CONFLICT(uuid) DO NOTHING RETURNING id, indexed"
 
 #: ``seen``: the order tasks were first seen, newest first by default. Rows keep their place when
 #: they change, so paging through a busy history neither skips nor repeats a task.
@@ -145,16 +147,19 @@ class History:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
         return None if row is None else str(row[0])
 
-    def save(self, records: Iterable[TaskRecord], cursor: str | None = None) -> None:
-        """Store these tasks' latest state and, in the same transaction, the log position."""
+    def save(self, records: Iterable[TaskRecord], cursor: str | None = None, *, only_new: bool = False) -> None:
+        """Store these tasks' latest state and, in the same transaction, the log position.
+        ``only_new``: leave a task the history already holds as it is."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
             fresh: list[tuple[int, str, int, int]] = []
             for r in records:
-                row = db.execute(_UPSERT, (r.uuid, r.name, r.state, r.queue, r.worker, r.received, r.started,
-                                           r.timestamp or 0.0, _encode(r.as_dict()), r.finished, r.runtime,
-                                           r.wait)).fetchone()
+                values = (r.uuid, r.name, r.state, r.queue, r.worker, r.received, r.started, r.timestamp or 0.0,
+                          _encode(r.as_dict()), r.finished, r.runtime, r.wait)
+                row = db.execute(_INSERT_NEW if only_new else _UPSERT, values).fetchone()
+                if row is None:
+                    continue  # only_new, and already there
                 has_args = r.args is not None or r.kwargs is not None
                 if row[1] == 0 or (row[1] < INDEXED_ARGS and has_args):
                     fresh.append((row[0], _text(r), INDEXED_ARGS if has_args else 1, row[1]))
