@@ -146,12 +146,15 @@ def test_every_page_opens_clean_and_is_photographed(app, start_worker, dashboard
     for i in range(6):
         coreapp.add.delay(i, i)
     failed = coreapp.fail.delay("disk full")
+    flaky = coreapp.flaky.delay(2)
     done = coreapp.progress.delay(4, 0.05)
     failed.get(timeout=20, propagate=False)
     done.get(timeout=20)
     coreapp.add.apply_async((1, 1), queue="reports")  # nobody consumes it: it waits
     wait_for_task(dashboard, failed.id, "FAILURE")
     wait_for_task(dashboard, done.id, "SUCCESS")
+    assert flaky.get(timeout=20) == 2
+    wait_for_task(dashboard, flaky.id, "SUCCESS")
 
     w = open_page()
     for path, name, heading in (("/", "overview", "Overview"), ("/tasks", "tasks", "Tasks"),
@@ -171,6 +174,9 @@ def test_every_page_opens_clean_and_is_photographed(app, start_worker, dashboard
             steps = w.page.locator("table.timeline").inner_text()
             assert "step 3" in steps and "succeeded" in steps and "received" in steps, steps
         shoot(w, name)
+    w.page.goto(f"{dashboard.url}/tasks/{flaky.id}")
+    steps = w.page.locator("table.timeline").inner_text()
+    assert "attempt 0 failed" in steps and "attempt 1 failed" in steps and steps.count("retried") == 2, steps
     w.clean()
 
 
@@ -192,6 +198,16 @@ def test_a_running_tasks_progress_bar_moves_without_a_reload(app, start_worker, 
     assert w.page.evaluate("window.__sameDocument === true")
     assert "step" in w.page.locator('[data-field="message"]').inner_text()
     shoot(w, "task-progress")
+    w.clean()
+
+    # The overview follows the history too: a task that finishes shows in its counts, no reload.
+    w.page.goto(f"{dashboard.url}/overview")
+    w.page.evaluate("window.__sameDocument = true")
+    succeeded = w.page.locator('[data-field="succeeded"]')
+    before = int(succeeded.inner_text())
+    coreapp.add.delay(1, 1).get(timeout=20)
+    wait_until(lambda: int(succeeded.inner_text()) > before, 20, 0.1, message="the overview to count it")
+    assert w.page.evaluate("window.__sameDocument === true")
     w.clean()
 
 
