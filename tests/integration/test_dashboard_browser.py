@@ -249,6 +249,9 @@ def test_retry_revoke_and_terminate_from_the_task_page(app, sent_events, start_w
     retried_id = w.page.url.split("/tasks/")[1].split("?")[0]
     again = wait_for_task(dashboard, retried_id, "FAILURE")
     assert again["args"] == "({'when': 'now', 'nested': [1, 2.5, None]},)" and again["name"] == "coreapp.fail"
+    by_api = dashboard.post(f"/api/v1/tasks/{failed.id}/retry")  # the same retry, for scripts
+    assert by_api.status_code == 202, by_api.text
+    assert wait_for_task(dashboard, by_api.json()["id"], "FAILURE")["args"] == again["args"]
 
     later = coreapp.add.apply_async((2, 2), countdown=2)
     wait_for_task(dashboard, later.id, "PENDING")
@@ -287,6 +290,8 @@ def test_redacted_arguments_cannot_be_retried_and_the_page_says_why(app, start_w
     token = w.page.locator('meta[name="csrf-token"]').get_attribute("content")
     reply = w.page.request.post(f"{dashboard.url}/tasks/{secret.id}/retry", form={"csrf_token": token or ""})
     assert reply.status == 409 and "redacted" in reply.text()
+    by_api = dashboard.post(f"/api/v1/tasks/{secret.id}/retry")
+    assert by_api.status_code == 409 and "redacted" in by_api.json()["detail"]
     w.clean()
 
 

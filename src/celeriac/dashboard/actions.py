@@ -8,7 +8,6 @@ worker, queue or entry, 409 for what cannot be done to this task (a retry of red
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -17,11 +16,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from ..argtypes import untag
 from ..exceptions import ConfigurationError
-from ..monitor.state import TaskRecord
 from .csrf import FIELD
 from .params import Args
+from .retry import NotRetryable, resend
 from .service import Dashboard
 
 SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2")
@@ -35,18 +33,6 @@ class Refused(Exception):
 
 
 Handler = Callable[[Request, Args], Awaitable[tuple[str, str]]]
-
-
-def retry_call(record: Any) -> tuple[list[Any], dict[str, Any]]:
-    """The arguments a task ran with, to send it again; Refused (409) says why when they are not kept."""
-    call = record.call
-    if isinstance(call, dict) and call.get("redacted"):
-        raise Refused(409, "Its arguments were redacted (task_redact_args), so it cannot be sent again with "
-                           "the same arguments: the dashboard never sees the hidden values.")
-    if not isinstance(call, dict) or not isinstance(call.get("args"), list) or not isinstance(call.get("kwargs"), dict):
-        raise Refused(409, "Its arguments were not kept as JSON (larger than 16 KB, or recorded by an older "
-                           "worker), so it cannot be sent again with the same arguments.")
-    return untag(list(call["args"])), untag(dict(call["kwargs"]))
 
 
 class Actions:
@@ -88,19 +74,11 @@ class Actions:
 
     async def retry(self, request: Request, args: Args) -> tuple[str, str]:
         record = await self._record(request.path_params["task_id"])
-        if not record.name:
-            raise Refused(409, "Its name is not known, so it cannot be sent again.")
-        call_args, call_kwargs = retry_call(record)
-        options = {k: v for k, v in (("queue", record.queue), ("priority", record.priority)) if v is not None}
-        result = await run_in_threadpool(lambda: self.app.send_task(record.name, call_args, call_kwargs, **options))
-        # Known to the history at once, so its page (where this redirects) shows it before a
-        # worker's first event arrives; the events then take over.
-        now = time.time()
-        sent = TaskRecord(result.id, name=record.name, sent=now, timestamp=now, state_time=now, args=record.args,
-                          kwargs=record.kwargs, queue=record.queue, priority=record.priority, call=record.call,
-                          timeline=[[now, "task-sent", f"a retry of {record.uuid}"]])
-        await run_in_threadpool(lambda: self.dash.history.save([sent], only_new=True))
-        return f"/tasks/{quote(result.id)}", f"Sent again as {result.id} (a retry of {record.uuid})."
+        try:
+            new_id = await run_in_threadpool(resend, self.dash, record)
+        except NotRetryable as exc:
+            raise Refused(409, str(exc)) from None
+        return f"/tasks/{quote(new_id)}", f"Sent again as {new_id} (a retry of {record.uuid})."
 
     async def revoke(self, request: Request, args: Args) -> tuple[str, str]:
         task_id = request.path_params["task_id"]

@@ -23,9 +23,9 @@ from starlette.templating import Jinja2Templates
 
 from .. import states
 from ..monitor.history import TaskQuery
-from .actions import Refused, retry_call
 from .chart import outcome_bars
 from .overview import gather
+from .retry import NotRetryable, retry_call
 from .service import Dashboard
 from .shapes import args_repr, timeline
 from .v1 import openapi_summary
@@ -137,8 +137,8 @@ class Pages:
         try:
             retry_call(record)
             why_not = None
-        except Refused as exc:
-            why_not = exc.message
+        except NotRetryable as exc:
+            why_not = str(exc)
         return self.page(request, "task.html", "tasks", task=record, args=args_repr(record.args), times=times,
                          final=states.READY_STATES, steps=timeline(record), call_json=_call_json(record),
                          no_retry=why_not)
