@@ -38,7 +38,8 @@ def resend(dash: Dashboard, record: TaskRecord) -> str:
     """Send ``record``'s task again (same name, arguments, queue, priority); returns the new id."""
     args, kwargs = retry_call(record)
     assert record.name is not None  # retry_call checked
-    options = {k: v for k, v in (("queue", record.queue), ("priority", record.priority)) if v is not None}
+    options: dict[str, Any] = {k: v for k, v in (("queue", record.queue), ("priority", record.priority))
+                               if v is not None}
     result = dash.app.send_task(record.name, args, kwargs, **options)
     # Known to the history at once, so a page showing it has it before a worker's first event;
     # the events then take over (only_new: if they got there first, they stay).
