@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from .argtypes import tag
+
 EVENT_LOG = "events"
 
 TASK_EVENTS = ("task-sent", "task-received", "task-started", "task-progress", "task-succeeded",
@@ -135,17 +137,17 @@ def call_json(args: Any, kwargs: Any, redactor: Any = None, task: Any = None) ->
     ``args``/``kwargs`` fields are reprs, which cannot be read back. Secrets are hidden as
     everywhere else, and ``"redacted": true`` says the call cannot be repeated from this copy.
     None when it is larger than :data:`CALL_MAX_BYTES` or cannot be encoded."""
-    from .message import dumps
-
-    call: dict[str, Any] = {"args": args, "kwargs": kwargs}
+    tail = b"}"
     if redactor:
         shown_args, shown_kwargs = redactor.arguments(args, kwargs, task)
         # A value that was "***" already is shown the same; it was not hidden, so it may be repeated.
         if list(shown_args) != list(args) or shown_kwargs != kwargs:
-            call = {"args": shown_args, "kwargs": shown_kwargs, "redacted": True}
+            args, kwargs, tail = shown_args, shown_kwargs, b',"redacted":true}'
+    # Spelled out rather than one dict through message.dumps: this runs once per task, and the
+    # two arrays encode in a fraction of the time (tag() returns plain values untouched).
     try:
-        data = dumps(call)
-    except Exception:
+        data = b'{"args":' + _encode(tag(args)) + b',"kwargs":' + _encode(tag(kwargs)) + tail
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
         return None
     return msgspec.Raw(data) if len(data) <= CALL_MAX_BYTES else None
 
