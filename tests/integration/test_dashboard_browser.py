@@ -347,7 +347,24 @@ def test_pool_grow_and_queue_consumers_from_the_workers_page(app, start_worker, 
     import coreapp
 
     assert coreapp.add.apply_async((3, 4), queue="reports").get(timeout=20) == 7
+    wait_until(lambda: "reports" in next(x for x in dashboard.get("/api/v1/workers").json()
+                                         if x["hostname"] == node)["queues"], 20, 0.2, message="a heartbeat naming it")
+    w.page.goto(f"{dashboard.url}/workers")
+
+    w.page.locator(f'tr[data-worker="{node}"]').get_by_role("button", name="Shrink -1").click()
+    w.page.wait_for_url(re.compile(r"notice="))
+    assert "pool shrunk by 1" in notice(w)
+    w.page.locator(f'tr[data-worker="{node}"]').get_by_role("button", name="Stop reports").click()
+    w.page.wait_for_url(re.compile(r"notice="))
+    assert "stopped consuming from reports" in notice(w)
+    wait_until(lambda: next(x for x in dashboard.get("/api/v1/workers").json() if x["hostname"] == node)
+               ["concurrency"] == 1, 20, 0.2, message="the pool to shrink")
+
     assert worker.proc is not None and worker.proc.poll() is None
+    w.page.locator(f'tr[data-worker="{node}"]').get_by_role("button", name="Shut down").click()  # confirmed
+    w.page.wait_for_url(re.compile(r"notice="))
+    assert f"Asked {node} to shut down" in notice(w)
+    worker.proc.wait(20)
     w.clean()
 
 
