@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from .. import states
 from ..monitor.history import TaskQuery
 from .chart import outcome_bars
-from .overview import gather
+from .overview import Gatherer
 from .retry import NotRetryable, retry_call
 from .service import Dashboard
 from .shapes import args_repr, timeline
@@ -79,6 +79,7 @@ class Pages:
         self.openapi = openapi
         self.render = templates()
         self.prefix = dash.settings.url_prefix
+        self.gather = Gatherer(dash)
 
     def page(self, request: Request, name: str, page: str, status_code: int = 200, **values: Any) -> Response:
         session, new = self.dash.csrf.session(request)
@@ -107,11 +108,11 @@ class Pages:
         return RedirectResponse(f"{self.prefix}/overview", status_code=307)
 
     async def overview(self, request: Request) -> Response:
-        found = await run_in_threadpool(gather, self.dash)
+        found = await run_in_threadpool(self.gather)
         return self.page(request, "overview.html", "overview", o=found, chart=outcome_bars(found.buckets))
 
     async def overview_body(self, request: Request) -> Response:
-        found = await run_in_threadpool(gather, self.dash)
+        found = await run_in_threadpool(self.gather)
         return self.page(request, "overview_body.html", "overview", o=found, chart=outcome_bars(found.buckets))
 
     async def tasks(self, request: Request) -> Response:
