@@ -224,15 +224,19 @@ def test_an_argument_made_of_markup_is_shown_as_text_with_no_policy_violation(ap
     dashboard = dashboards()
     hostile = coreapp.add.delay(HOSTILE, "!")
     assert hostile.get(timeout=20) == HOSTILE + "!"
+    failing = coreapp.fail.delay(HOSTILE)  # in an exception: the overview's recent failures
+    app.send_task(HOSTILE, (HOSTILE,))  # in a task name: a dead letter's reason on the queues page
     wait_for_task(dashboard, hostile.id, "SUCCESS")
+    wait_for_task(dashboard, failing.id, "FAILURE")
+    wait_until(lambda: sum(q["dead"] for q in dashboard.get("/api/v1/queues").json()) == 1, 20, 0.1,
+               message="the dead letter")
     w = open_page(accept_confirm=False)
-    for path in ("/tasks", f"/tasks/{hostile.id}", "/overview"):
+    for path in ("/tasks", f"/tasks/{hostile.id}", f"/tasks/{failing.id}", "/overview", "/queues"):
         w.page.goto(dashboard.url + path)
-        if path != "/overview":
-            assert HOSTILE in w.page.locator("main").inner_text()
-        assert w.page.locator("main img").count() == 0
+        assert HOSTILE in w.page.locator("main").inner_text(), path
+        assert w.page.locator("main img").count() == 0, path
     w.page.goto(f"{dashboard.url}/tasks?search=onerror")
-    assert w.page.locator("table.tasks tbody tr").count() == 1
+    assert w.page.locator("table.tasks tbody tr").count() == 3  # the add, the failure, the dead letter
     w.page.wait_for_timeout(300)  # an onerror handler would have fired by now
     w.clean()
 
