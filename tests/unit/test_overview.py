@@ -155,3 +155,11 @@ def test_a_task_the_dashboard_sent_is_stored_unless_events_got_there_first(tmp_p
     assert seen is not None and seen.state == "STARTED"
     assert new is not None and new.state == "PENDING"
     assert [r.uuid for r in history.query(TaskQuery(search="(1,)"))] == ["new"]  # searchable like the rest
+
+
+def test_notices_are_shown_only_when_this_dashboard_wrote_them():
+    csrf = Csrf()
+    tag = csrf.sign("Revoked t1.")
+    assert csrf.signed("Revoked t1.", tag)
+    assert not csrf.signed("Your session expired: log in at evil.example", tag)
+    assert not Csrf().signed("Revoked t1.", tag)

@@ -61,7 +61,8 @@ class Actions:
                 where, notice = await handler(request, args)
             except Refused as exc:
                 return self.refused(request, exc.status, exc.message)
-            return RedirectResponse(f"{self.prefix}{where}?{urlencode({'notice': notice})}", status_code=303)
+            query = urlencode({"notice": notice, "sig": self.dash.csrf.sign(notice)})
+            return RedirectResponse(f"{self.prefix}{where}?{query}", status_code=303)
 
         return action
 

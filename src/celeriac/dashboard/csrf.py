@@ -50,3 +50,11 @@ class Csrf:
         if not session or not given:
             return False
         return hmac.compare_digest(given.encode(), self.token(session).encode())
+
+    def sign(self, text: str) -> str:
+        """A tag for a notice the dashboard itself wrote, so a link made elsewhere cannot put
+        words of its choosing on the dashboard's pages (``?notice=Your session expired, ...``)."""
+        return hmac.new(self.secret, b"notice:" + text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def signed(self, text: str, tag: str) -> bool:
+        return hmac.compare_digest(self.sign(text).encode(), tag.encode())

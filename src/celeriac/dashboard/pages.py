@@ -83,7 +83,9 @@ class Pages:
 
     def page(self, request: Request, name: str, page: str, status_code: int = 200, **values: Any) -> Response:
         session, new = self.dash.csrf.session(request)
-        notice = request.query_params.get("notice", "")[:500]
+        notice = request.query_params.get("notice", "")
+        if notice and not self.dash.csrf.signed(notice, request.query_params.get("sig", "")):
+            notice = ""  # not written by this dashboard
         response = self.render.TemplateResponse(request, name, {
             "request": request, "prefix": self.prefix, "page": page, "read_only": self.dash.settings.read_only,
             "csrf_token": self.dash.csrf.token(session), "notice": notice, **values}, status_code=status_code)
