@@ -467,6 +467,9 @@ def test_actions_need_the_sessions_csrf_token_and_work_under_a_url_prefix(app, s
     w = open_page()
     w.page.goto(f"{dashboard.url}/flower/tasks/{other.id}?notice=Session+expired:+log+in+at+evil.example")
     assert w.page.locator(".notice").count() == 0  # a notice the dashboard did not write is not shown
+    # The browser's own session cookie without the token is not enough.
+    bare = w.page.request.post(f"{dashboard.url}/flower/tasks/{other.id}/revoke", form={"n": "1"})
+    assert bare.status == 403 and "CSRF" in bare.text()
 
     w.page.get_by_role("button", name="Revoke").click()
     w.page.wait_for_url(re.compile(rf"/flower/tasks/{other.id}\?notice="))
