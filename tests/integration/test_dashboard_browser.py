@@ -477,6 +477,17 @@ def test_actions_need_the_sessions_csrf_token_and_work_under_a_url_prefix(app, s
     assert "Revoked" in notice(w)
     w.clean()
 
+    # A delayed task the history has not seen (no task-sent events) can still be revoked by its id.
+    app.conf.task_send_sent_event = False
+    unseen = app.send_task("coreapp.add", (5, 6), countdown=60)
+    w = open_page()
+    reply = w.page.goto(f"{dashboard.url}/flower/tasks/{unseen.id}")
+    assert reply is not None and reply.status == 404
+    w.page.get_by_role("button", name="Revoke").click()
+    w.page.wait_for_url(re.compile(rf"/flower/tasks/{unseen.id}\?notice="))
+    assert "Revoked" in notice(w) and unseen.id in app.control.revoked()
+    assert w.violations() == [] and w.dialogs == []  # (the 404 itself is logged as a console error)
+
 
 def test_read_only_hides_every_button_and_refuses_the_posts(app, sent_events, dashboards, open_page):
     later = app.send_task("coreapp.add", (1, 2), countdown=60)

@@ -134,7 +134,7 @@ class Pages:
     async def task(self, request: Request, task_id: str) -> Response:
         record = await run_in_threadpool(self.dash.task, task_id)
         if record is None:
-            return self.page(request, "not_found.html", "tasks", status_code=404,
+            return self.page(request, "not_found.html", "tasks", status_code=404, task_id=task_id,
                              message=f"No task {task_id} in the history or the result store.")
         times = [(label, getattr(record, name)) for label, name in TIMES if getattr(record, name) is not None]
         try:
