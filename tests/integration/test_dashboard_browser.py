@@ -202,6 +202,11 @@ def test_a_running_tasks_progress_bar_moves_without_a_reload(app, start_worker, 
                message="the progress bar to move")
     assert w.page.evaluate("window.__sameDocument === true")
     assert "step" in w.page.locator('[data-field="message"]').inner_text()
+    # The timeline grows with the task's progress events, in the same document.
+    rows = w.page.locator('[data-field="timeline"] tr')
+    seen = rows.count()
+    wait_until(lambda: rows.count() >= seen + 2, 20, 0.1, message="the timeline to grow")
+    assert "progress" in rows.last.inner_text() and w.page.evaluate("window.__sameDocument === true")
     shoot(w, "task-progress")
     w.clean()
 

@@ -40,6 +40,31 @@ async function replaceRows(element, url) {
   source.addEventListener("change", refresh);
 })();
 
+// The timeline's rows from the stream's steps, built as text nodes: a step's detail (an
+// exception's message, a progress message) is the task's and must never become markup.
+function pad(n, width) { return String(n).padStart(width || 2, "0"); }
+function moment(iso) {
+  const t = iso ? new Date(iso) : null;
+  if (!t || isNaN(t.getTime())) return "";
+  return t.getFullYear() + "-" + pad(t.getMonth() + 1) + "-" + pad(t.getDate()) + " " + pad(t.getHours()) + ":" +
+    pad(t.getMinutes()) + ":" + pad(t.getSeconds()) + "." + pad(t.getMilliseconds(), 3);
+}
+function showTimeline(steps) {
+  const body = document.querySelector('[data-field="timeline"]');
+  if (!body) return;
+  body.replaceChildren(...steps.map(function (step) {
+    const row = document.createElement("tr");
+    row.className = "event-" + String(step.event);
+    for (const text of [moment(step.at), String(step.event).replace(/^task-/, ""), step.detail || ""]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.appendChild(cell);
+    }
+    return row;
+  }));
+  document.querySelector('[data-field="timeline-box"]').hidden = false;
+}
+
 // A task's page: its state and progress follow the task's event stream; once it ends, the page
 // is loaded again so the result or traceback comes rendered (and escaped) by the server.
 (function () {
@@ -58,6 +83,7 @@ async function replaceRows(element, url) {
       field("percent").textContent = String(progress.progress);
       field("message").textContent = typeof progress.message === "string" ? progress.message : "";
     }
+    if (Array.isArray(task.timeline) && task.timeline.length) showTimeline(task.timeline);
     if (final.includes(task.state)) {
       source.close();
       if (!leaving) window.location.reload();
