@@ -53,6 +53,7 @@ def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         raise AssertionError(f"no Chromium at {CHROMIUM}: run ./scripts/setup --browser (apt-get install chromium)")
     with playwright_api.sync_playwright() as p:
+        # No sandbox: the tests run as root in CI, where Chromium refuses to start sandboxed.
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
