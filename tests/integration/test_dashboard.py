@@ -392,7 +392,7 @@ def test_tasks_page_escapes_what_tasks_supply_and_updates_live(app, start_worker
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text and "<img" not in page.text
     assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/dashboard.js" defer>']
     assert "unsafe-inline" not in page.headers["content-security-policy"]
-    assert dashboard.get("/").headers["location"] == "/tasks"
+    assert dashboard.get("/").headers["location"] == "/overview"
     css, js = dashboard.get("/static/dashboard.css"), dashboard.get("/static/dashboard.js")
     assert css.status_code == js.status_code == 200 and "javascript" in js.headers["content-type"]
     rows = dashboard.get("/tasks/rows", params={"search": "onerror"})

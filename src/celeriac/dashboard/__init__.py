@@ -7,6 +7,8 @@ The faces layer: it may import everything below it; nothing below imports it. Ne
     flower_api.py   Flower's routes with Flower's shapes (shapes.py, params.py)
     v1.py           the typed v1 API (OpenAPI at /openapi.json, listed at /docs)
     pages.py        server-rendered pages (templates/, static/) kept live by server-sent events
+    overview.py     what the overview page gathers; chart.py draws its chart as SVG
+    actions.py      the pages' buttons (form POSTs with a CSRF token, csrf.py)
     metrics.py      /metrics: Flower's metric names plus queue depths and queue wait
     security.py     auth, cross-site refusal, CSP and other headers
     settings.py     Flower's options, FLOWER_* variables, the refusal to serve unauthenticated
@@ -42,7 +44,7 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
     """The ASGI app for ``app``'s cluster. The history indexer runs while the app is served."""
     from fastapi.staticfiles import StaticFiles
 
-    from . import flower_api, pages, v1
+    from . import actions, flower_api, pages, v1
 
     settings = settings or Settings()
     dash = dashboard or Dashboard(app, settings)
@@ -88,6 +90,7 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
     web.include_router(flower_api.router(dash), prefix=prefix)
     web.include_router(v1.router(dash), prefix=prefix)
     web.include_router(pages.router(dash, web.openapi), prefix=prefix)
+    web.include_router(actions.router(dash), prefix=prefix)
     web.mount(f"{prefix}/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
     web.add_middleware(Security, settings=settings)
     return web

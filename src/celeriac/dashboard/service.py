@@ -13,6 +13,7 @@ from ..brokers.base import QueueStats
 from ..monitor.history import History
 from ..monitor.indexer import Indexer
 from ..monitor.state import TaskRecord
+from .csrf import Csrf
 from .metrics import Metrics
 from .settings import Settings, default_db
 from .shapes import record_from_meta
@@ -33,6 +34,7 @@ class Dashboard:
         self.history = History(settings.db or default_db(app.broker_url), max_tasks=settings.max_tasks,
                                max_age=settings.max_age)
         self.indexer = Indexer(app.new_broker(), self.history)
+        self.csrf = Csrf(settings.url_prefix or "/")
         self.metrics = Metrics(self.queue_stats)
         self.indexer.listeners.append(self.metrics.observe)
         self.worker_cache: dict[str, dict[str, Any]] = {}

@@ -21,6 +21,7 @@ from .. import message, states
 from ..exceptions import ConfigurationError, EncodeError
 from ..monitor.history import TaskQuery
 from ..monitor.state import TaskRecord
+from .retry import NotRetryable, resend
 from .service import Dashboard
 from .shapes import args_repr, timeline
 
@@ -245,6 +246,21 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
         await run_in_threadpool(lambda: app.control.revoke(task_id, terminate=choice.terminate,
                                                            signal=choice.signal))
         return Message(message=f"Revoked '{task_id}'")
+
+    @api.post("/tasks/{task_id}/retry", response_model=Submitted, status_code=202,
+              summary="Send a task again with the arguments it ran with",
+              responses={**READ_ONLY, **NOT_FOUND,
+                         409: {"model": Problem, "description": "Its arguments were redacted or not kept"}})
+    async def retry(task_id: str) -> Submitted:
+        refuse_if_read_only()
+        record = await run_in_threadpool(dash.task, task_id)
+        if record is None:
+            raise HTTPException(404, f"Unknown task '{task_id}'")
+        try:
+            new_id = await run_in_threadpool(resend, dash, record)
+        except NotRetryable as exc:
+            raise HTTPException(409, str(exc)) from None
+        return Submitted(id=new_id, state=states.PENDING, url=f"{dash.settings.url_prefix}/api/v1/tasks/{new_id}")
 
     @api.get("/tasks", response_model=TaskPage, summary="Tasks in the history, newest first")
     async def tasks(state: str | None = None, name: str | None = None, queue: str | None = None,

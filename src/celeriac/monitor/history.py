@@ -14,6 +14,7 @@ last event).
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     name TEXT, state TEXT NOT NULL, queue TEXT, worker TEXT,
     received REAL, started REAL, timestamp REAL NOT NULL,
     indexed INTEGER NOT NULL DEFAULT 0,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    finished REAL, runtime REAL, wait REAL
 );
 CREATE INDEX IF NOT EXISTS tasks_timestamp ON tasks(timestamp);
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
@@ -46,14 +48,23 @@ CREATE VIRTUAL TABLE IF NOT EXISTS tasks_text USING fts5(text, tokenize='trigram
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Added after the first release of the history: a file written before gets the columns on open.
+ADDED_COLUMNS = (("finished", "REAL"), ("runtime", "REAL"), ("wait", "REAL"))
+# Covering: the overview's per-minute counts and per-name percentiles read a window of this
+# index and never the rows (whose JSON record is most of the file).
+OVERVIEW_INDEX = "CREATE INDEX IF NOT EXISTS tasks_finished ON tasks(finished, state, name, runtime, wait)"
+
 _UPSERT = """
-INSERT INTO tasks (uuid, name, state, queue, worker, received, started, timestamp, record)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tasks (uuid, name, state, queue, worker, received, started, timestamp, record, finished, runtime, wait)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, state = excluded.state, queue = excluded.queue,
     worker = excluded.worker, received = excluded.received, started = excluded.started,
-    timestamp = excluded.timestamp, record = excluded.record
+    timestamp = excluded.timestamp, record = excluded.record, finished = excluded.finished,
+    runtime = excluded.runtime, wait = excluded.wait
 RETURNING id, indexed
 """
+# For a task this process sent itself (a retry from the dashboard): what the events say wins.
+_INSERT_NEW = _UPSERT.split("ON CONFLICT")[0] + "ON CONFLICT(uuid) DO NOTHING RETURNING id, indexed"
 
 #: ``seen``: the order tasks were first seen, newest first by default. Rows keep their place when
 #: they change, so paging through a busy history neither skips nor repeats a task.
@@ -105,7 +116,13 @@ class History:
         self._local = threading.local()
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        self._db().executescript(SCHEMA)
+        db = self._db()
+        db.executescript(SCHEMA)
+        present = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+        for column, kind in ADDED_COLUMNS:
+            if column not in present:
+                db.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
+        db.execute(OVERVIEW_INDEX)
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -130,15 +147,19 @@ class History:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
         return None if row is None else str(row[0])
 
-    def save(self, records: Iterable[TaskRecord], cursor: str | None = None) -> None:
-        """Store these tasks' latest state and, in the same transaction, the log position."""
+    def save(self, records: Iterable[TaskRecord], cursor: str | None = None, *, only_new: bool = False) -> None:
+        """Store these tasks' latest state and, in the same transaction, the log position.
+        ``only_new``: leave a task the history already holds as it is."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
             fresh: list[tuple[int, str, int, int]] = []
             for r in records:
-                row = db.execute(_UPSERT, (r.uuid, r.name, r.state, r.queue, r.worker, r.received, r.started,
-                                           r.timestamp or 0.0, _encode(r.as_dict()))).fetchone()
+                values = (r.uuid, r.name, r.state, r.queue, r.worker, r.received, r.started, r.timestamp or 0.0,
+                          _encode(r.as_dict()), r.finished, r.runtime, r.wait)
+                row = db.execute(_INSERT_NEW if only_new else _UPSERT, values).fetchone()
+                if row is None:
+                    continue  # only_new, and already there
                 has_args = r.args is not None or r.kwargs is not None
                 if row[1] == 0 or (row[1] < INDEXED_ARGS and has_args):
                     fresh.append((row[0], _text(r), INDEXED_ARGS if has_args else 1, row[1]))
@@ -258,3 +279,53 @@ class History:
 
     def count(self) -> int:
         return int(self._db().execute("SELECT count(*) FROM tasks").fetchone()[0])
+
+    # -- the overview -----------------------------------------------------------------------------
+    def outcomes(self, since: float, bucket: float = 60.0) -> dict[tuple[float, str], int]:
+        """How many tasks finished in each ``bucket`` seconds since ``since``, by final state:
+        ``{(bucket start, state): count}``. Reads only the covering index's window."""
+        rows = self._db().execute(
+            "SELECT CAST((finished - ?) / ? AS INTEGER) AS slot, state, count(*) FROM tasks "
+            "WHERE finished >= ? GROUP BY slot, state", (since, bucket, since))
+        return {(since + slot * bucket, state): count for slot, state, count in rows}
+
+    def timings(self, since: float, limit: int = 100_000) -> dict[str, Timings]:
+        """Per task name, the wait and runtime percentiles of the tasks that finished since
+        ``since`` (the newest ``limit`` of them at most, so a busy history costs a bounded read)."""
+        rows = self._db().execute(
+            "SELECT name, runtime, wait FROM tasks WHERE finished >= ? ORDER BY finished DESC LIMIT ?",
+            (since, limit))
+        runtimes: dict[str, list[float]] = {}
+        waits: dict[str, list[float]] = {}
+        for name, runtime, wait in rows:
+            key = name or "?"
+            runtimes.setdefault(key, [])
+            waits.setdefault(key, [])
+            if runtime is not None:
+                runtimes[key].append(runtime)
+            if wait is not None:
+                waits[key].append(wait)
+        return {name: Timings(len(runtimes[name]), percentiles(waits[name]), percentiles(runtimes[name]))
+                for name in sorted(runtimes)}
+
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds: the p50, p95 and p99 of the wait before starting and of the runtime."""
+
+    count: int
+    wait: tuple[float, float, float] | None
+    runtime: tuple[float, float, float] | None
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float] | None:
+    """p50, p95, p99 by the nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    last = len(ordered) - 1
+    p50, p95, p99 = (ordered[min(last, max(0, math.ceil(q * len(ordered)) - 1))] for q in QUANTILES)
+    return p50, p95, p99

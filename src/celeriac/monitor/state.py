@@ -36,7 +36,7 @@ TIME_OF = {"task-sent": "sent", "task-received": "received", "task-started": "st
 
 # Event fields copied as they are; ``hostname`` becomes ``worker``.
 _COPIED = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "priority", "runtime", "result",
-           "exception", "traceback", "reason")
+           "exception", "traceback", "reason", "call")
 
 
 def task_state(event: Event) -> str | None:
@@ -80,6 +80,9 @@ class TaskRecord:
     traceback: str | None = None
     reason: str | None = None           # why it was dead-lettered
     progress: Any = None                # the meta of the last custom state (PROGRESS)
+    # The arguments as JSON, {"args", "kwargs"[, "redacted": true]} (task-received's ``call``):
+    # what a retry from the dashboard sends again. None when the worker did not copy them.
+    call: Any = None
     # [time, event type, detail] per event, in the order read: the retries and their reasons,
     # progress updates, where it ran. Bounded: progress entries go first when it is full.
     timeline: list[list[Any]] = field(default_factory=list)
@@ -122,6 +125,27 @@ class TaskRecord:
         if self.state in states.READY_STATES and new not in states.READY_STATES:
             return False
         return stamp is None or stamp >= self.state_time
+
+    @property
+    def finished(self) -> float | None:
+        """When it reached its final state; None while it is not final."""
+        if self.state == states.SUCCESS:
+            return self.succeeded
+        if self.state == states.FAILURE:
+            return self.failed or self.dead_lettered
+        if self.state == states.REVOKED:
+            return self.revoked
+        if self.state == states.REJECTED:
+            return self.rejected
+        return None
+
+    @property
+    def wait(self) -> float | None:
+        """Seconds from sent (or, without task-sent events, received) to started."""
+        begun = self.sent if self.sent is not None else self.received
+        if begun is None or self.started is None:
+            return None
+        return max(self.started - begun, 0.0)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in RECORD_FIELDS}

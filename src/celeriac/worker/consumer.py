@@ -22,7 +22,7 @@ from ..brokers.clock import BrokerClock
 from ..canvas import followups
 from ..config import parse_rate
 from ..control import REVOKED_MAP, live_revocations
-from ..events import TaskEvent, event, safe_repr
+from ..events import TaskEvent, call_json, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
     IGNORED,
@@ -315,7 +315,8 @@ class Consumer:
         if self.events:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
-                        priority=delivery.priority)
+                        priority=delivery.priority,
+                        call=call_json(envelope.args, envelope.kwargs, self.redacting and self.redactor, task))
         if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
