@@ -55,6 +55,7 @@ GROUP = "celeriac"
 BLOCK_GRANULARITY = 0.11  # how late Redis may end a blocking command's timeout (1 / hz + slack)
 DEAD_LETTER_CAP = 100_000
 WORKERS_TAG = "{celeriac:w}"
+CLUSTER_BLOCK_MS = 100  # how long a cluster consumer of several queues blocks on one of them
 
 
 def _lua(name: str) -> str:
@@ -82,7 +83,7 @@ class QueueKeys:
 
 
 class RedisBroker(RedisCoordination, Broker):
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", "rediscluster", "redisclusters")
 
     def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
                  socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
@@ -96,6 +97,8 @@ class RedisBroker(RedisCoordination, Broker):
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
         self._grouped: set[str] = set()
+        self.cluster = self.conns.cluster
+        self._turn = 0  # which slot a cluster consumer blocks on next
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -117,6 +120,16 @@ class RedisBroker(RedisCoordination, Broker):
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         return self.script(name)(keys=list(keys), args=list(args), client=client or self.client)
+
+    def _run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Several script calls in one round trip: a redis-py pipeline on one server, the wire
+        (one round trip per node, scripts loaded per node) on a cluster."""
+        if self.cluster:
+            return self.wire.call([self.wire.script(self.script(name), keys, args) for name, keys, args in calls])
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            self._run(name, keys, args, client=pipe)
+        return list(pipe.execute())
 
     # -- producing --------------------------------------------------------------------------
     @translate_errors
@@ -184,6 +197,8 @@ class RedisBroker(RedisCoordination, Broker):
             for priority in range(PRIORITY_LEVELS - 1, -1, -1):
                 where[keys.streams[priority].encode()] = (queue, priority)
         block = max(1, int(self.conns.wait(timeout) * 1000))
+        if self.cluster:
+            where, block = self._one_slot(queues, where, block)
         # Over the wire, not redis-py: its retry-on-error could lease twice and lose the first
         # reply's messages to a lease this process never learns of.
         try:
@@ -203,6 +218,17 @@ class RedisBroker(RedisCoordination, Broker):
                 got.append(Delivery(queue, priority, fields.get(b"b", b""),
                                     entry_id.decode(), int(fields.get(b"d", 0))))
         return got
+
+    def _one_slot(self, queues: Sequence[str], where: dict[bytes, tuple[str, int]],
+                  block: int) -> tuple[dict[bytes, tuple[str, int]], int]:
+        """On a cluster one XREADGROUP may only name streams of one slot: block on one queue's
+        streams, a different queue each call, and briefly when there are several, so a message
+        on another queue waits at most that long (the caller fetches every queue first)."""
+        if len(queues) == 1:
+            return where, block
+        queue = queues[self._turn % len(queues)]
+        self._turn += 1
+        return {k: v for k, v in where.items() if v[0] == queue}, min(block, CLUSTER_BLOCK_MS)
 
     @translate_errors
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -227,9 +253,12 @@ class RedisBroker(RedisCoordination, Broker):
 
         commands: list[Command] = []
         if records:
-            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
+            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
+                    and not self.cluster:
                 commands.extend(backend.commands(records))
             else:
+                # On a cluster the results live on other nodes than the acks, and nodes keep
+                # no order between them: the results are stored first, in a round trip of theirs.
                 backend.write(records)
         # One round trip: results (same server), then acks, then events, executed in that order,
         # so no task is acked before its result is stored.
@@ -244,15 +273,15 @@ class RedisBroker(RedisCoordination, Broker):
         by_stream: dict[tuple[str, int], list[Delivery]] = {}
         for d in deliveries:
             by_stream.setdefault((d.queue, d.priority), []).append(d)
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
         for (queue, priority), group in by_stream.items():
             keys = self.keys(queue)
             args: list[Any] = [GROUP, where, detail, DEAD_LETTER_CAP]
             for d in group:
                 args += [d.tag, d.priority, d.redeliveries, d.body]
-            self._run("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
-                      args, client=pipe)
-        pipe.execute()
+            calls.append(("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
+                          args))
+        self._run_many(calls)
 
     @translate_errors
     def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
@@ -351,7 +380,9 @@ class RedisBroker(RedisCoordination, Broker):
                       *, backend: Any = None) -> list[Delivery]:
         from .results import RedisBackend, done_key, meta_key
 
-        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server):
+        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server) or self.cluster:
+            # A cluster cannot check a lease and write the results in one script: the stream
+            # and the result keys live in different slots.
             return super().finish_fenced(consumer, items, backend=backend)
         ttl = backend.ttl_ms()
         commands: list[Command] = []
@@ -400,11 +431,11 @@ class RedisBroker(RedisCoordination, Broker):
     # -- delayed ----------------------------------------------------------------------------
     @translate_errors
     def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
         for queue in queues:
             keys = self.keys(queue)
-            self._run("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit], client=pipe)
-        waits = [w for w in pipe.execute() if w >= 0]
+            calls.append(("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit]))
+        waits = [w for w in self._run_many(calls) if w >= 0]
         return min(waits) / 1000.0 if waits else None
 
     def wake_keys(self, queues: Sequence[str]) -> list[str]:
@@ -421,6 +452,8 @@ class RedisBroker(RedisCoordination, Broker):
         # Redis times out blocked clients from its cron, at ``hz`` (10 by default): a BLPOP
         # asked to wait 130 ms returns up to 100 ms late. So block only until the last stretch,
         # then watch the wake-up lists in short local sleeps until the due time.
+        if self.cluster and len(keys) > 1:
+            return self._poll_wake(keys, deadline)
         if timeout > BLOCK_GRANULARITY + 0.02 and self.client.blpop(
                 keys, timeout=self.conns.wait(timeout - BLOCK_GRANULARITY, 0.01)):
             return
@@ -431,6 +464,13 @@ class RedisBroker(RedisCoordination, Broker):
             if any(pipe.execute()):
                 return
             time.sleep(min(left, 0.005))
+
+    def _poll_wake(self, keys: Sequence[str], deadline: float) -> None:
+        """A cluster cannot block on lists of several slots: look every 20 ms instead."""
+        while (left := deadline - time.monotonic()) > 0:
+            if any(self.wire.call([("LPOP", key) for key in keys])):
+                return
+            time.sleep(min(left, 0.02))
 
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
@@ -460,12 +500,12 @@ class RedisBroker(RedisCoordination, Broker):
     # -- inspection -------------------------------------------------------------------------
     @translate_errors
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        pipe = self.client.pipeline(transaction=False)
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
         for queue in queues:
             keys = self.keys(queue)
-            self._run("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP], client=pipe)
+            calls.append(("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP]))
         out = []
-        for queue, counts in zip(queues, pipe.execute(), strict=True):
+        for queue, counts in zip(queues, self._run_many(calls), strict=True):
             out.append(QueueStats(queue, [int(c) for c in counts[:10]], delayed=int(counts[11]),
                                   unacked=int(counts[10]), dead=int(counts[12])))
         return out

@@ -30,7 +30,7 @@ def done_key(task_id: str) -> str:
 
 
 class RedisBackend(ResultBackend):
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", "rediscluster", "redisclusters")
 
     def __init__(self, url: str, *, expires: float | None = 86400.0, socket_timeout: float | None = 120.0,
                  socket_connect_timeout: float | None = 5.0, transport_options: dict[str, Any] | None = None,
