@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -47,6 +48,7 @@ from ...brokers.base import (
 )
 from ...exceptions import ConfigurationError
 from .coord import RedisCoordination, translate_errors
+from .shards import decode_tag, encode_tag, parse_queue_shards, shard_names
 from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
@@ -62,8 +64,8 @@ def _lua(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
 
 
-def _flat_deliveries(queue: str, flat: list[Any]) -> list[Delivery]:
-    return [Delivery(queue, int(flat[i]), flat[i + 2], flat[i + 1].decode(), int(flat[i + 3]))
+def _flat_deliveries(queue: str, flat: list[Any], shard: int = 0) -> list[Delivery]:
+    return [Delivery(queue, int(flat[i]), flat[i + 2], encode_tag(shard, flat[i + 1].decode()), int(flat[i + 3]))
             for i in range(0, len(flat), 4)]
 
 
@@ -99,6 +101,11 @@ class RedisBroker(RedisCoordination, Broker):
         self._grouped: set[str] = set()
         self.cluster = self.conns.cluster
         self._turn = 0  # which slot a cluster consumer blocks on next
+        # Hot queues split over several hash tags (shards.py); empty for most users, and every
+        # per-task step tests it before doing anything about shards.
+        self._shards = parse_queue_shards(transport_options)
+        self._physical: dict[str, list[str]] = {}
+        self._spread: dict[str, int] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -110,6 +117,32 @@ class RedisBroker(RedisCoordination, Broker):
         if keys is None:
             keys = self._keys[queue] = QueueKeys(queue)
         return keys
+
+    def shards(self, queue: str) -> list[str]:
+        """The physical queues ``queue`` is stored in (itself, unless it is sharded)."""
+        names = self._physical.get(queue)
+        if names is None:
+            names = self._physical[queue] = shard_names(queue, self._shards.get(queue, 1))
+        return names
+
+    def _locate(self, d: Delivery) -> tuple[str, str]:
+        """The physical queue and stream entry id of a delivery."""
+        if not self._shards:
+            return d.queue, d.tag
+        shard, entry_id = decode_tag(d.tag)
+        return (self.shards(d.queue)[shard] if shard else d.queue), entry_id
+
+    def _target(self, queue: str) -> str:
+        """The shard the next message of ``queue`` goes to: each producer deals them in turn,
+        starting at a random shard so that many short-lived producers still spread."""
+        names = self.shards(queue)
+        if len(names) == 1:
+            return queue
+        turn = self._spread.get(queue)
+        if turn is None:
+            turn = random.randrange(len(names))
+        self._spread[queue] = turn + 1
+        return names[turn % len(names)]
 
     def script(self, name: str) -> Script:
         script = self._scripts.get(name)
@@ -138,7 +171,8 @@ class RedisBroker(RedisCoordination, Broker):
         if (delay and delay > 0) or queue not in self._known_queues:
             self._enqueue([(queue, body, priority, delay, key)], spin=True)
         else:  # the common case: one command, on this thread's own connection
-            self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body, spin=True)
+            keys = self.keys(self._target(queue) if self._shards else queue)
+            self.wire.one("XADD", keys.streams[clamp_priority(priority)], "*", "b", body, spin=True)
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
@@ -149,7 +183,7 @@ class RedisBroker(RedisCoordination, Broker):
         ready: dict[str, list[bytes]] = {}
         new_queues: set[str] = set()
         for queue, body, priority, delay, key in items:
-            keys = self.keys(queue)
+            keys = self.keys(self._target(queue) if self._shards else queue)
             if queue not in self._known_queues and queue not in new_queues:
                 new_queues.add(queue)
                 commands.append(("SADD", "celeriac:queues", queue))
@@ -175,6 +209,9 @@ class RedisBroker(RedisCoordination, Broker):
         for queue in queues:
             if len(got) >= count:
                 break
+            if self._shards and queue in self._shards:
+                got.extend(self._fetch_shards(queue, consumer, count - len(got)))
+                continue
             flat = self.wire.evalsha(self.script("fetch"), self.keys(queue).streams_desc,
                                      (GROUP, consumer, count - len(got)))
             got.extend(_flat_deliveries(queue, flat))
@@ -182,23 +219,42 @@ class RedisBroker(RedisCoordination, Broker):
             return got
         return self._block(queues, consumer, count, timeout)
 
+    def _fetch_shards(self, queue: str, consumer: str, count: int) -> list[Delivery]:
+        """Lease from a sharded queue: ask every shard (one round trip per node) for its highest
+        ready priority, then lease from the shards in that order, so a priority-9 message on
+        one shard goes before priority-0 ones on another; equal ones take turns."""
+        names = self.shards(queue)
+        tops = self.wire.call([self.wire.script(self.script("top_priority"), self.keys(n).streams_desc, (GROUP,))
+                               for n in names])
+        start = self._turn = self._turn + 1
+        order = sorted(range(len(names)), key=lambda k: (-int(tops[k]), (k - start) % len(names)))
+        got: list[Delivery] = []
+        for k in order:
+            if int(tops[k]) < 0 or len(got) >= count:
+                break
+            flat = self.wire.evalsha(self.script("fetch"), self.keys(names[k]).streams_desc,
+                                     (GROUP, consumer, count - len(got)))
+            got.extend(_flat_deliveries(queue, flat, k))
+        return got
+
     def _block(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
         """Wait for the first message on any stream of ``queues``.
 
         XREADGROUP BLOCK wakes on the first XADD; it may lease from a lower priority level than
         a message that arrived in the same instant, which only matters for simultaneous arrivals.
         """
-        where: dict[bytes, tuple[str, int]] = {}
+        where: dict[bytes, tuple[str, int, int]] = {}
         for queue in queues:
-            keys = self.keys(queue)
-            if queue not in self._grouped:
-                self._run("ensure_groups", keys.streams, [GROUP])
-                self._grouped.add(queue)
-            for priority in range(PRIORITY_LEVELS - 1, -1, -1):
-                where[keys.streams[priority].encode()] = (queue, priority)
+            for shard, name in enumerate(self.shards(queue) if self._shards else (queue,)):
+                keys = self.keys(name)
+                if name not in self._grouped:
+                    self._run("ensure_groups", keys.streams, [GROUP])
+                    self._grouped.add(name)
+                for priority in range(PRIORITY_LEVELS - 1, -1, -1):
+                    where[keys.streams[priority].encode()] = (queue, priority, shard)
         block = max(1, int(self.conns.wait(timeout) * 1000))
         if self.cluster:
-            where, block = self._one_slot(queues, where, block)
+            where, block = self._one_slot(where, block)
         # Over the wire, not redis-py: its retry-on-error could lease twice and lose the first
         # reply's messages to a lease this process never learns of.
         try:
@@ -212,23 +268,24 @@ class RedisBroker(RedisCoordination, Broker):
         got: list[Delivery] = []
         # RESP3 (redis-py 8's default) answers a map of stream -> entries, RESP2 a list of pairs.
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
-            queue, priority = where[stream]
+            queue, priority, shard = where[stream]
             for entry_id, flat in entries:
                 fields = dict(zip(flat[::2], flat[1::2], strict=True))
                 got.append(Delivery(queue, priority, fields.get(b"b", b""),
-                                    entry_id.decode(), int(fields.get(b"d", 0))))
+                                    encode_tag(shard, entry_id.decode()), int(fields.get(b"d", 0))))
         return got
 
-    def _one_slot(self, queues: Sequence[str], where: dict[bytes, tuple[str, int]],
-                  block: int) -> tuple[dict[bytes, tuple[str, int]], int]:
+    def _one_slot(self, where: dict[bytes, tuple[str, int, int]],
+                  block: int) -> tuple[dict[bytes, tuple[str, int, int]], int]:
         """On a cluster one XREADGROUP may only name streams of one slot: block on one queue's
-        streams, a different queue each call, and briefly when there are several, so a message
-        on another queue waits at most that long (the caller fetches every queue first)."""
-        if len(queues) == 1:
+        (or shard's) streams, a different one each call, and briefly when there are several, so
+        a message elsewhere waits at most that long (the caller fetches every queue first)."""
+        units = list(dict.fromkeys((queue, shard) for queue, _, shard in where.values()))
+        if len(units) == 1:
             return where, block
-        queue = queues[self._turn % len(queues)]
+        queue, shard = units[self._turn % len(units)]
         self._turn += 1
-        return {k: v for k, v in where.items() if v[0] == queue}, min(block, CLUSTER_BLOCK_MS)
+        return {k: v for k, v in where.items() if (v[0], v[2]) == (queue, shard)}, min(block, CLUSTER_BLOCK_MS)
 
     @translate_errors
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -238,8 +295,13 @@ class RedisBroker(RedisCoordination, Broker):
     def _ack_commands(self, deliveries: Sequence[Delivery]) -> list[Command]:
         """One XACK and one XDEL per stream, each naming every entry of the batch."""
         tags: dict[str, list[str]] = {}
-        for d in deliveries:
-            tags.setdefault(self.keys(d.queue).streams[d.priority], []).append(d.tag)
+        if self._shards:
+            for d in deliveries:
+                name, entry_id = self._locate(d)
+                tags.setdefault(self.keys(name).streams[d.priority], []).append(entry_id)
+        else:
+            for d in deliveries:
+                tags.setdefault(self.keys(d.queue).streams[d.priority], []).append(d.tag)
         commands: list[Command] = []
         for stream, ids in tags.items():
             commands.append(("XACK", stream, GROUP, *ids))
@@ -270,15 +332,16 @@ class RedisBroker(RedisCoordination, Broker):
             self.wire.call(commands)
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
-        by_stream: dict[tuple[str, int], list[Delivery]] = {}
+        by_stream: dict[tuple[str, int], list[tuple[str, Delivery]]] = {}
         for d in deliveries:
-            by_stream.setdefault((d.queue, d.priority), []).append(d)
+            name, entry_id = self._locate(d)
+            by_stream.setdefault((name, d.priority), []).append((entry_id, d))
         calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
         for (queue, priority), group in by_stream.items():
             keys = self.keys(queue)
             args: list[Any] = [GROUP, where, detail, DEAD_LETTER_CAP]
-            for d in group:
-                args += [d.tag, d.priority, d.redeliveries, d.body]
+            for entry_id, d in group:
+                args += [entry_id, d.priority, d.redeliveries, d.body]
             calls.append(("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
                           args))
         self._run_many(calls)
@@ -305,9 +368,13 @@ class RedisBroker(RedisCoordination, Broker):
                   running: Sequence[Delivery] = (), first: bool = False) -> str:
         code = self._run("heartbeat", self._registry("leases", "info", "queues", "seen", "gone", "running", "pulse"),
                          [worker, int(self.lease_seconds * 1000), info, ",".join(queues),
-                          "\x1e".join(f"{d.queue}\x1f{d.priority}:{d.tag}" for d in running),
+                          "\x1e".join(self._running_item(d) for d in running),
                           "1" if first else "0", int(self.stall_seconds * 1000)])
         return BEAT_LAPSED if code == 1 else BEAT_FORGOTTEN if code == 2 else BEAT_OK
+
+    def _running_item(self, d: Delivery) -> str:
+        name, entry_id = self._locate(d)
+        return f"{name}\x1f{d.priority}:{entry_id}"
 
     @translate_errors
     def deregister(self, worker: str) -> None:
@@ -318,11 +385,12 @@ class RedisBroker(RedisCoordination, Broker):
             pipe.hdel(f"{WORKERS_TAG}:{field}", worker)
         pipe.execute()
 
-    def _recover_queue(self, queue: str, mode: str, name: str, charged: Sequence[str] = ()) -> list[Delivery]:
-        keys = self.keys(queue)
+    def _recover_queue(self, queue: str, shard: int, mode: str, name: str,
+                       charged: Sequence[str] = ()) -> list[Delivery]:
+        keys = self.keys(self.shards(queue)[shard] if shard else queue)
         flat = self._run("recover", [*keys.streams, keys.dead],
                          [GROUP, mode, name, self.max_redeliveries, DEAD_LETTER_CAP, *charged])
-        return _flat_deliveries(queue, flat)
+        return _flat_deliveries(queue, flat, shard)
 
     def _take_back(self, worker: str, queues: Sequence[str], running: str, evicted: bool) -> list[Delivery]:
         """Give back every entry of ``worker``'s consumers in ``queues``, charging ``running``."""
@@ -332,7 +400,8 @@ class RedisBroker(RedisCoordination, Broker):
             charged.setdefault(queue, []).append(tag)
         dead: list[Delivery] = []
         for queue in queues:
-            dead += self._recover_queue(queue, "prefix", worker + "/", charged.get(queue, ()))
+            for shard, physical in enumerate(self.shards(queue)):
+                dead += self._recover_queue(queue, shard, "prefix", worker + "/", charged.get(physical, ()))
         if self._run("forget_worker", self._registry("leases", "gone", "running"), [worker, "1" if evicted else "0"]):
             how = "was proved dead" if evicted else "stopped heartbeating"
             logger.warning("worker %s %s; its tasks went back to their queues", worker, how)
@@ -360,9 +429,11 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
         dead: list[Delivery] = []
+        located = [(self._locate(d), d.priority) for d in charged]
         for queue in queues:
-            tags = [f"{d.priority}:{d.tag}" for d in charged if d.queue == queue]
-            dead += self._recover_queue(queue, "exact", consumer, tags)
+            for shard, physical in enumerate(self.shards(queue)):
+                tags = [f"{priority}:{entry_id}" for (name, entry_id), priority in located if name == physical]
+                dead += self._recover_queue(queue, shard, "exact", consumer, tags)
         return dead
 
     @translate_errors
@@ -371,7 +442,8 @@ class RedisBroker(RedisCoordination, Broker):
             return []
         pipe = self.client.pipeline(transaction=False)
         for d in deliveries:
-            pipe.xpending_range(self.keys(d.queue).streams[d.priority], GROUP, d.tag, d.tag, 1,
+            name, entry_id = self._locate(d)
+            pipe.xpending_range(self.keys(name).streams[d.priority], GROUP, entry_id, entry_id, 1,
                                 consumername=consumer)
         return [d for d, pending in zip(deliveries, pipe.execute(), strict=True) if pending]
 
@@ -391,8 +463,9 @@ class RedisBroker(RedisCoordination, Broker):
             if delivery is None:
                 commands.extend(backend.commands(records))
                 continue
-            keys: list[str] = [self.keys(delivery.queue).streams[delivery.priority]]
-            args: list[Any] = [GROUP, consumer, delivery.tag, ttl]
+            name, entry_id = self._locate(delivery)
+            keys: list[str] = [self.keys(name).streams[delivery.priority]]
+            args: list[Any] = [GROUP, consumer, entry_id, ttl]
             for task_id, data, ready in records:
                 keys += [meta_key(task_id), done_key(task_id)]
                 args += [data, "1" if ready else "0"]
@@ -406,8 +479,8 @@ class RedisBroker(RedisCoordination, Broker):
     def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
         out: list[tuple[str, Delivery]] = []
         prefix = worker + "/"
-        for queue in queues:
-            keys = self.keys(queue)
+        for queue, shard, physical in self._expand(queues):
+            keys = self.keys(physical)
             for priority, stream in enumerate(keys.streams):
                 try:
                     consumers = self.client.xinfo_consumers(stream, GROUP)
@@ -424,22 +497,26 @@ class RedisBroker(RedisCoordination, Broker):
                         if entries:
                             fields = entries[0][1]
                             tag = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                            out.append((name, Delivery(queue, priority, fields.get(b"b", b""), tag,
-                                                       int(fields.get(b"d", 0)))))
+                            out.append((name, Delivery(queue, priority, fields.get(b"b", b""),
+                                                       encode_tag(shard, tag), int(fields.get(b"d", 0)))))
         return out
+
+    def _expand(self, queues: Sequence[str]) -> list[tuple[str, int, str]]:
+        """(queue, shard, physical queue) for every shard of ``queues``."""
+        return [(queue, shard, name) for queue in queues for shard, name in enumerate(self.shards(queue))]
 
     # -- delayed ----------------------------------------------------------------------------
     @translate_errors
     def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
         calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
-        for queue in queues:
-            keys = self.keys(queue)
+        for _queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
             calls.append(("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit]))
         waits = [w for w in self._run_many(calls) if w >= 0]
         return min(waits) / 1000.0 if waits else None
 
     def wake_keys(self, queues: Sequence[str]) -> list[str]:
-        return [self.keys(q).wake for q in queues]
+        return [self.keys(name).wake for _q, _s, name in self._expand(queues)]
 
     @translate_errors
     def wait_delayed(self, queues: Sequence[str], timeout: float) -> None:
@@ -475,8 +552,8 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
         out: list[Scheduled] = []
-        for queue in queues:
-            keys = self.keys(queue)
+        for queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
             members = self.client.zrange(keys.delayed, 0, limit - 1, withscores=True)
             if not members:
                 continue
@@ -491,53 +568,81 @@ class RedisBroker(RedisCoordination, Broker):
 
     @translate_errors
     def remove_scheduled(self, queue: str, key: str) -> bool:
-        keys = self.keys(queue)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(keys.delayed, key)
-        pipe.hdel(keys.delayed_map, key)
-        return bool(pipe.execute()[0])
+        removed = False
+        for name in self.shards(queue):
+            keys = self.keys(name)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(keys.delayed, key)
+            pipe.hdel(keys.delayed_map, key)
+            removed = bool(pipe.execute()[0]) or removed
+        return removed
 
     # -- inspection -------------------------------------------------------------------------
     @translate_errors
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
-        for queue in queues:
-            keys = self.keys(queue)
+        expanded = self._expand(queues)
+        for _queue, _shard, name in expanded:
+            keys = self.keys(name)
             calls.append(("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP]))
-        out = []
-        for queue, counts in zip(queues, self._run_many(calls), strict=True):
-            out.append(QueueStats(queue, [int(c) for c in counts[:10]], delayed=int(counts[11]),
-                                  unacked=int(counts[10]), dead=int(counts[12])))
-        return out
+        sums: dict[str, list[int]] = {queue: [0] * 13 for queue in queues}
+        for (queue, _shard, _name), counts in zip(expanded, self._run_many(calls), strict=True):
+            sums[queue] = [a + int(c) for a, c in zip(sums[queue], counts[:13], strict=True)]
+        return [QueueStats(queue, c[:10], delayed=c[11], unacked=c[10], dead=c[12])
+                for queue, c in ((q, sums[q]) for q in queues)]
 
     @translate_errors
     def purge(self, queues: Sequence[str]) -> int:
         total = 0
-        for queue in queues:
-            keys = self.keys(queue)
+        for _queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
             total += int(self._run("purge", [*keys.streams, keys.delayed, keys.delayed_map], [GROUP]))
         return total
 
     @translate_errors
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        entries = self.client.xrange(self.keys(queue).dead, "-", "+", count=limit)
-        return [DeadLetter(queue, entry_id.decode(), f.get(b"b", b""), f.get(b"reason", b"").decode(),
-                           int(f.get(b"time", 0)) / 1000.0)
-                for entry_id, f in entries]
+        out: list[DeadLetter] = []
+        for shard, name in enumerate(self.shards(queue)):
+            entries = self.client.xrange(self.keys(name).dead, "-", "+", count=limit - len(out))
+            out += [DeadLetter(queue, encode_tag(shard, entry_id.decode()), f.get(b"b", b""),
+                               f.get(b"reason", b"").decode(), int(f.get(b"time", 0)) / 1000.0)
+                    for entry_id, f in entries]
+            if len(out) >= limit:
+                break
+        return out
+
+    def _dead_ids(self, queue: str, ids: Sequence[str] | None) -> list[tuple[str, list[str] | None]]:
+        """Dead-letter ids per shard (None: all of that shard's)."""
+        names = self.shards(queue)
+        if ids is None:
+            return [(name, None) for name in names]
+        per: dict[str, list[str]] = {}
+        for one in ids:
+            shard, entry_id = decode_tag(one)
+            per.setdefault(names[shard] if shard < len(names) else queue, []).append(entry_id)
+        return list(per.items())
 
     @translate_errors
     def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        keys = self.keys(queue)
-        return int(self._run("retry_dead", [keys.dead, *keys.streams], list(ids or [])))
+        total = 0
+        for name, entry_ids in self._dead_ids(queue, ids or None):  # no ids: all of them
+            keys = self.keys(name)
+            total += int(self._run("retry_dead", [keys.dead, *keys.streams], list(entry_ids or [])))
+        return total
 
     @translate_errors
     def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        dead = self.keys(queue).dead
-        if ids is None:
-            count = self.client.xlen(dead)
-            self.client.delete(dead)
-            return int(count)
-        return int(self.client.xdel(dead, *ids)) if ids else 0
+        if ids is not None and not ids:
+            return 0
+        total = 0
+        for name, entry_ids in self._dead_ids(queue, ids):
+            dead = self.keys(name).dead
+            if entry_ids is None:
+                total += int(self.client.xlen(dead))
+                self.client.delete(dead)
+            else:
+                total += int(self.client.xdel(dead, *entry_ids))
+        return total
 
     @translate_errors
     def queues(self) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -99,20 +100,24 @@ class ClusterWire:
         replies: list[Any] = [None] * len(commands)
         todo: dict[int, Any] = {i: None for i in range(len(commands))}  # index -> ASK target or None
         for hop in range(REDIRECTS + 1):
+            asked = {i: node for i, node in todo.items() if node is not None}
             groups: dict[str, tuple[Any, list[int]]] = {}
-            for i, asked in todo.items():
-                node = asked or self.node_for(command_key(commands[i]))
+            for i, target in todo.items():
+                node = target or self.node_for(command_key(commands[i]))
                 groups.setdefault(node.name, (node, []))[1].append(i)
-            todo = {}
-            moved = False
-            for i, reply in self._round_trip(groups, commands, todo).items():
-                if isinstance(reply, redis.exceptions.AskError) and hop < REDIRECTS:
+            todo, moved, pause = {}, False, 0.0
+            last = hop == REDIRECTS
+            for i, reply in self._round_trip(groups, commands, asked).items():
+                if isinstance(reply, redis.exceptions.AskError) and not last:
+                    # ASK: this one command goes to the importing node, the slot map stays.
                     todo[i] = self._client().nodes_manager.get_node(reply.host, reply.port)
-                    if todo[i] is None:
-                        todo[i] = None
-                        moved = True
-                elif isinstance(reply, (redis.exceptions.MovedError, redis.exceptions.TryAgainError)) \
-                        and hop < REDIRECTS:
+                    moved = moved or todo[i] is None
+                elif isinstance(reply, redis.exceptions.TryAgainError) and not last:
+                    todo[i] = None  # a multi-key command during a slot's migration: soon
+                    pause = 0.02 * (hop + 1)
+                elif isinstance(reply, redis.exceptions.NoScriptError) and not last:
+                    todo[i] = None  # a script that did not run (restarted or promoted node)
+                elif isinstance(reply, redis.exceptions.MovedError) and not last:
                     todo[i] = None
                     moved = True
                 else:
@@ -121,6 +126,7 @@ class ClusterWire:
                 break
             if moved:
                 self._client().nodes_manager.initialize()
+            time.sleep(pause)
         if raise_on_error:
             for reply in replies:
                 if isinstance(reply, redis.exceptions.ResponseError):
@@ -159,8 +165,7 @@ class ClusterWire:
             mine = self._strip_asking(read[loads:], indexes, asked)
             for i, reply in zip(indexes, mine, strict=True):
                 if isinstance(reply, redis.exceptions.NoScriptError):
-                    self._loaded.pop(name, None)  # the node lost its cache: reload, resend
-                    reply = redis.exceptions.TryAgainError("NOSCRIPT, reloading")
+                    self._loaded.pop(name, None)  # the node lost its cache: load with the resend
                 out[i] = reply
         if failure is not None:
             raise failure
