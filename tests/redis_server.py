@@ -259,6 +259,14 @@ class ClusterSetup:
     def url(self) -> str:
         return "rediscluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:3]) + "/0"
 
+    def cpu_seconds(self) -> dict[int, float]:
+        """Each node's CPU time so far (user + system), by port."""
+        out = {}
+        for server in self.servers:
+            info = _info(server.port, "cpu")
+            out[server.port] = float(info.get("used_cpu_user", 0)) + float(info.get("used_cpu_sys", 0))
+        return out
+
     def ports(self) -> list[int]:
         return [s.port for s in self.servers]
 
@@ -325,8 +333,8 @@ def _cluster_ok(port: int, masters: int) -> bool:
             and fields.get("cluster_size", "").strip() == str(masters))
 
 
-def start_cluster_setup(*, node_timeout_ms: int = 1000) -> ClusterSetup:
-    """Six cluster nodes (three masters, one replica each) made into one cluster by
+def start_cluster_setup(*, node_timeout_ms: int = 1000, replicas: int = 1, masters: int = 3) -> ClusterSetup:
+    """Three masters with one replica each (six nodes) made into one cluster by
     ``redis-cli --cluster create``; ``node_timeout_ms`` is how long a silent master has before
     its replica takes over. Everything is stopped by PID in ``stop()``."""
     cli = shutil.which("redis-cli")
@@ -334,15 +342,15 @@ def start_cluster_setup(*, node_timeout_ms: int = 1000) -> ClusterSetup:
         raise RuntimeError("redis-cli is not installed: apt-get install -y redis-tools")
     started: list[RedisServer] = []
     try:
-        for _ in range(6):
+        for _ in range(masters * (1 + replicas)):
             started.append(start_redis("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                                        "--cluster-node-timeout", str(node_timeout_ms),
                                        "--cluster-replica-validity-factor", "0"))
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in started),
-                        "--cluster-replicas", "1", "--cluster-yes"],
+                        "--cluster-replicas", str(replicas), "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
         deadline = time.monotonic() + 30
-        while not all(_cluster_ok(s.port, 3) for s in started):
+        while not all(_cluster_ok(s.port, masters) for s in started):
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not become ready within 30 s")
             time.sleep(0.1)

@@ -185,7 +185,8 @@ SETTINGS: dict[str, Setting] = {
     # Redis and transport knobs Celery users carry over
     "broker_transport_options": _s(
         None, dict,
-        doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; other keys "
+        doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; Redis (Cluster above "
+            "all): queue_shards={'queue': n} splits a hot queue over n hash tags; other keys "
             "(visibility_timeout...) are ignored: leases replace the visibility timeout"),
     "broker_pool_limit": _ignored(),
     "broker_heartbeat": _ignored(),

@@ -13,6 +13,9 @@ script touches one cluster slot):
                                      queues, last beat, started deliveries, recovered ones) and
                                      when any worker last beat (stall detection)
 
+A queue split in shards (``queue_shards``, see ``shards.py``) has these keys once per shard,
+under the shard's own tag.
+
 Leases are the consumer group's pending-entries lists. No entry is ever re-delivered because
 it sat idle: recovery takes back entries only from consumers whose *worker* stopped
 heartbeating, so a task may run for hours while its worker lives. Acked entries are deleted,
