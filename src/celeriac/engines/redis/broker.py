@@ -112,7 +112,7 @@ class RedisBroker(RedisCoordination, Broker):
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:  # a redis.Redis, or a RedisCluster
         return self.conns.client
 
     def keys(self, queue: str) -> QueueKeys:

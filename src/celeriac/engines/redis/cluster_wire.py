@@ -106,22 +106,16 @@ class ClusterWire:
                 node = target or self.node_for(command_key(commands[i]))
                 groups.setdefault(node.name, (node, []))[1].append(i)
             todo, moved, pause = {}, False, 0.0
-            last = hop == REDIRECTS
             for i, reply in self._round_trip(groups, commands, asked).items():
-                if isinstance(reply, redis.exceptions.AskError) and not last:
-                    # ASK: this one command goes to the importing node, the slot map stays.
-                    todo[i] = self._client().nodes_manager.get_node(reply.host, reply.port)
-                    moved = moved or todo[i] is None
-                elif isinstance(reply, redis.exceptions.TryAgainError) and not last:
-                    todo[i] = None  # a multi-key command during a slot's migration: soon
-                    pause = 0.02 * (hop + 1)
-                elif isinstance(reply, redis.exceptions.NoScriptError) and not last:
-                    todo[i] = None  # a script that did not run (restarted or promoted node)
-                elif isinstance(reply, redis.exceptions.MovedError) and not last:
-                    todo[i] = None
-                    moved = True
-                else:
+                verdict = "done" if hop == REDIRECTS else self._redirect(reply)
+                if verdict == "done":
                     replies[i] = reply
+                    continue
+                todo[i] = None
+                if verdict == "ask":  # this one command goes to the importing node
+                    todo[i] = self._client().nodes_manager.get_node(reply.host, reply.port)
+                moved = moved or verdict == "moved" or (verdict == "ask" and todo[i] is None)
+                pause = max(pause, 0.02 * (hop + 1) if verdict == "later" else 0.0)
             if not todo:
                 break
             if moved:
@@ -132,6 +126,22 @@ class ClusterWire:
                 if isinstance(reply, redis.exceptions.ResponseError):
                     raise reply
         return replies
+
+    def _redirect(self, reply: Any) -> str:
+        """What to do with a reply: ``done``, or send the command again (``ask``: to the node the
+        reply names; ``moved``: after reading the slot map again; ``later``: a multi-key command
+        while its slot migrates; ``resend``: a script the node did not have)."""
+        if isinstance(reply, redis.exceptions.MovedError):
+            return "moved"
+        if isinstance(reply, redis.exceptions.AskError):
+            return "ask"
+        if isinstance(reply, redis.exceptions.TryAgainError):
+            return "later"
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            return "resend"
+        if isinstance(reply, redis.exceptions.ClusterDownError):
+            self._stale = True  # a master is failing over: read the map before the next call
+        return "done"
 
     def _round_trip(self, groups: dict[str, tuple[Any, list[int]]], commands: Sequence[Command],
                     asked: dict[int, Any]) -> dict[int, Any]:

@@ -35,6 +35,9 @@ SENTINEL_PORT = 26379
 
 
 CLUSTER_SCHEMES = ("rediscluster", "redisclusters")
+# What a cluster answers while a master fails over or a slot moves (after the clients' own retries).
+CLUSTER_UNAVAILABLE = (redis.exceptions.ClusterError, redis.exceptions.RedisClusterException,
+                       redis.exceptions.TryAgainError, redis.exceptions.AskError)
 
 
 def is_cluster(url: str) -> bool:

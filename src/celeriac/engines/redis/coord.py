@@ -11,6 +11,7 @@ import redis
 
 from ...brokers.base import redact_url
 from ...exceptions import BrokerError, BrokerFull
+from .connect import CLUSTER_UNAVAILABLE
 from .wire import Connections
 
 
@@ -24,6 +25,11 @@ def translate_errors(func: Any) -> Any:
             raise BrokerError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except redis.exceptions.TimeoutError as exc:
             raise BrokerError(f"Redis at {redact_url(self.url)} timed out: {exc}") from None
+        except CLUSTER_UNAVAILABLE as exc:
+            # A master died and its replica is not promoted yet, or a slot is still moving: the
+            # same to a worker as a server that does not answer (it waits and retries).
+            raise BrokerError(f"Redis Cluster at {redact_url(self.url)} is not serving: "
+                              f"{type(exc).__name__}: {exc}") from None
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise BrokerFull(f"Redis at {redact_url(self.url)} is full (maxmemory): {exc}") from None

@@ -18,6 +18,7 @@ import redis
 from ...backends.base import ResultBackend
 from ...brokers.base import redact_url
 from ...exceptions import BrokerError
+from .connect import CLUSTER_UNAVAILABLE
 from .wire import Command, Connections
 
 
@@ -41,7 +42,7 @@ class RedisBackend(ResultBackend):
         self.wire = self.conns.wire
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:  # a redis.Redis, or a RedisCluster
         return self.conns.client
 
     def ttl_ms(self) -> int:
@@ -50,7 +51,7 @@ class RedisBackend(ResultBackend):
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         try:
             self.wire.call(self.commands(records))
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def commands(self, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
@@ -74,7 +75,7 @@ class RedisBackend(ResultBackend):
         try:
             value: bytes | None = self.client.get(meta_key(task_id))
             return value
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def read_many(self, task_ids: Sequence[str]) -> list[bytes | None]:
@@ -92,7 +93,7 @@ class RedisBackend(ResultBackend):
         key = done_key(task_id)
         try:
             return self.client.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT") is not None
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def wait_and_read(self, task_id: str, timeout: float) -> bytes | None:
@@ -106,7 +107,7 @@ class RedisBackend(ResultBackend):
             pipe.get(meta_key(task_id))
             value: bytes | None = pipe.execute()[-1]
             return value
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def close(self) -> None:
