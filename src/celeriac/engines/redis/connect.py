@@ -23,9 +23,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
-from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from ...brokers.base import redact_url
@@ -74,7 +71,12 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return seeds, settings
 
 
-def make_cluster_client(url: str, options: Mapping[str, Any]) -> RedisCluster:
+def make_cluster_client(url: str, options: Mapping[str, Any]) -> Any:
+    # Imported here: a one-server user's processes never load redis-py's cluster client.
+    from redis.backoff import ExponentialBackoff
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
+
     seeds, settings = parse_cluster_url(url)
     # Failover: a command to a dead master fails over its connection; the client then asks the
     # cluster again for the slot map and retries elsewhere, so allow several attempts.
