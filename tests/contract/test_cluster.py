@@ -187,14 +187,15 @@ def test_a_sharded_queue_spreads_and_drains_every_shard(sharded: RedisBroker) ->
 
 
 def test_a_sharded_queue_hands_out_the_highest_priority_of_any_shard_first(sharded: RedisBroker) -> None:
-    sharded.enqueue_many([("images", b"low", 0, 0.0, "") for _ in range(6)])
-    sharded.enqueue("images", b"high", priority=9)
-    sharded.enqueue("images", b"mid", priority=5)
-    assert [d.body for d in sharded.fetch(["images"], "w1/1", 1, timeout=0)] == [b"high"]
-    assert [d.body for d in sharded.fetch(["images"], "w1/1", 1, timeout=0)] == [b"mid"]
+    for _ in range(4):  # the urgent messages land on other shards each round
+        sharded.enqueue_many([("images", b"low", 0, 0.0, "") for _ in range(6)])
+        sharded.enqueue("images", b"high", priority=9)
+        sharded.enqueue("images", b"mid", priority=5)
+        assert [d.body for d in sharded.fetch(["images"], "w1/1", 1, timeout=0)] == [b"high"]
+        assert [d.body for d in sharded.fetch(["images"], "w1/1", 1, timeout=0)] == [b"mid"]
+        rest = sharded.fetch(["images"], "w1/1", 100, timeout=0)
+        assert len(rest) == 6
     # The blocking path (nothing ready when it starts) sees a message on any shard.
-    rest = sharded.fetch(["images"], "w1/1", 100, timeout=0)
-    assert len(rest) == 6
     assert sharded.fetch(["images"], "w1/1", 1, timeout=0.3) == []
     for _ in range(3):
         sharded.enqueue("images", b"late")
@@ -226,3 +227,16 @@ def test_a_dead_workers_sharded_tasks_come_back_from_every_shard(sharded: RedisB
     assert [d.body for d in dead] == [back[3].body]
     assert sharded.retry_dead("images", [dead[0].id]) == 1
     assert sum(sharded.stats(["images"])[0].ready) == 4
+
+
+def test_the_eviction_check_reads_every_master(cluster_setup: ClusterSetup, cluster_broker: RedisBroker) -> None:
+    from celeriac.exceptions import ConfigurationError
+
+    assert cluster_broker.check() == []
+    port = _masters(cluster_setup)[-1]
+    _node(port, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    try:
+        with pytest.raises(ConfigurationError, match=f"allkeys-lru.*127.0.0.1:{port}"):
+            cluster_broker.check()
+    finally:
+        _node(port, "CONFIG", "SET", "maxmemory-policy", "noeviction")

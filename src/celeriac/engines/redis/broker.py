@@ -680,21 +680,33 @@ class RedisBroker(RedisCoordination, Broker):
     # -- lifecycle --------------------------------------------------------------------------
     @translate_errors
     def check(self, *, allow_evicting: bool = False) -> list[str]:
+        if not self.cluster:
+            return self._check_server(self.client, allow_evicting)
+        # Every master holds queues: each one's settings count.
+        warnings: list[str] = []
+        for node in self.client.get_primaries():
+            for warning in self._check_server(node.redis_connection, allow_evicting, f" ({node.name})"):
+                if warning not in warnings:
+                    warnings.append(warning)
+        return warnings
+
+    @staticmethod
+    def _check_server(client: Any, allow_evicting: bool, where: str = "") -> list[str]:
         warnings: list[str] = []
         try:
-            config = self.client.config_get("maxmemory-policy")
+            config = client.config_get("maxmemory-policy")
             policy = config.get("maxmemory-policy", "noeviction")
-            persistence = self.client.info("persistence")
+            persistence = client.info("persistence")
         except redis.exceptions.ResponseError:
             return ["cannot read Redis CONFIG (managed Redis?): persistence and eviction not checked"]
         if policy != "noeviction":
-            message = (f"Redis maxmemory-policy is {policy!r}: Redis may evict queued tasks. "
+            message = (f"Redis maxmemory-policy is {policy!r}{where}: Redis may evict queued tasks. "
                        "Set it to 'noeviction' or set broker_allow_evicting_redis=True")
             if not allow_evicting:
                 raise ConfigurationError(message)
             warnings.append(message)
         aof = bool(persistence.get("aof_enabled"))
-        rdb_saves = self.client.config_get("save").get("save", "")
+        rdb_saves = client.config_get("save").get("save", "")
         if not aof and not rdb_saves:
             warnings.append("Redis persistence is off (no AOF, no RDB snapshots): "
                             "a Redis restart loses every queued task")
