@@ -68,7 +68,10 @@ def _lua(name: str) -> str:
 
 
 def _flat_deliveries(queue: str, flat: list[Any], shard: int = 0) -> list[Delivery]:
-    return [Delivery(queue, int(flat[i]), flat[i + 2], encode_tag(shard, flat[i + 1].decode()), int(flat[i + 3]))
+    if shard:
+        return [Delivery(queue, int(flat[i]), flat[i + 2], encode_tag(shard, flat[i + 1].decode()),
+                         int(flat[i + 3])) for i in range(0, len(flat), 4)]
+    return [Delivery(queue, int(flat[i]), flat[i + 2], flat[i + 1].decode(), int(flat[i + 3]))
             for i in range(0, len(flat), 4)]
 
 
