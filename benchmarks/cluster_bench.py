@@ -17,8 +17,12 @@ replication CPU to the same two cores). See README.md for the figures.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +87,54 @@ def drain(broker: Broker, backend: object, queues: list[str], n: int) -> None:
         done += len(got)
 
 
+def worker_drain(url: str, queues: list[str], n: int) -> dict[str, float]:
+    """Real workers: ``celeriac worker -c 2`` on the three queues drains n ``bench.noop`` tasks
+    (results stored, events on), timed from its first lease to the last ack."""
+    os.environ["BENCH_BROKER_URL"] = url
+    sys.path.insert(0, str(HERE))
+    import celeriac_tasks
+
+    app = celeriac_tasks.app
+    app.conf.broker_url = app.conf.result_backend = url
+    app._reset_connections()
+    for i, queue in enumerate(queues):
+        app.send_many("bench.noop", [((), {})] * (n // 3 + (i < n % 3)), queue=queue)
+    broker = app.broker
+    env = {**os.environ, "BENCH_BROKER_URL": url,
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    with tempfile.TemporaryFile() as log:
+        worker = subprocess.Popen([sys.executable, "-m", "celeriac", "-A", "celeriac_tasks", "worker", "-c", "2",
+                                   "-l", "warning", "-Q", ",".join(queues)], env=env, cwd=HERE, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            first = end = None
+            left_at_first = n
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                left = sum(sum(s.ready) + s.unacked for s in broker.stats(queues))
+                now = time.perf_counter()
+                if first is None and left < n:
+                    first, left_at_first = now, left
+                if left == 0:
+                    end = now
+                    break
+                if worker.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"the worker exited: {log.read()[-2000:].decode(errors='replace')}")
+                time.sleep(0.02)
+            if first is None or end is None:
+                raise RuntimeError("the worker did not drain the queues in 300 s")
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)  # the worker's own session: it and its pool
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+    app.close()
+    return {"rate": left_at_first / max(end - first, 1e-9)}
+
+
 def one_round(label: str, url: str, ports: list[int], queues: list[str], n: int,
               flush: Callable[[], None]) -> dict[str, dict[str, float]]:
     broker = brokers.from_url(url)
@@ -96,6 +148,8 @@ def one_round(label: str, url: str, ports: list[int], queues: list[str], n: int,
         flush()
         out["enqueue (batches of 100)"] = measure(ports, n, lambda: enqueue_batches(broker, queues, n))
         drain(broker, backend, queues, n)
+        flush()
+        out["drain by a worker (-c 2, results, events)"] = worker_drain(url, queues, n)
     finally:
         broker.close()
         backend.close()  # type: ignore[attr-defined]
@@ -146,11 +200,15 @@ def report(runs: dict[str, list[dict[str, dict[str, float]]]], n: int) -> None:
         for key, label, unit in (("rate", "tasks/s", ""), ("client_us", "client CPU per task", " µs"),
                                  ("server_us", "server CPU per task (all nodes)", " µs"),
                                  ("busiest_node_us", "server CPU per task, busiest node", " µs")):
+            if key not in runs["single"][0][phase]:
+                continue
             one, clu = med("single", phase, key), med("cluster", phase, key)
             fmt = "{:,.0f}" if key == "rate" else "{:.1f}"
             print(f"| {phase} | {label} | {fmt.format(one)}{unit} | {fmt.format(clu)}{unit} | {clu / one:.2f}x |")
     print("\nserver-bound ceiling (1 / busiest node's CPU per task), one server vs masters of the cluster:")
     for phase in runs["single"][0]:
+        if "busiest_node_us" not in runs["single"][0][phase]:
+            continue
         one = 1e6 / med("single", phase, "busiest_node_us")
         # Each task's server work, spread over M masters by its queue (and its result's) slot.
         total = med("cluster", phase, "server_us")
