@@ -6,6 +6,7 @@ sent after it ran and its result was read."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from celeriac.testing import wait_until
 from conftest import read_marks
 from redis_server import ClusterSetup, start_cluster_setup
 
-TASKS = 2000
+# 2,000 keeps the suite quick; the issue's figure is for 5,000 (set this variable to run it).
+TASKS = int(os.environ.get("CELERIAC_TEST_FAILOVER_TASKS", "2000"))
 QUEUE_KEY = "celeriac:q:celery"  # the default queue's hash tag: the busiest queue
 
 
