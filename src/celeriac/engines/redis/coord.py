@@ -41,7 +41,7 @@ def translate_errors(func: Any) -> Any:
 class RedisCoordination:
     """Needs ``client`` (a redis.Redis) and ``_run(script, keys, args)`` from the broker."""
 
-    client: redis.Redis
+    client: Any  # a redis.Redis, or a RedisCluster
     url: str
     conns: Connections
 
@@ -50,8 +50,14 @@ class RedisCoordination:
 
     @translate_errors
     def now(self) -> float:
-        seconds, micros = self.client.time()
-        return seconds + micros / 1_000_000
+        if self.conns.cluster:
+            # The clock of the node holding the workers' registry, whose lease times it is
+            # compared with (machines' clocks may differ by more than the servers' replies).
+            node = self.client.get_node_from_key("{celeriac:w}")
+            seconds, micros = self.client.time(target_nodes=node)
+        else:
+            seconds, micros = self.client.time()
+        return float(seconds) + float(micros) / 1_000_000
 
     @translate_errors
     def rate_slot(self, key: str, interval: float) -> float:
