@@ -22,6 +22,9 @@ app.conf.update(
 )
 if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a sentinel:// one
     app.conf.broker_transport_options = {"master_name": os.environ["CELERIAC_TEST_SENTINEL_MASTER"]}
+if os.environ.get("CELERIAC_TEST_QUEUE_SHARDS"):  # "queue=n,...": hot queues split over n hash tags
+    app.conf.broker_transport_options = {"queue_shards": {
+        q: int(n) for q, n in (p.split("=") for p in os.environ["CELERIAC_TEST_QUEUE_SHARDS"].split(","))}}
 
 
 def mark(name: str, text: str = "") -> None:
