@@ -8,7 +8,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_server import RedisServer, SentinelSetup, start_redis, start_sentinel_setup
+from redis_server import (
+    ClusterSetup,
+    RedisServer,
+    SentinelSetup,
+    start_cluster_setup,
+    start_redis,
+    start_sentinel_setup,
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +59,24 @@ def sentinel_url(sentinel_setup: SentinelSetup) -> Iterator[str]:
     client.flushdb()
     client.close()
     yield sentinel_setup.url
+
+
+@pytest.fixture(scope="session")
+def cluster_setup() -> Iterator[ClusterSetup]:
+    """Six cluster nodes (three masters, three replicas) for the whole session (never failed
+    over: a failover test starts a cluster of its own)."""
+    setup = start_cluster_setup()
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def cluster_url(cluster_setup: ClusterSetup) -> Iterator[str]:
+    """An empty cluster (every master flushed)."""
+    cluster_setup.flush()
+    yield cluster_setup.url
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

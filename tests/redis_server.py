@@ -272,3 +272,118 @@ def start_sentinel_setup(*, down_after_ms: int = 1000, failover_timeout_ms: int 
             server.stop()
         raise
     return SentinelSetup(name, [master, replica], sentinels, down_after_ms)
+
+
+@dataclass
+class ClusterSetup:
+    """Three masters and a replica of each, of the tests' own, on loopback ports."""
+
+    servers: list[RedisServer]
+
+    @property
+    def url(self) -> str:
+        return "rediscluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers[:3]) + "/0"
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """Each node's CPU time so far (user + system), by port."""
+        out = {}
+        for server in self.servers:
+            info = _info(server.port, "cpu")
+            out[server.port] = float(info.get("used_cpu_user", 0)) + float(info.get("used_cpu_sys", 0))
+        return out
+
+    def ports(self) -> list[int]:
+        return [s.port for s in self.servers]
+
+    def server(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that serves ``key``'s slot now."""
+        import redis
+
+        for server in self.servers:
+            if server.proc.poll() is not None:
+                continue
+            client = redis.Redis(port=server.port, socket_timeout=1)
+            try:
+                slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if start <= slot <= end:
+                        return int(master[1])
+            except redis.exceptions.RedisError:
+                continue
+            finally:
+                client.close()
+        raise RuntimeError("no cluster node answers")
+
+    def wait_promoted(self, old_port: int, key: str, timeout: float = 30.0) -> int:
+        """Wait until another node than ``old_port`` serves ``key``'s slot and accepts writes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.master_of(key)
+            except RuntimeError:
+                port = old_port
+            if port != old_port and _info(port, "replication").get("role") == "master":
+                return port
+            time.sleep(0.1)
+        raise RuntimeError(f"the cluster promoted no replica within {timeout} s")
+
+    def flush(self) -> None:
+        """Empty every master (replicas follow)."""
+        for server in self.servers:
+            if server.proc.poll() is None and _info(server.port, "replication").get("role") == "master":
+                with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                    sock.sendall(b"FLUSHALL\r\n")
+                    sock.recv(64)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def _cluster_ok(port: int, masters: int) -> bool:
+    info = _info(port, "cluster")
+    if info.get("cluster_enabled") != "1":
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"CLUSTER INFO\r\n")
+            data = sock.recv(65536).decode(errors="replace")
+    except OSError:
+        return False
+    fields = dict(line.partition(":")[::2] for line in data.splitlines()[1:])
+    return (fields.get("cluster_state", "").strip() == "ok" and fields.get("cluster_slots_ok", "").strip() == "16384"
+            and fields.get("cluster_size", "").strip() == str(masters))
+
+
+def start_cluster_setup(*, node_timeout_ms: int = 1000, replicas: int = 1, masters: int = 3) -> ClusterSetup:
+    """Three masters with one replica each (six nodes) made into one cluster by
+    ``redis-cli --cluster create``; ``node_timeout_ms`` is how long a silent master has before
+    its replica takes over. Everything is stopped by PID in ``stop()``."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli is not installed: apt-get install -y redis-tools")
+    started: list[RedisServer] = []
+    try:
+        for _ in range(masters * (1 + replicas)):
+            started.append(start_redis("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                       "--cluster-node-timeout", str(node_timeout_ms),
+                                       "--cluster-replica-validity-factor", "0"))
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in started),
+                        "--cluster-replicas", str(replicas), "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+        deadline = time.monotonic() + 30
+        while not all(_cluster_ok(s.port, masters) for s in started):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not become ready within 30 s")
+            time.sleep(0.1)
+        for server in started:  # every replica synced, so a failover has something to promote
+            if _info(server.port, "replication").get("role") == "slave":
+                _wait_replicating(server, 30)
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    return ClusterSetup(started)

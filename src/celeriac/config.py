@@ -187,7 +187,9 @@ SETTINGS: dict[str, Setting] = {
         None, dict,
         doc="Redis Sentinel: master_name, sentinel_kwargs, min_other_sentinels; Redis durability: "
             "wait_replicas (each enqueue waits for that many replicas, WAIT), wait_timeout (seconds, "
-            "default 1; NotReplicated past it); other keys (visibility_timeout...) are ignored"),
+            "default 1; NotReplicated past it); Redis (Cluster above all): queue_shards={'queue': n} "
+            "splits a hot queue over n hash tags; other keys (visibility_timeout...) are ignored: "
+            "leases replace the visibility timeout"),
     "broker_pool_limit": _ignored(),
     "broker_heartbeat": _ignored(),
     "broker_heartbeat_checkrate": _ignored(),

@@ -27,6 +27,9 @@ if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a senti
 if os.environ.get("CELERIAC_TEST_WAIT_REPLICAS"):  # enqueues (a task's retries too) wait for replicas
     app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "wait_timeout": 0.3,
                                          "wait_replicas": int(os.environ["CELERIAC_TEST_WAIT_REPLICAS"])}
+if os.environ.get("CELERIAC_TEST_QUEUE_SHARDS"):  # "queue=n,...": hot queues split over n hash tags
+    app.conf.broker_transport_options = {**(app.conf.broker_transport_options or {}), "queue_shards": {
+        q: int(n) for q, n in (p.split("=") for p in os.environ["CELERIAC_TEST_QUEUE_SHARDS"].split(","))}}
 
 
 def mark(name: str, text: str = "") -> None:

@@ -4,7 +4,8 @@
 ``memory://<unique name>``, ``sqlite:///<tmp>/x.db`` (an absolute path), the tests' own
 redis-server (``redis_url`` from ``tests/conftest.py``, flushed per test), and the same Redis
 engine reached through three Sentinels (``sentinel://...;sentinel://...`` with the master's name
-in ``transport_options``, as ``broker_transport_options`` gives it).
+in ``transport_options``, as ``broker_transport_options`` gives it), and a Redis Cluster of three
+masters and three replicas (``rediscluster://seed,seed,...``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from celeriac import backends, brokers
 from celeriac.backends.base import ResultBackend
 from celeriac.brokers.base import Broker
 
-IMPLEMENTATIONS = ["memory", "sqlite", "redis", "sentinel"]
+IMPLEMENTATIONS = ["memory", "sqlite", "redis", "sentinel", "cluster"]
 
 
 def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
@@ -30,6 +31,8 @@ def _url(kind: str, request: pytest.FixtureRequest, path: Path) -> str:
         return f"sqlite:///{path}"
     if kind == "sentinel":
         return str(request.getfixturevalue("sentinel_url"))
+    if kind == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return str(request.getfixturevalue("redis_url"))
 
 

@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     from ..backends.base import ResultBackend
     from ..brokers.base import Broker
 
-# URL scheme -> engine package. Redis Sentinel is a mode of the Redis engine, not an engine.
+# URL scheme -> engine package. Redis Sentinel and Cluster are modes of the Redis engine, not an engine.
 SCHEMES: dict[str, str] = {
     "redis": "redis",
     "rediss": "redis",
     "unix": "redis",
     "sentinel": "redis",
+    "rediscluster": "redis",
+    "redisclusters": "redis",
     "sqlite": "sqlite",
     "memory": "memory",
 }

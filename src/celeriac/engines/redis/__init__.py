@@ -1,8 +1,9 @@
-"""The Redis engine: one server (``redis://``, ``rediss://``, ``unix://``) or a master found
-through Redis Sentinel (``sentinel://``); how a URL becomes connections is ``connect.py``.
+"""The Redis engine: one server (``redis://``, ``rediss://``, ``unix://``), a master found
+through Redis Sentinel (``sentinel://``), or a Redis Cluster (``rediscluster://``); how a URL
+becomes connections is ``connect.py``, and the per-task wire on a cluster ``cluster_wire.py``.
 
-Every key of a queue shares one hash tag and every multi-key step is one Lua script, so the
-layout is ready for Redis Cluster as a third mode of the same ``connect.py``.
+Every key of a queue shares one hash tag and every multi-key step is one Lua script touching
+one slot; a hot queue can be split over several tags (``shards.py``).
 """
 
 from __future__ import annotations

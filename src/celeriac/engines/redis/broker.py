@@ -13,6 +13,9 @@ script touches one cluster slot):
                                      queues, last beat, started deliveries, recovered ones) and
                                      when any worker last beat (stall detection)
 
+A queue split in shards (``queue_shards``, see ``shards.py``) has these keys once per shard,
+under the shard's own tag.
+
 Leases are the consumer group's pending-entries lists. No entry is ever re-delivered because
 it sat idle: recovery takes back entries only from consumers whose *worker* stopped
 heartbeating, so a task may run for hours while its worker lives. Acked entries are deleted,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -48,6 +52,7 @@ from ...brokers.base import (
 from ...exceptions import ConfigurationError
 from .coord import RedisCoordination, StreamEntries, translate_errors
 from .durable import Durability
+from .shards import decode_tag, encode_tag, parse_queue_shards, shard_names
 from .wire import Command, Connections
 
 logger = logging.getLogger("celeriac.broker")
@@ -56,13 +61,17 @@ GROUP = "celeriac"
 BLOCK_GRANULARITY = 0.11  # how late Redis may end a blocking command's timeout (1 / hz + slack)
 DEAD_LETTER_CAP = 100_000
 WORKERS_TAG = "{celeriac:w}"
+CLUSTER_BLOCK_MS = 100  # how long a cluster consumer of several queues blocks on one of them
 
 
 def _lua(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
 
 
-def _flat_deliveries(queue: str, flat: list[Any]) -> list[Delivery]:
+def _flat_deliveries(queue: str, flat: list[Any], shard: int = 0) -> list[Delivery]:
+    if shard:
+        return [Delivery(queue, int(flat[i]), flat[i + 2], encode_tag(shard, flat[i + 1].decode()),
+                         int(flat[i + 3])) for i in range(0, len(flat), 4)]
     return [Delivery(queue, int(flat[i]), flat[i + 2], flat[i + 1].decode(), int(flat[i + 3]))
             for i in range(0, len(flat), 4)]
 
@@ -83,7 +92,7 @@ class QueueKeys:
 
 
 class RedisBroker(RedisCoordination, Broker):
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", "rediscluster", "redisclusters")
 
     def __init__(self, url: str, *, max_redeliveries: int = 3, lease_seconds: float = 6.0,
                  socket_timeout: float | None = 120.0, socket_connect_timeout: float | None = 5.0,
@@ -98,10 +107,17 @@ class RedisBroker(RedisCoordination, Broker):
         self._known_queues: set[str] = set()
         self._scripts: dict[str, Script] = {}
         self._grouped: set[str] = set()
+        self.cluster = self.conns.cluster
+        self._turn = 0  # which slot a cluster consumer blocks on next
+        # Hot queues split over several hash tags (shards.py); empty for most users, and every
+        # per-task step tests it before doing anything about shards.
+        self._shards = parse_queue_shards(transport_options)
+        self._physical: dict[str, list[str]] = {}
+        self._spread: dict[str, int] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:  # a redis.Redis, or a RedisCluster
         return self.conns.client
 
     def keys(self, queue: str) -> QueueKeys:
@@ -109,6 +125,32 @@ class RedisBroker(RedisCoordination, Broker):
         if keys is None:
             keys = self._keys[queue] = QueueKeys(queue)
         return keys
+
+    def shards(self, queue: str) -> list[str]:
+        """The physical queues ``queue`` is stored in (itself, unless it is sharded)."""
+        names = self._physical.get(queue)
+        if names is None:
+            names = self._physical[queue] = shard_names(queue, self._shards.get(queue, 1))
+        return names
+
+    def _locate(self, d: Delivery) -> tuple[str, str]:
+        """The physical queue and stream entry id of a delivery."""
+        if not self._shards:
+            return d.queue, d.tag
+        shard, entry_id = decode_tag(d.tag)
+        return (self.shards(d.queue)[shard] if shard else d.queue), entry_id
+
+    def _target(self, queue: str) -> str:
+        """The shard the next message of ``queue`` goes to: each producer deals them in turn,
+        starting at a random shard so that many short-lived producers still spread."""
+        names = self.shards(queue)
+        if len(names) == 1:
+            return queue
+        turn = self._spread.get(queue)
+        if turn is None:
+            turn = random.randrange(len(names))
+        self._spread[queue] = turn + 1
+        return names[turn % len(names)]
 
     def script(self, name: str) -> Script:
         script = self._scripts.get(name)
@@ -120,6 +162,16 @@ class RedisBroker(RedisCoordination, Broker):
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
         return self.script(name)(keys=list(keys), args=list(args), client=client or self.client)
 
+    def _run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Several script calls in one round trip: a redis-py pipeline on one server, the wire
+        (one round trip per node, scripts loaded per node) on a cluster."""
+        if self.cluster:
+            return self.wire.call([self.wire.script(self.script(name), keys, args) for name, keys, args in calls])
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            self._run(name, keys, args, client=pipe)
+        return list(pipe.execute())
+
     # -- producing --------------------------------------------------------------------------
     @translate_errors
     def enqueue(self, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
@@ -127,7 +179,8 @@ class RedisBroker(RedisCoordination, Broker):
         if (delay and delay > 0) or queue not in self._known_queues or self.durability:
             self._enqueue([(queue, body, priority, delay, key)], spin=True)
         else:  # the common case: one command, on this thread's own connection
-            self.wire.one("XADD", self.keys(queue).streams[clamp_priority(priority)], "*", "b", body, spin=True)
+            keys = self.keys(self._target(queue) if self._shards else queue)
+            self.wire.one("XADD", keys.streams[clamp_priority(priority)], "*", "b", body, spin=True)
 
     @translate_errors
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
@@ -140,7 +193,7 @@ class RedisBroker(RedisCoordination, Broker):
         count = 0
         for queue, body, priority, delay, key in items:
             count += 1
-            keys = self.keys(queue)
+            keys = self.keys(self._target(queue) if self._shards else queue)
             if queue not in self._known_queues and queue not in new_queues:
                 new_queues.add(queue)
                 commands.append(("SADD", "celeriac:queues", queue))
@@ -170,6 +223,9 @@ class RedisBroker(RedisCoordination, Broker):
         for queue in queues:
             if len(got) >= count:
                 break
+            if self._shards and queue in self._shards:
+                got.extend(self._fetch_shards(queue, consumer, count - len(got)))
+                continue
             flat = self.wire.evalsha(self.script("fetch"), self.keys(queue).streams_desc,
                                      (GROUP, consumer, count - len(got)))
             got.extend(_flat_deliveries(queue, flat))
@@ -177,21 +233,42 @@ class RedisBroker(RedisCoordination, Broker):
             return got
         return self._block(queues, consumer, count, timeout)
 
+    def _fetch_shards(self, queue: str, consumer: str, count: int) -> list[Delivery]:
+        """Lease from a sharded queue: ask every shard (one round trip per node) for its highest
+        ready priority, then lease from the shards in that order, so a priority-9 message on
+        one shard goes before priority-0 ones on another; equal ones take turns."""
+        names = self.shards(queue)
+        tops = self.wire.call([self.wire.script(self.script("top_priority"), self.keys(n).streams_desc, (GROUP,))
+                               for n in names])
+        start = self._turn = self._turn + 1
+        order = sorted(range(len(names)), key=lambda k: (-int(tops[k]), (k - start) % len(names)))
+        got: list[Delivery] = []
+        for k in order:
+            if int(tops[k]) < 0 or len(got) >= count:
+                break
+            flat = self.wire.evalsha(self.script("fetch"), self.keys(names[k]).streams_desc,
+                                     (GROUP, consumer, count - len(got)))
+            got.extend(_flat_deliveries(queue, flat, k))
+        return got
+
     def _block(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
         """Wait for the first message on any stream of ``queues``.
 
         XREADGROUP BLOCK wakes on the first XADD; it may lease from a lower priority level than
         a message that arrived in the same instant, which only matters for simultaneous arrivals.
         """
-        where: dict[bytes, tuple[str, int]] = {}
+        where: dict[bytes, tuple[str, int, int]] = {}
         for queue in queues:
-            keys = self.keys(queue)
-            if queue not in self._grouped:
-                self._run("ensure_groups", keys.streams, [GROUP])
-                self._grouped.add(queue)
-            for priority in range(PRIORITY_LEVELS - 1, -1, -1):
-                where[keys.streams[priority].encode()] = (queue, priority)
+            for shard, name in enumerate(self.shards(queue) if self._shards else (queue,)):
+                keys = self.keys(name)
+                if name not in self._grouped:
+                    self._run("ensure_groups", keys.streams, [GROUP])
+                    self._grouped.add(name)
+                for priority in range(PRIORITY_LEVELS - 1, -1, -1):
+                    where[keys.streams[priority].encode()] = (queue, priority, shard)
         block = max(1, int(self.conns.wait(timeout) * 1000))
+        if self.cluster:
+            where, block = self._one_slot(where, block)
         # Over the wire, not redis-py: its retry-on-error could lease twice and lose the first
         # reply's messages to a lease this process never learns of.
         try:
@@ -205,12 +282,24 @@ class RedisBroker(RedisCoordination, Broker):
         got: list[Delivery] = []
         # RESP3 (redis-py 8's default) answers a map of stream -> entries, RESP2 a list of pairs.
         for stream, entries in reply.items() if isinstance(reply, dict) else reply or ():
-            queue, priority = where[stream]
+            queue, priority, shard = where[stream]
             for entry_id, flat in entries:
                 fields = dict(zip(flat[::2], flat[1::2], strict=True))
                 got.append(Delivery(queue, priority, fields.get(b"b", b""),
-                                    entry_id.decode(), int(fields.get(b"d", 0))))
+                                    encode_tag(shard, entry_id.decode()), int(fields.get(b"d", 0))))
         return got
+
+    def _one_slot(self, where: dict[bytes, tuple[str, int, int]],
+                  block: int) -> tuple[dict[bytes, tuple[str, int, int]], int]:
+        """On a cluster one XREADGROUP may only name streams of one slot: block on one queue's
+        (or shard's) streams, a different one each call, and briefly when there are several, so
+        a message elsewhere waits at most that long (the caller fetches every queue first)."""
+        units = list(dict.fromkeys((queue, shard) for queue, _, shard in where.values()))
+        if len(units) == 1:
+            return where, block
+        queue, shard = units[self._turn % len(units)]
+        self._turn += 1
+        return {k: v for k, v in where.items() if (v[0], v[2]) == (queue, shard)}, min(block, CLUSTER_BLOCK_MS)
 
     @translate_errors
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -220,8 +309,13 @@ class RedisBroker(RedisCoordination, Broker):
     def _ack_commands(self, deliveries: Sequence[Delivery]) -> list[Command]:
         """One XACK and one XDEL per stream, each naming every entry of the batch."""
         tags: dict[str, list[str]] = {}
-        for d in deliveries:
-            tags.setdefault(self.keys(d.queue).streams[d.priority], []).append(d.tag)
+        if self._shards:
+            for d in deliveries:
+                name, entry_id = self._locate(d)
+                tags.setdefault(self.keys(name).streams[d.priority], []).append(entry_id)
+        else:
+            for d in deliveries:
+                tags.setdefault(self.keys(d.queue).streams[d.priority], []).append(d.tag)
         commands: list[Command] = []
         for stream, ids in tags.items():
             commands.append(("XACK", stream, GROUP, *ids))
@@ -235,9 +329,12 @@ class RedisBroker(RedisCoordination, Broker):
 
         commands: list[Command] = []
         if records:
-            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
+            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
+                    and not self.cluster:
                 commands.extend(backend.commands(records))
             else:
+                # On a cluster the results live on other nodes than the acks, and nodes keep
+                # no order between them: the results are stored first, in a round trip of theirs.
                 backend.write(records)
         # One round trip: results (same server), then acks, then events, executed in that order,
         # so no task is acked before its result is stored.
@@ -249,18 +346,19 @@ class RedisBroker(RedisCoordination, Broker):
             self.wire.call(commands)
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
-        by_stream: dict[tuple[str, int], list[Delivery]] = {}
+        by_stream: dict[tuple[str, int], list[tuple[str, Delivery]]] = {}
         for d in deliveries:
-            by_stream.setdefault((d.queue, d.priority), []).append(d)
-        pipe = self.client.pipeline(transaction=False)
+            name, entry_id = self._locate(d)
+            by_stream.setdefault((name, d.priority), []).append((entry_id, d))
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
         for (queue, priority), group in by_stream.items():
             keys = self.keys(queue)
             args: list[Any] = [GROUP, where, detail, DEAD_LETTER_CAP]
-            for d in group:
-                args += [d.tag, d.priority, d.redeliveries, d.body]
-            self._run("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
-                      args, client=pipe)
-        pipe.execute()
+            for entry_id, d in group:
+                args += [entry_id, d.priority, d.redeliveries, d.body]
+            calls.append(("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
+                          args))
+        self._run_many(calls)
 
     @translate_errors
     def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
@@ -284,9 +382,13 @@ class RedisBroker(RedisCoordination, Broker):
                   running: Sequence[Delivery] = (), first: bool = False) -> str:
         code = self._run("heartbeat", self._registry("leases", "info", "queues", "seen", "gone", "running", "pulse"),
                          [worker, int(self.lease_seconds * 1000), info, ",".join(queues),
-                          "\x1e".join(f"{d.queue}\x1f{d.priority}:{d.tag}" for d in running),
+                          "\x1e".join(self._running_item(d) for d in running),
                           "1" if first else "0", int(self.stall_seconds * 1000)])
         return BEAT_LAPSED if code == 1 else BEAT_FORGOTTEN if code == 2 else BEAT_OK
+
+    def _running_item(self, d: Delivery) -> str:
+        name, entry_id = self._locate(d)
+        return f"{name}\x1f{d.priority}:{entry_id}"
 
     @translate_errors
     def deregister(self, worker: str) -> None:
@@ -297,11 +399,12 @@ class RedisBroker(RedisCoordination, Broker):
             pipe.hdel(f"{WORKERS_TAG}:{field}", worker)
         pipe.execute()
 
-    def _recover_queue(self, queue: str, mode: str, name: str, charged: Sequence[str] = ()) -> list[Delivery]:
-        keys = self.keys(queue)
+    def _recover_queue(self, queue: str, shard: int, mode: str, name: str,
+                       charged: Sequence[str] = ()) -> list[Delivery]:
+        keys = self.keys(self.shards(queue)[shard] if shard else queue)
         flat = self._run("recover", [*keys.streams, keys.dead],
                          [GROUP, mode, name, self.max_redeliveries, DEAD_LETTER_CAP, *charged])
-        return _flat_deliveries(queue, flat)
+        return _flat_deliveries(queue, flat, shard)
 
     def _take_back(self, worker: str, queues: Sequence[str], running: str, evicted: bool) -> list[Delivery]:
         """Give back every entry of ``worker``'s consumers in ``queues``, charging ``running``."""
@@ -311,7 +414,8 @@ class RedisBroker(RedisCoordination, Broker):
             charged.setdefault(queue, []).append(tag)
         dead: list[Delivery] = []
         for queue in queues:
-            dead += self._recover_queue(queue, "prefix", worker + "/", charged.get(queue, ()))
+            for shard, physical in enumerate(self.shards(queue)):
+                dead += self._recover_queue(queue, shard, "prefix", worker + "/", charged.get(physical, ()))
         if self._run("forget_worker", self._registry("leases", "gone", "running"), [worker, "1" if evicted else "0"]):
             how = "was proved dead" if evicted else "stopped heartbeating"
             logger.warning("worker %s %s; its tasks went back to their queues", worker, how)
@@ -339,9 +443,11 @@ class RedisBroker(RedisCoordination, Broker):
     @translate_errors
     def release(self, consumer: str, queues: Sequence[str], *, charged: Sequence[Delivery] = ()) -> list[Delivery]:
         dead: list[Delivery] = []
+        located = [(self._locate(d), d.priority) for d in charged]
         for queue in queues:
-            tags = [f"{d.priority}:{d.tag}" for d in charged if d.queue == queue]
-            dead += self._recover_queue(queue, "exact", consumer, tags)
+            for shard, physical in enumerate(self.shards(queue)):
+                tags = [f"{priority}:{entry_id}" for (name, entry_id), priority in located if name == physical]
+                dead += self._recover_queue(queue, shard, "exact", consumer, tags)
         return dead
 
     @translate_errors
@@ -350,7 +456,8 @@ class RedisBroker(RedisCoordination, Broker):
             return []
         pipe = self.client.pipeline(transaction=False)
         for d in deliveries:
-            pipe.xpending_range(self.keys(d.queue).streams[d.priority], GROUP, d.tag, d.tag, 1,
+            name, entry_id = self._locate(d)
+            pipe.xpending_range(self.keys(name).streams[d.priority], GROUP, entry_id, entry_id, 1,
                                 consumername=consumer)
         return [d for d, pending in zip(deliveries, pipe.execute(), strict=True) if pending]
 
@@ -359,7 +466,9 @@ class RedisBroker(RedisCoordination, Broker):
                       *, backend: Any = None) -> list[Delivery]:
         from .results import RedisBackend, done_key, meta_key
 
-        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server):
+        if not (isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server) or self.cluster:
+            # A cluster cannot check a lease and write the results in one script: the stream
+            # and the result keys live in different slots.
             return super().finish_fenced(consumer, items, backend=backend)
         ttl = backend.ttl_ms()
         commands: list[Command] = []
@@ -368,8 +477,9 @@ class RedisBroker(RedisCoordination, Broker):
             if delivery is None:
                 commands.extend(backend.commands(records))
                 continue
-            keys: list[str] = [self.keys(delivery.queue).streams[delivery.priority]]
-            args: list[Any] = [GROUP, consumer, delivery.tag, ttl]
+            name, entry_id = self._locate(delivery)
+            keys: list[str] = [self.keys(name).streams[delivery.priority]]
+            args: list[Any] = [GROUP, consumer, entry_id, ttl]
             for task_id, data, ready in records:
                 keys += [meta_key(task_id), done_key(task_id)]
                 args += [data, "1" if ready else "0"]
@@ -383,8 +493,8 @@ class RedisBroker(RedisCoordination, Broker):
     def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
         out: list[tuple[str, Delivery]] = []
         prefix = worker + "/"
-        for queue in queues:
-            keys = self.keys(queue)
+        for queue, shard, physical in self._expand(queues):
+            keys = self.keys(physical)
             for priority, stream in enumerate(keys.streams):
                 try:
                     consumers = self.client.xinfo_consumers(stream, GROUP)
@@ -400,23 +510,27 @@ class RedisBroker(RedisCoordination, Broker):
                         entries = cast("StreamEntries", self.client.xrange(stream, entry_id, entry_id))
                         if entries:
                             fields = entries[0][1]
-                            tag = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-                            out.append((name, Delivery(queue, priority, fields.get(b"b", b""), tag,
-                                                       int(fields.get(b"d", 0)))))
+                            tag = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                            out.append((name, Delivery(queue, priority, fields.get(b"b", b""),
+                                                       encode_tag(shard, tag), int(fields.get(b"d", 0)))))
         return out
+
+    def _expand(self, queues: Sequence[str]) -> list[tuple[str, int, str]]:
+        """(queue, shard, physical queue) for every shard of ``queues``."""
+        return [(queue, shard, name) for queue in queues for shard, name in enumerate(self.shards(queue))]
 
     # -- delayed ----------------------------------------------------------------------------
     @translate_errors
     def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
-        pipe = self.client.pipeline(transaction=False)
-        for queue in queues:
-            keys = self.keys(queue)
-            self._run("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit], client=pipe)
-        waits = [w for w in pipe.execute() if w >= 0]
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
+        for _queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
+            calls.append(("promote", [keys.delayed, keys.delayed_map, *keys.streams], [limit]))
+        waits = [w for w in self._run_many(calls) if w >= 0]
         return min(waits) / 1000.0 if waits else None
 
     def wake_keys(self, queues: Sequence[str]) -> list[str]:
-        return [self.keys(q).wake for q in queues]
+        return [self.keys(name).wake for _q, _s, name in self._expand(queues)]
 
     @translate_errors
     def wait_delayed(self, queues: Sequence[str], timeout: float) -> None:
@@ -429,6 +543,8 @@ class RedisBroker(RedisCoordination, Broker):
         # Redis times out blocked clients from its cron, at ``hz`` (10 by default): a BLPOP
         # asked to wait 130 ms returns up to 100 ms late. So block only until the last stretch,
         # then watch the wake-up lists in short local sleeps until the due time.
+        if self.cluster and len(keys) > 1:
+            return self._poll_wake(keys, deadline)
         if timeout > BLOCK_GRANULARITY + 0.02 and self.client.blpop(
                 keys, timeout=self.conns.wait(timeout - BLOCK_GRANULARITY, 0.01)):
             return
@@ -440,13 +556,19 @@ class RedisBroker(RedisCoordination, Broker):
                 return
             time.sleep(min(left, 0.005))
 
+    def _poll_wake(self, keys: Sequence[str], deadline: float) -> None:
+        """A cluster cannot block on lists of several slots: look every 20 ms instead."""
+        while (left := deadline - time.monotonic()) > 0:
+            if any(self.wire.call([("LPOP", key) for key in keys])):
+                return
+            time.sleep(min(left, 0.02))
+
     @translate_errors
     def scheduled(self, queues: Sequence[str], limit: int = 100) -> list[Scheduled]:
         out: list[Scheduled] = []
-        for queue in queues:
-            keys = self.keys(queue)
-            members = cast("list[tuple[bytes, float]]",
-                           self.client.zrange(keys.delayed, 0, limit - 1, withscores=True))
+        for queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
+            members = self.client.zrange(keys.delayed, 0, limit - 1, withscores=True)
             if not members:
                 continue
             packed = cast("list[bytes | None]", self.client.hmget(keys.delayed_map, [m for m, _ in members]))
@@ -460,65 +582,96 @@ class RedisBroker(RedisCoordination, Broker):
 
     @translate_errors
     def remove_scheduled(self, queue: str, key: str) -> bool:
-        keys = self.keys(queue)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zrem(keys.delayed, key)
-        pipe.hdel(keys.delayed_map, key)
-        return bool(pipe.execute()[0])
+        removed = False
+        for name in self.shards(queue):
+            keys = self.keys(name)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(keys.delayed, key)
+            pipe.hdel(keys.delayed_map, key)
+            removed = bool(pipe.execute()[0]) or removed
+        return removed
 
     @translate_errors
     def reschedule(self, queue: str, key: str, delay: float) -> bool:
-        keys = self.keys(queue)
         due_ms = int((self.now() + max(delay, 0.0)) * 1000)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zscore(keys.delayed, key)
-        pipe.zadd(keys.delayed, {key: due_ms}, xx=True)
-        # A promoter sleeping until a later due time must look again.
-        pipe.lpush(keys.wake, "1")
-        pipe.ltrim(keys.wake, 0, 0)
-        return pipe.execute()[0] is not None
+        for name in self.shards(queue):  # a sharded queue's message is in one of its shards
+            keys = self.keys(name)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zscore(keys.delayed, key)
+            pipe.zadd(keys.delayed, {key: due_ms}, xx=True)
+            # A promoter sleeping until a later due time must look again.
+            pipe.lpush(keys.wake, "1")
+            pipe.ltrim(keys.wake, 0, 0)
+            if pipe.execute()[0] is not None:
+                return True
+        return False
 
     # -- inspection -------------------------------------------------------------------------
     @translate_errors
     def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        pipe = self.client.pipeline(transaction=False)
-        for queue in queues:
-            keys = self.keys(queue)
-            self._run("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP], client=pipe)
-        out = []
-        for queue, counts in zip(queues, pipe.execute(), strict=True):
-            out.append(QueueStats(queue, [int(c) for c in counts[:10]], delayed=int(counts[11]),
-                                  unacked=int(counts[10]), dead=int(counts[12])))
-        return out
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = []
+        expanded = self._expand(queues)
+        for _queue, _shard, name in expanded:
+            keys = self.keys(name)
+            calls.append(("stats", [*keys.streams, keys.delayed, keys.dead], [GROUP]))
+        sums: dict[str, list[int]] = {queue: [0] * 13 for queue in queues}
+        for (queue, _shard, _name), counts in zip(expanded, self._run_many(calls), strict=True):
+            sums[queue] = [a + int(c) for a, c in zip(sums[queue], counts[:13], strict=True)]
+        return [QueueStats(queue, c[:10], delayed=c[11], unacked=c[10], dead=c[12])
+                for queue, c in ((q, sums[q]) for q in queues)]
 
     @translate_errors
     def purge(self, queues: Sequence[str]) -> int:
         total = 0
-        for queue in queues:
-            keys = self.keys(queue)
+        for _queue, _shard, name in self._expand(queues):
+            keys = self.keys(name)
             total += int(self._run("purge", [*keys.streams, keys.delayed, keys.delayed_map], [GROUP]))
         return total
 
     @translate_errors
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        entries = cast("StreamEntries", self.client.xrange(self.keys(queue).dead, "-", "+", count=limit))
-        return [DeadLetter(queue, entry_id.decode(), f.get(b"b", b""), f.get(b"reason", b"").decode(),
-                           int(f.get(b"time", 0)) / 1000.0)
-                for entry_id, f in entries]
+        out: list[DeadLetter] = []
+        for shard, name in enumerate(self.shards(queue)):
+            entries = self.client.xrange(self.keys(name).dead, "-", "+", count=limit - len(out))
+            out += [DeadLetter(queue, encode_tag(shard, entry_id.decode()), f.get(b"b", b""),
+                               f.get(b"reason", b"").decode(), int(f.get(b"time", 0)) / 1000.0)
+                    for entry_id, f in entries]
+            if len(out) >= limit:
+                break
+        return out
+
+    def _dead_ids(self, queue: str, ids: Sequence[str] | None) -> list[tuple[str, list[str] | None]]:
+        """Dead-letter ids per shard (None: all of that shard's)."""
+        names = self.shards(queue)
+        if ids is None:
+            return [(name, None) for name in names]
+        per: dict[str, list[str]] = {}
+        for one in ids:
+            shard, entry_id = decode_tag(one)
+            per.setdefault(names[shard] if shard < len(names) else queue, []).append(entry_id)
+        return list(per.items())
 
     @translate_errors
     def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        keys = self.keys(queue)
-        return int(self._run("retry_dead", [keys.dead, *keys.streams], list(ids or [])))
+        total = 0
+        for name, entry_ids in self._dead_ids(queue, ids or None):  # no ids: all of them
+            keys = self.keys(name)
+            total += int(self._run("retry_dead", [keys.dead, *keys.streams], list(entry_ids or [])))
+        return total
 
     @translate_errors
     def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        dead = self.keys(queue).dead
-        if ids is None:
-            count = self.client.xlen(dead)
-            self.client.delete(dead)
-            return int(count)
-        return int(self.client.xdel(dead, *ids)) if ids else 0
+        if ids is not None and not ids:
+            return 0
+        total = 0
+        for name, entry_ids in self._dead_ids(queue, ids):
+            dead = self.keys(name).dead
+            if entry_ids is None:
+                total += int(self.client.xlen(dead))
+                self.client.delete(dead)
+            else:
+                total += int(self.client.xdel(dead, *entry_ids))
+        return total
 
     @translate_errors
     def queues(self) -> list[str]:
@@ -553,21 +706,33 @@ class RedisBroker(RedisCoordination, Broker):
     # -- lifecycle --------------------------------------------------------------------------
     @translate_errors
     def check(self, *, allow_evicting: bool = False) -> list[str]:
+        if not self.cluster:
+            return self._check_server(self.client, allow_evicting)
+        # Every master holds queues: each one's settings count.
+        warnings: list[str] = []
+        for node in self.client.get_primaries():
+            for warning in self._check_server(node.redis_connection, allow_evicting, f" ({node.name})"):
+                if warning not in warnings:
+                    warnings.append(warning)
+        return warnings
+
+    @staticmethod
+    def _check_server(client: Any, allow_evicting: bool, where: str = "") -> list[str]:
         warnings: list[str] = []
         try:
-            config = self.client.config_get("maxmemory-policy")
+            config = client.config_get("maxmemory-policy")
             policy = config.get("maxmemory-policy", "noeviction")
-            persistence = self.client.info("persistence")
+            persistence = client.info("persistence")
         except redis.exceptions.ResponseError:
             return ["cannot read Redis CONFIG (managed Redis?): persistence and eviction not checked"]
         if policy != "noeviction":
-            message = (f"Redis maxmemory-policy is {policy!r}: Redis may evict queued tasks. "
+            message = (f"Redis maxmemory-policy is {policy!r}{where}: Redis may evict queued tasks. "
                        "Set it to 'noeviction' or set broker_allow_evicting_redis=True")
             if not allow_evicting:
                 raise ConfigurationError(message)
             warnings.append(message)
         aof = bool(persistence.get("aof_enabled"))
-        rdb_saves = self.client.config_get("save").get("save", "")
+        rdb_saves = client.config_get("save").get("save", "")
         if not aof and not rdb_saves:
             warnings.append("Redis persistence is off (no AOF, no RDB snapshots): "
                             "a Redis restart loses every queued task")

@@ -1,5 +1,11 @@
 """How a Redis URL becomes a redis-py client: one server (``redis://``, ``rediss://``,
-``unix://``), or the master a set of Sentinels names (``sentinel://``).
+``unix://``), the master a set of Sentinels names (``sentinel://``), or a Redis Cluster
+(``rediscluster://``).
+
+Cluster: ``rediscluster://[user:password@]host:port,host:port,.../`` (``redisclusters://`` for
+TLS) lists seed nodes; the client asks them for the slot map and learns every other node from
+it, so two or three seeds survive one being down. A cluster has only database 0. The scheme
+follows the name the Redis Cluster Python clients and the kombu patches for Cluster used.
 
 Sentinel follows Celery's (kombu's) form: ``sentinel://[:password@]host:26379[/db]`` parts
 joined by ``;``, the master's name in the transport options (``broker_transport_options`` for
@@ -23,6 +29,61 @@ from ...brokers.base import redact_url
 from ...exceptions import ConfigurationError
 
 SENTINEL_PORT = 26379
+
+
+CLUSTER_SCHEMES = ("rediscluster", "redisclusters")
+# What a cluster answers while a master fails over or a slot moves (after the clients' own retries).
+CLUSTER_UNAVAILABLE = (redis.exceptions.ClusterError, redis.exceptions.RedisClusterException,
+                       redis.exceptions.TryAgainError, redis.exceptions.AskError)
+
+
+def is_cluster(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The seed nodes' addresses and the connection settings (password, user, TLS)."""
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    path, _, _query = path.partition("?")
+    creds, at, hosts = netloc.rpartition("@")
+    settings: dict[str, Any] = {}
+    if at:
+        user, colon, password = creds.partition(":")
+        if colon:
+            settings["password"] = unquote(password)
+        if user:
+            settings["username"] = unquote(user)
+    if scheme.lower() == "redisclusters":
+        settings["ssl"] = True
+    if path.strip("/") not in ("", "0"):
+        raise ConfigurationError(f"Redis Cluster URL {redact_url(url)!r}: a cluster has only database 0")
+    seeds: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in hosts.split(","))):
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ConfigurationError(
+                f"Redis Cluster URL {redact_url(url)!r}: seed {part!r} is not host:port "
+                "(expected rediscluster://host:port,host:port/)")
+        seeds.append((host.strip("[]"), int(port)))
+    if not seeds:
+        raise ConfigurationError(f"Redis Cluster URL {redact_url(url)!r} names no seed node")
+    return seeds, settings
+
+
+def make_cluster_client(url: str, options: Mapping[str, Any]) -> Any:
+    # Imported here: a one-server user's processes never load redis-py's cluster client.
+    from redis.backoff import ExponentialBackoff
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.retry import Retry
+
+    seeds, settings = parse_cluster_url(url)
+    # Failover: a command to a dead master fails over its connection; the client then asks the
+    # cluster again for the slot map and retries elsewhere, so allow several attempts.
+    # A replica takes over after the cluster's node timeout (seconds): retry for about that long.
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 8)
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in seeds],  # type: ignore[no-untyped-call]
+                        retry=retry, **{**options, **settings})
 
 
 def is_sentinel(url: str) -> bool:
@@ -58,9 +119,11 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]
 
 
 def make_client(url: str, options: Mapping[str, Any], transport_options: Mapping[str, Any] | None,
-                setting: str) -> redis.Redis:
-    """The client for ``url``; ``setting`` names where the transport options came from, for
-    the one-line error a missing master name gets."""
+                setting: str) -> Any:
+    """The client for ``url`` (a ``RedisCluster`` for a cluster); ``setting`` names where the
+    transport options came from, for the one-line error a missing master name gets."""
+    if is_cluster(url):
+        return make_cluster_client(url, options)
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **options)
     sentinels, master = parse_sentinel_url(url)

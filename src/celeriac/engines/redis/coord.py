@@ -11,6 +11,7 @@ import redis
 
 from ...brokers.base import clamp_priority, redact_url
 from ...exceptions import BrokerError, BrokerFull
+from .connect import CLUSTER_UNAVAILABLE
 from .wire import Connections
 
 # The clients are made without decode_responses (connect.py), so every reply is bytes where
@@ -29,6 +30,11 @@ def translate_errors(func: Any) -> Any:
             raise BrokerError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except redis.exceptions.TimeoutError as exc:
             raise BrokerError(f"Redis at {redact_url(self.url)} timed out: {exc}") from None
+        except CLUSTER_UNAVAILABLE as exc:
+            # A master died and its replica is not promoted yet, or a slot is still moving: the
+            # same to a worker as a server that does not answer (it waits and retries).
+            raise BrokerError(f"Redis Cluster at {redact_url(self.url)} is not serving: "
+                              f"{type(exc).__name__}: {exc}") from None
         except redis.exceptions.ResponseError as exc:
             if str(exc).startswith("OOM"):
                 raise BrokerFull(f"Redis at {redact_url(self.url)} is full (maxmemory): {exc}") from None
@@ -51,7 +57,7 @@ class RedisCoordination:
     conns: Connections
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:  # a redis.Redis, or a RedisCluster
         raise NotImplementedError
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
@@ -61,7 +67,9 @@ class RedisCoordination:
     def chord_start(self, chord: str, size: int, join: bytes, *, queue: str, priority: int = 0,
                     ttl: float) -> None:
         hash_key, _ = chord_keys(queue, chord)
-        pipe = self.client.pipeline(transaction=True)
+        # On a cluster the queue registry and the chord's hash live in different slots: no MULTI
+        # across them (the chord's own two writes are still one slot's, in order).
+        pipe = self.client.pipeline(transaction=not self.conns.cluster)
         pipe.sadd("celeriac:queues", queue)
         pipe.hset(hash_key, mapping={"size": size, "join": join})
         pipe.pexpire(hash_key, max(1, int(ttl * 1000)))
@@ -74,7 +82,11 @@ class RedisCoordination:
 
         keys = [*chord_keys(queue, chord), f"{{celeriac:q:{queue}}}:p{clamp_priority(priority)}"]
         args: list[Any] = [member, 0]
-        if records and isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server:
+        # Results go into the counting script only on one server: on a cluster their keys are in
+        # other slots, so they are stored first (a member re-run after a crash stores them again
+        # and counts nothing, since members are counted by id).
+        if records and isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
+                and not self.conns.cluster:
             args[1] = backend.ttl_ms()
             for task_id, data, ready in records:
                 keys += [meta_key(task_id), done_key(task_id)]
@@ -85,8 +97,14 @@ class RedisCoordination:
 
     @translate_errors
     def now(self) -> float:
-        seconds, micros = self.client.time()
-        return seconds + micros / 1_000_000
+        if self.conns.cluster:
+            # The clock of the node holding the workers' registry, whose lease times it is
+            # compared with (machines' clocks may differ by more than the servers' replies).
+            node = self.client.get_node_from_key("{celeriac:w}")
+            seconds, micros = self.client.time(target_nodes=node)
+        else:
+            seconds, micros = self.client.time()
+        return float(seconds) + float(micros) / 1_000_000
 
     @translate_errors
     def rate_slot(self, key: str, interval: float) -> float:

@@ -18,6 +18,7 @@ import redis
 from ...backends.base import ResultBackend
 from ...brokers.base import redact_url
 from ...exceptions import BrokerError
+from .connect import CLUSTER_UNAVAILABLE
 from .wire import Command, Connections
 
 
@@ -30,7 +31,7 @@ def done_key(task_id: str) -> str:
 
 
 class RedisBackend(ResultBackend):
-    schemes = ("redis", "rediss", "unix", "sentinel")
+    schemes = ("redis", "rediss", "unix", "sentinel", "rediscluster", "redisclusters")
 
     def __init__(self, url: str, *, expires: float | None = 86400.0, socket_timeout: float | None = 120.0,
                  socket_connect_timeout: float | None = 5.0, transport_options: dict[str, Any] | None = None,
@@ -41,7 +42,7 @@ class RedisBackend(ResultBackend):
         self.wire = self.conns.wire
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:  # a redis.Redis, or a RedisCluster
         return self.conns.client
 
     def ttl_ms(self) -> int:
@@ -50,7 +51,7 @@ class RedisBackend(ResultBackend):
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         try:
             self.wire.call(self.commands(records))
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def commands(self, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
@@ -74,7 +75,7 @@ class RedisBackend(ResultBackend):
         try:
             # No decode_responses on the client (connect.py): the reply is bytes.
             return cast("bytes | None", self.client.get(meta_key(task_id)))
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def read_many(self, task_ids: Sequence[str]) -> list[bytes | None]:
@@ -91,10 +92,10 @@ class RedisBackend(ResultBackend):
     def wait_ready(self, task_id: str, timeout: float) -> bool:
         key = done_key(task_id)
         try:
-            # redis-py annotates the timeout as int; BLMOVE takes decimal seconds (Redis 6.0+).
+            # BLMOVE takes decimal seconds (Redis 6.0+), though redis-py annotates an int.
             wait = self.conns.wait(timeout, 0.01)
-            return self.client.blmove(key, key, wait, "RIGHT", "LEFT") is not None  # type: ignore[arg-type]
-        except redis.exceptions.ConnectionError as exc:
+            return self.client.blmove(key, key, wait, "RIGHT", "LEFT") is not None
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def wait_and_read(self, task_id: str, timeout: float) -> bytes | None:
@@ -103,12 +104,12 @@ class RedisBackend(ResultBackend):
         key = done_key(task_id)
         try:
             pipe = self.client.pipeline(transaction=False)
-            if timeout > 0:  # the int annotation on blmove's timeout: see wait_ready
-                pipe.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT")  # type: ignore[arg-type]
+            if timeout > 0:  # decimal seconds: see wait_ready
+                pipe.blmove(key, key, self.conns.wait(timeout, 0.01), "RIGHT", "LEFT")
             pipe.get(meta_key(task_id))
             value: bytes | None = pipe.execute()[-1]
             return value
-        except redis.exceptions.ConnectionError as exc:
+        except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
     def close(self) -> None:

@@ -14,13 +14,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hiredis
 import redis
 from redis.commands.core import Script
 
-from .connect import make_client, server_of
+if TYPE_CHECKING:
+    from .cluster_wire import ClusterWire
+
+from .connect import is_cluster, make_client, server_of
 
 Command = Sequence[Any]
 
@@ -198,11 +201,20 @@ class Connections:
         self.server = server_of(url, self._transport)
         self._pid = os.getpid()
         self._client = make_client(url, self._options, self._transport, setting)
-        self.socket_timeout: float | None = self._client.connection_pool.connection_kwargs.get("socket_timeout")
-        self.wire = Wire(lambda: self.client.connection_pool)
+        self.cluster = is_cluster(url)
+        self.wire: Wire | ClusterWire
+        if self.cluster:
+            from .cluster_wire import ClusterWire
+
+            self.socket_timeout: float | None = socket_timeout
+            self.wire = ClusterWire(lambda: self.client)
+        else:
+            self.socket_timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
+            self.wire = Wire(lambda: self.client.connection_pool)
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Any:
+        """A ``redis.Redis``, or a ``redis.cluster.RedisCluster`` on a cluster."""
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._client = make_client(self.url, self._options, self._transport, self._setting)
