@@ -129,7 +129,8 @@ class CeleriacSide(Side):
     def push_raw(self, payload: bytes) -> None:
         from celeriac.testing import push_raw
 
-        push_raw(self.url, QUEUE, payload, transport_options=self.transport or {})
+        # Only a Redis URL takes transport options (the Sentinel master's name, wait_replicas).
+        push_raw(self.url, QUEUE, payload, **({"transport_options": self.transport} if self.transport else {}))
 
     def in_broker(self) -> int:
         stats = self.app.broker.stats([QUEUE])[0]

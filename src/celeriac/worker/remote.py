@@ -45,9 +45,16 @@ class Remote:
         self.signing_key = self.app.signing_key
         self.seen: dict[str, float] = {}  # signed command id -> until when it is remembered
         self.thread = threading.Thread(target=self._loop, name="remote-control", daemon=True)
+        self.position: str | None = None  # the control log's id to follow from
 
     def start(self) -> None:
         self.publish()
+        # Where to follow the log from is read now, before the worker says it is ready: read
+        # from the thread, a command sent right after "ready" (a ping) could fall before it.
+        try:
+            self.position = self.broker.log_last(CONTROL_LOG) or "0"
+        except Exception as exc:
+            logger.error("remote control: cannot reach the broker: %s", exc)
         self.thread.start()
 
     def stop(self, wait: float = 3.0) -> None:
@@ -63,7 +70,7 @@ class Remote:
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        position: str | None = None
+        position = self.position
         while position is None and not self.stopped.is_set():
             try:  # start from now; following ids from here misses nothing sent while we read
                 position = self.broker.log_last(CONTROL_LOG) or "0"
