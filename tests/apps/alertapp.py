@@ -10,4 +10,10 @@ from coreapp import app
 
 app.conf.update(json.loads(os.environ.get("CELERIAC_TEST_ALERTS", "{}")))
 
-__all__ = ["app"]
+
+@app.task
+def spawn(x, y):
+    """Sends a child task (coreapp.add) and answers with its id: a task with a parent and a root."""
+    from coreapp import add
+
+    return add.delay(x, y).id

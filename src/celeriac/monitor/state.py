@@ -36,7 +36,7 @@ TIME_OF = {"task-sent": "sent", "task-received": "received", "task-started": "st
 
 # Event fields copied as they are; ``hostname`` becomes ``worker``.
 _COPIED = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "priority", "runtime", "result",
-           "exception", "traceback", "reason")
+           "exception", "traceback", "reason", "root_id", "parent_id", "args_json", "kwargs_json")
 
 
 def task_state(event: Event) -> str | None:
@@ -80,6 +80,13 @@ class TaskRecord:
     traceback: str | None = None
     reason: str | None = None           # why it was dead-lettered
     progress: Any = None                # the meta of the last custom state (PROGRESS)
+    root_id: str | None = None
+    parent_id: str | None = None
+    children: list[str] = field(default_factory=list)
+    # The call as JSON (task-received carries it for small, unredacted calls): what a retry
+    # with the same arguments sends. None when the worker kept only the reprs.
+    args_json: list[Any] | None = None
+    kwargs_json: dict[str, Any] | None = None
     # [time, event type, detail] per event, in the order read: the retries and their reasons,
     # progress updates, where it ran. Bounded: progress entries go first when it is full.
     timeline: list[list[Any]] = field(default_factory=list)
@@ -100,6 +107,11 @@ class TaskRecord:
                 self.client = str(event["hostname"])
             else:
                 self.worker = str(event["hostname"])
+        if kind == "task-received":  # the caller's send time and origin, carried by the worker
+            if self.sent is None:
+                self.sent = _float(event.get("sent"))
+            if self.client is None and event.get("client"):
+                self.client = str(event["client"])
         if kind == "task-progress":
             self.progress = event.get("meta")
         if stamp is not None and (self.timestamp is None or stamp > self.timestamp):
@@ -133,6 +145,7 @@ class TaskRecord:
 
 RECORD_FIELDS = tuple(f.name for f in fields(TaskRecord))
 MAX_TIMELINE = 50
+MAX_CHILDREN = 1000
 DETAIL_CHARS = 200
 
 
@@ -185,6 +198,9 @@ class TaskStates:
         self.counts: Counter[str] = Counter()  # events seen, by type
         # Ids the caller already looked up in bulk and found nowhere: ``load`` would find nothing.
         self.unknown: set[str] = set()
+        # Records changed by another task's event (a parent that gained a child) since the caller
+        # last emptied this list.
+        self.touched: list[TaskRecord] = []
 
     def apply(self, event: Event) -> TaskRecord | None:
         """Fold one event in; returns the task it changed (None for worker and unknown events)."""
@@ -202,9 +218,23 @@ class TaskStates:
             record = TaskRecord(task_id)
         self.tasks[task_id] = record  # most recently changed last
         record.apply(event)
+        if kind == "task-received" and record.parent_id:
+            self._adopt_child(record.parent_id, task_id)
         while len(self.tasks) > self.keep:
             self.tasks.popitem(last=False)
         return record
+
+    def _adopt_child(self, parent_id: str, child_id: str) -> None:
+        # Flower lists a task's children; the child's events name the parent, so the parent's
+        # record is changed here too (the caller stores ``touched`` with the batch).
+        parent = self.tasks.get(parent_id)
+        if parent is None and self.load is not None and parent_id not in self.unknown:
+            parent = self.load(parent_id)
+            if parent is not None:
+                self.tasks[parent_id] = parent
+        if parent is not None and child_id not in parent.children and len(parent.children) < MAX_CHILDREN:
+            parent.children.append(child_id)
+            self.touched.append(parent)
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.tasks.get(task_id)
