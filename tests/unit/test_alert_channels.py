@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from celeriac.dashboard import notify
-from celeriac.dashboard.notify import Courier, DeliveryError, Mailer, Webhook
+from celeriac.dashboard.notify import Courier, Mailer, Webhook
 
 PAYLOAD = {"text": "Task proj.add[1] failed: ValueError('x')", "kind": "task-failed", "count": 1,
            "alerts": [{"summary": "Task proj.add[1] failed", "args": "(1,)"}]}
