@@ -262,3 +262,16 @@ def test_two_dashboards_on_one_cluster_send_each_alert_once(app, cluster, receiv
     wait_until(lambda: receiver.bodies, 20, 0.1, message="the alert")
     time.sleep(4)
     assert [b["count"] for b in receiver.bodies] == [1]
+
+
+def test_a_dead_lettered_task_alerts_with_its_reason(app, cluster, receiver):
+    settings = {"alert_webhook_url": receiver.url, "alert_window": 2}
+    cluster("dashboard", settings)
+    cluster("worker", settings, "-c", "1")
+    time.sleep(1)
+    lost = app.send_task("coreapp.no_such_task", args=[1])
+    wait_until(lambda: receiver.bodies, 20, 0.1, message="the dead letter's alert")
+    [body] = receiver.bodies
+    alert = body["alerts"][0]
+    assert (body["kind"], alert["task_id"], alert["name"]) == ("task-dead-lettered", lost.id, "coreapp.no_such_task")
+    assert "no_such_task" in alert["reason"]
