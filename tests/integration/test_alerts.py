@@ -275,3 +275,25 @@ def test_a_dead_lettered_task_alerts_with_its_reason(app, cluster, receiver):
     alert = body["alerts"][0]
     assert (body["kind"], alert["task_id"], alert["name"]) == ("task-dead-lettered", lost.id, "coreapp.no_such_task")
     assert "no_such_task" in alert["reason"]
+
+
+def test_a_task_that_waited_past_the_threshold_alerts_and_a_delayed_one_does_not(app, cluster, receiver):
+    import coreapp
+
+    settings = {"alert_webhook_url": receiver.url, "alert_window": 2, "alert_queue_wait": 2.5,
+                "alert_on": ["queue-wait"]}
+    cluster("dashboard", settings)
+    worker = cluster("worker", settings, "-c", "1")
+    later = coreapp.add.apply_async((1, 1), countdown=4)  # due in 4 s: its wait starts then
+    assert later.get(timeout=20) == 2
+    time.sleep(3)
+    assert receiver.bodies == []
+    worker.kill()
+    waited = coreapp.add.delay(2, 2)
+    time.sleep(4)
+    cluster("worker", settings, "-c", "1", name="w2")
+    assert waited.get(timeout=20) == 4
+    wait_until(lambda: receiver.bodies, 20, 0.1, message="the queue-wait alert")
+    alert = receiver.bodies[0]["alerts"][0]
+    assert (alert["kind"], alert["queue"], alert["task_id"]) == ("queue-wait", "celery", waited.id)
+    assert alert["wait"] >= 4 and alert["threshold"] == 2.5

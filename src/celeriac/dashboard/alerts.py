@@ -223,9 +223,12 @@ class Alerter:
     # -- from events (the indexer's thread, after each batch is folded) ------------------------
     def observe(self, events: list[Event]) -> None:
         now = time.time()
+        wanted: set[str] = {k for k in ("task-failed", "task-dead-lettered") if k in self.rules.kinds}
+        if self.rules.queue_wait is not None and "queue-wait" in self.rules.kinds:
+            wanted.add("task-received")
         for event in events:
             kind = event.get("type")
-            if kind not in ("task-failed", "task-dead-lettered", "task-received"):
+            if kind not in wanted:
                 continue
             try:
                 stamp = float(event.get("timestamp") or now)
@@ -244,7 +247,9 @@ class Alerter:
         sent = event.get("sent") or (record.sent if record is not None else None)
         if limit is None or not isinstance(sent, int | float):
             return
-        waited = stamp - float(sent)
+        eta = event.get("eta")
+        # A delayed task waits from when it was due, not from when it was sent.
+        waited = stamp - max(float(sent), float(eta) if isinstance(eta, int | float) else 0.0)
         queue = str(event.get("queue") or "")
         if waited > limit and self._cooled(f"queue-wait:{queue}", now):
             # The identity rounds the time to the cooldown, so two dashboards name it alike.
