@@ -22,11 +22,14 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from dashboard_support import DashboardProcess, cli_env
 
-from celeriac.testing import WorkerProcess, wait_until, worker_process
-from conftest import APPS
-from redis_server import free_port
+pytest.register_assert_rewrite("dashboard_support")  # as the other dashboard tests do, before importing it
+
+from dashboard_support import DashboardProcess, cli_env  # noqa: E402
+
+from celeriac.testing import WorkerProcess, wait_until, worker_process  # noqa: E402
+from conftest import APPS  # noqa: E402
+from redis_server import free_port  # noqa: E402
 
 HOST = socket.gethostname()
 
