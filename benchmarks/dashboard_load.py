@@ -338,6 +338,7 @@ def main() -> None:
                         help="also Flower on Celery at RATE/s, then celeriac at the rate Celery reached")
     parser.add_argument("--flower-events", type=int, metavar="RATE",
                         help="also Flower fed a Celery cluster's events for RATE tasks/s (no Celery worker)")
+    parser.add_argument("--senders", type=int, default=4, help="event sender processes for --flower-events")
     args = parser.parse_args()
     server = start_redis()
     os.environ["BENCH_BROKER_URL"] = server.url  # read by celeriac_tasks when first imported
@@ -362,7 +363,7 @@ def main() -> None:
         if args.rate:
             say("celeriac dashboard", celeriac_flow(url, args.rate, args.seconds, work), args.seconds)
         if args.flower_events:
-            fed = flower_events_flow(url, args.flower_events, args.seconds, work)
+            fed = flower_events_flow(url, args.flower_events, args.seconds, work, args.senders)
             say("Flower 2.2 fed a Celery cluster's events", fed, args.seconds)
             say("celeriac dashboard, same rate", celeriac_flow(url, int(fed["rate"]), args.seconds, work),
                 args.seconds)
