@@ -121,14 +121,11 @@ class TaskEvent(msgspec.Struct, omit_defaults=True):
     countdown: float | None = None
     requeue: bool | None = None
     expired: bool | None = None
-    # task-received only: what Flower's task dict shows of the call, and the call itself as JSON
-    # (small, unredacted calls only) so the dashboard can retry it with the same arguments.
+    # task-received only: what Flower's task dict shows of where the call came from.
     sent: float | None = None
     client: str | None = None
     root_id: str | None = None
     parent_id: str | None = None
-    args_json: list[Any] | None = None
-    kwargs_json: dict[str, Any] | None = None
 
 
 def batch(events: list[bytes | TaskEvent]) -> bytes:

@@ -1,6 +1,5 @@
 """What Flower's task dict holds that only the task-received event can tell (the send time, the
-caller, the root and parent, the children), and the v1 retry with the same arguments, against a
-real worker and a real ``celeriac flower``."""
+caller, the root and parent, the children), against a real worker and a real ``celeriac flower``."""
 
 from __future__ import annotations
 
@@ -37,35 +36,3 @@ def test_the_task_dict_carries_send_time_caller_root_parent_and_children(app, cl
         (parent.id, parent.id, parent.id, parent.id)
     wait_until(lambda: dashboard.get(f"/api/task/info/{parent.id}").json()["children"] == [child_id], 10, 0.1,
                message="the parent lists its child")
-
-
-def test_v1_retry_sends_the_same_arguments_again(app, cluster):
-    import coreapp
-
-    dashboard = cluster("dashboard", {})
-    cluster("worker", {}, "-c", "1")
-    first = coreapp.add.apply_async((2,), {"y": [3][0]}, priority=7)
-    assert first.get(timeout=20) == 5
-    wait_for_task(dashboard, first.id, "SUCCESS")
-    reply = dashboard.post(f"/api/v1/tasks/{first.id}/retry")
-    assert reply.status_code == 202, reply.text
-    again = reply.json()["id"]
-    assert again != first.id
-    assert app.AsyncResult(again).get(timeout=20) == 5
-    shown = wait_for_task(dashboard, again, "SUCCESS")
-    assert (shown["args"], shown["kwargs"], shown["priority"]) == ("(2,)", "{'y': 3}", 7)
-    missing = dashboard.post("/api/v1/tasks/no-such-task/retry")
-    assert missing.status_code == 404
-
-
-def test_v1_retry_refuses_a_call_redaction_hid(app, cluster):
-    import coreapp
-
-    settings = {"task_redact_args": ["x"]}
-    dashboard = cluster("dashboard", settings)
-    cluster("worker", settings, "-c", "1")
-    hidden = coreapp.add.delay("secret", "s")
-    assert hidden.get(timeout=20) == "secrets"
-    wait_for_task(dashboard, hidden.id, "SUCCESS")
-    reply = dashboard.post(f"/api/v1/tasks/{hidden.id}/retry")
-    assert reply.status_code == 409 and "redact" in reply.json()["detail"]

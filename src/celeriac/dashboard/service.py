@@ -27,14 +27,6 @@ INSPECT_ONE = ("scheduled", "active", "reserved", "revoked")
 REFRESH_AFTER = 10.0  # seconds a worker cache stays fresh enough for /api/workers
 
 
-class RetryRefused(Exception):
-    """A task cannot be retried with the same arguments; ``status`` is the HTTP code to answer."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Dashboard:
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
@@ -81,34 +73,6 @@ class Dashboard:
             return record
         name = meta.get("name") or (record.name if record else None)
         return record_from_meta(task_id, meta, self.app.redactor, into=record, task=self.app.tasks.get(name or ""))
-
-    def retry(self, task_id: str) -> str:
-        """Send the task again with the same arguments, to the queue and priority it had; returns
-        the new task's id. Raises :class:`RetryRefused` saying why when the call is not known
-        whole (unknown task, a call too large for its event, arguments hidden by redaction)."""
-        record = self.task(task_id)
-        if record is None or not record.name:
-            raise RetryRefused(f"Unknown task '{task_id}'", 404)
-        args, kwargs = record.args_json, record.kwargs_json
-        if args is None or kwargs is None:
-            args, kwargs = self._stored_call(task_id)
-        if args is None or kwargs is None:
-            raise RetryRefused(f"cannot retry task '{task_id}' with the same arguments: only their repr was "
-                               "kept (a call over 8 KB, or arguments hidden by task_redact_args)", 409)
-        result = self.app.send_task(record.name, args=args, kwargs=kwargs, queue=record.queue,
-                                    priority=record.priority)
-        return result.id
-
-    def _stored_call(self, task_id: str) -> tuple[list[Any] | None, dict[str, Any] | None]:
-        # result_extended stores the call; when redaction is configured it stored the hidden form.
-        if self.app.redactor:
-            return None, None
-        data = self.app.backend.read(task_id)
-        meta = message.loads(data) if data is not None else {}
-        args, kwargs = meta.get("args"), meta.get("kwargs")
-        if isinstance(args, list | tuple) and isinstance(kwargs, dict):
-            return list(args), kwargs
-        return None, None
 
     # -- queues ---------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:

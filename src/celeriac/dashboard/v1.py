@@ -21,7 +21,7 @@ from .. import message, states
 from ..exceptions import ConfigurationError, EncodeError
 from ..monitor.history import TaskQuery
 from ..monitor.state import TaskRecord
-from .service import Dashboard, RetryRefused
+from .service import Dashboard
 from .shapes import args_repr, timeline
 
 SSE_POLL = 0.25  # seconds between looks at a task whose progress is being streamed
@@ -245,18 +245,6 @@ def router(dash: Dashboard) -> APIRouter:  # noqa: C901 - one small closure per 
         await run_in_threadpool(lambda: app.control.revoke(task_id, terminate=choice.terminate,
                                                            signal=choice.signal))
         return Message(message=f"Revoked '{task_id}'")
-
-    @api.post("/tasks/{task_id}/retry", response_model=Submitted, status_code=202,
-              summary="Send a task again with the same arguments, queue and priority",
-              responses={**READ_ONLY, 404: {"model": Problem, "description": "Unknown task"},
-                         409: {"model": Problem, "description": "Only the arguments' repr was kept"}})
-    async def retry(task_id: str) -> Submitted:
-        refuse_if_read_only()
-        try:
-            new_id = await run_in_threadpool(dash.retry, task_id)
-        except RetryRefused as exc:
-            raise HTTPException(exc.status, str(exc)) from None
-        return Submitted(id=new_id, state=states.PENDING, url=f"{dash.settings.url_prefix}/api/v1/tasks/{new_id}")
 
     @api.get("/tasks", response_model=TaskPage, summary="Tasks in the history, newest first")
     async def tasks(state: str | None = None, name: str | None = None, queue: str | None = None,

@@ -36,7 +36,7 @@ TIME_OF = {"task-sent": "sent", "task-received": "received", "task-started": "st
 
 # Event fields copied as they are; ``hostname`` becomes ``worker``.
 _COPIED = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "priority", "runtime", "result",
-           "exception", "traceback", "reason", "root_id", "parent_id", "args_json", "kwargs_json")
+           "exception", "traceback", "reason", "root_id", "parent_id")
 
 
 def task_state(event: Event) -> str | None:
@@ -83,10 +83,6 @@ class TaskRecord:
     root_id: str | None = None
     parent_id: str | None = None
     children: list[str] = field(default_factory=list)
-    # The call as JSON (task-received carries it for small, unredacted calls): what a retry
-    # with the same arguments sends. None when the worker kept only the reprs.
-    args_json: list[Any] | None = None
-    kwargs_json: dict[str, Any] | None = None
     # [time, event type, detail] per event, in the order read: the retries and their reasons,
     # progress updates, where it ran. Bounded: progress entries go first when it is full.
     timeline: list[list[Any]] = field(default_factory=list)

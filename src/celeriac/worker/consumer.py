@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-# A call whose message is larger than this travels in the task-received event only as its repr.
-KEEP_CALL_BYTES = 8192
-
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
@@ -135,19 +132,6 @@ class Consumer:
         if self.redacting:
             args, kwargs = self.redactor.arguments(args, kwargs, task)
         return (safe_repr(args, 1000) if args else "()", safe_repr(kwargs, 1000) if kwargs else "{}")
-
-    def _kept_call(self, task: Task[Any, Any], envelope: message.Envelope,
-                   size: int) -> tuple[list[Any] | None, dict[str, Any] | None]:
-        """The call as JSON for the task-received event, so the dashboard can retry it with the
-        same arguments: only a small one (the event log is capped in bytes) that redaction
-        leaves whole (a hidden secret must not reach the history)."""
-        if size > KEEP_CALL_BYTES or envelope.pickled is not None:
-            return None, None
-        if self.redacting:
-            args, kwargs = self.redactor.arguments(envelope.args, envelope.kwargs, task)
-            if list(args) != list(envelope.args) or kwargs != envelope.kwargs:
-                return None, None
-        return envelope.args, envelope.kwargs
 
     def _event(self, kind: str, envelope: message.Envelope, **fields: Any) -> None:
         if self.events:
@@ -328,12 +312,10 @@ class Consumer:
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
         shown = self._shown(task, envelope)
         if self.events:
-            call = self._kept_call(task, envelope, len(delivery.body))
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
                         priority=delivery.priority, sent=envelope.sent, client=envelope.origin,
-                        root_id=envelope.root_id, parent_id=envelope.parent_id, args_json=call[0],
-                        kwargs_json=call[1])
+                        root_id=envelope.root_id, parent_id=envelope.parent_id)
         if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
