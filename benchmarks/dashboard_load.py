@@ -239,7 +239,7 @@ def flower_events_flow(url: str, rate: int, seconds: float, work: Path, senders:
             proc.join(60)
         result["sent"] = sent.value
         result["rate"] = sent.value / seconds
-        # How many tasks Flower holds once it stops changing (it keeps max_tasks, 10,000 by default),
+        # How many tasks Flower holds once it stops changing (it keeps max_tasks, 100,000 by default),
         # and how long after the last event that took.
         ended = time.perf_counter()
         held, last = -1, -2
