@@ -1,10 +1,13 @@
 """The dashboard under load: its CPU and memory while 2,000 tasks/s flow, how far behind the
 history falls, and the drain rate of a worker with a dashboard attached against none; with
 ``--flower``, Flower 2 beside it on Celery at a rate Celery's worker sustains here, and
-celeriac's dashboard at that same rate.
+celeriac's dashboard at that same rate; with ``--flower-events``, Flower fed the events a Celery
+cluster at that rate sends (from sender processes using Celery's own event dispatcher: no Celery
+worker runs 2,000 tasks/s on this VM), then celeriac's dashboard at the rate really sent.
 
     .venv/bin/python benchmarks/dashboard_load.py                 # about 2 minutes
     .venv/bin/python benchmarks/dashboard_load.py --rate 2000 --seconds 30 --drain 20000
+    .venv/bin/python benchmarks/dashboard_load.py --flower-events 2000   # and Flower beside it, same run
 
 Runs on a fresh redis-server of its own (tests/redis_server.py, a free loopback port), a real
 worker (``celeriac -A celeriac_tasks worker -c 2``) and ``celeriac flower`` as users start them.
@@ -165,11 +168,104 @@ def celery_flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, fl
         stop(flower)
 
 
+def _celery_events(url: str, rate: float, seconds: float, index: int, sent: Any) -> None:
+    """One sender process: what a Celery worker (-E) running ``rate`` noop tasks/s publishes
+    (task-received, task-started, task-succeeded per task, a heartbeat every 2 s), through
+    Celery's own event dispatcher."""
+    import uuid
+
+    from celery import Celery
+
+    app = Celery("events_sender", broker=url)
+    hostname = f"celery{index}@bench"
+    with app.connection_for_write() as conn:
+        dispatcher = app.events.Dispatcher(conn, hostname=hostname)
+        dispatcher.send("worker-online", freq=2.0, sw_ident="py-celery", sw_ver="5.7.0", sw_sys="Linux")
+        tick = 0.05
+        per_tick = max(1, round(rate * tick))
+        stop_at = time.perf_counter() + seconds
+        next_tick, next_beat, processed = time.perf_counter(), 0.0, 0
+        while time.perf_counter() < stop_at:
+            for _ in range(per_tick):
+                task_id = str(uuid.uuid4())
+                dispatcher.send("task-received", uuid=task_id, name="bench.noop", args="()", kwargs="{}",
+                                root_id=task_id, parent_id=None, retries=0, eta=None, expires=None)
+                dispatcher.send("task-started", uuid=task_id)
+                dispatcher.send("task-succeeded", uuid=task_id, result="None", runtime=0.0004)
+            processed += per_tick
+            with sent.get_lock():
+                sent.value += per_tick
+            if time.perf_counter() >= next_beat:
+                dispatcher.send("worker-heartbeat", freq=2.0, active=0, processed=processed, loadavg=[0, 0, 0])
+                next_beat = time.perf_counter() + 2.0
+            next_tick += tick
+            time.sleep(max(0.0, next_tick - time.perf_counter()))
+        dispatcher.send("worker-offline")
+
+
+def flower_events_flow(url: str, rate: int, seconds: float, work: Path, senders: int = 4) -> dict[str, float]:
+    """Flower fed the events a Celery cluster running ``rate`` tasks/s sends, from ``senders``
+    processes (a Celery worker on this 2-CPU VM runs far fewer than 2,000 tasks/s: what Flower
+    is asked to do is follow the events, so the events are what is sent)."""
+    import multiprocessing
+
+    import psutil
+
+    flush(url)
+    port = free_port()
+    with open(work / "flower-events.log", "ab") as out:
+        flower = subprocess.Popen([sys.executable, "-m", "celery", "-A", "celery_tasks", "flower", f"--port={port}",
+                                   "--address=127.0.0.1"], env={**env_for(url), "FLOWER_UNAUTHENTICATED_API": "true"},
+                                  cwd=HERE, stdout=out,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    ctx = multiprocessing.get_context("spawn")
+    sent = ctx.Value("q", 0)
+    procs = [ctx.Process(target=_celery_events, args=(url, rate / senders, seconds, i, sent)) for i in range(senders)]
+    try:
+        import httpx
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).status_code < 500
+            except httpx.HTTPError:
+                return flower.poll() is not None
+
+        wait(up, "Flower", 60, 0.1)
+        time.sleep(2)
+        for proc in procs:
+            proc.start()
+        result = _sample(psutil.Process(flower.pid), lambda n: None, rate, seconds)
+        for proc in procs:
+            proc.join(60)
+        result["sent"] = sent.value
+        result["rate"] = sent.value / seconds
+        # How many tasks Flower holds once it stops changing (it keeps max_tasks, 100,000 by default),
+        # and how long after the last event that took.
+        ended = time.perf_counter()
+        held, last = -1, -2
+        while held != last and time.perf_counter() - ended < 120:
+            last = held
+            time.sleep(2.0)
+            tasks = httpx.get(f"http://127.0.0.1:{port}/api/tasks", params={"state": "SUCCESS"}, timeout=120).json()
+            held = len(tasks)
+        result["held"] = held
+        result["settled"] = time.perf_counter() - ended - 2.0
+        result["cpu_seconds"] = sum(psutil.Process(flower.pid).cpu_times()[:2]) - result["cpu_start"]
+        result["rss_settled"] = psutil.Process(flower.pid).memory_info().rss / 1e6
+        return result
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        stop(flower)
+
+
 def _sample(proc: Any, send: Any, rate: int, seconds: float) -> dict[str, float]:
     """Send ``rate`` tasks/s for ``seconds`` through ``send(n)`` while sampling ``proc`` each second."""
     cpu: list[float] = []
     rss: list[float] = []
     proc.cpu_percent(None)
+    cpu_start = sum(proc.cpu_times()[:2])
     stop_at = time.perf_counter() + seconds
     tick = 0.1
     per_tick = max(1, int(rate * tick))
@@ -190,7 +286,8 @@ def _sample(proc: Any, send: Any, rate: int, seconds: float) -> dict[str, float]
         next_tick += tick
         time.sleep(max(0.0, next_tick - time.perf_counter()))
     sampler.join()
-    return {"rate": sent / seconds, "sent": sent, "cpu_mean": statistics.mean(cpu), "cpu_max": max(cpu),
+    return {"rate": sent / seconds, "sent": sent, "cpu_start": cpu_start,
+            "cpu_mean": statistics.mean(cpu), "cpu_max": max(cpu),
             "rss_first": rss[0], "rss_half": rss[len(rss) // 2], "rss_last": rss[-1], "rss_max": max(rss)}
 
 
@@ -208,6 +305,8 @@ def celeriac_flow(url: str, rate: int, seconds: float, work: Path) -> dict[str, 
         sent = result["sent"]
         wait(lambda: app.control.queues(["celery"])[0].ready_total == 0, "the worker to catch up", 120, 0.05)
         result["lag"] = wait(lambda: succeeded_in(db) >= sent, "the history to catch up", 120, 0.05)
+        result["cpu_seconds"] = sum(psutil.Process(dashboard.pid).cpu_times()[:2]) - result["cpu_start"]
+        result["rss_settled"] = psutil.Process(dashboard.pid).memory_info().rss / 1e6
         return result
     finally:
         stop(worker)
@@ -219,6 +318,12 @@ def say(label: str, result: dict[str, float], seconds: float) -> None:
     print(f"  CPU   mean {result['cpu_mean']:.0f} %, max {result['cpu_max']:.0f} % of one core")
     print(f"  RSS   {result['rss_first']:.0f} MB after 1 s, {result['rss_half']:.0f} MB half way, "
           f"{result['rss_last']:.0f} MB at the end (max {result['rss_max']:.0f} MB)")
+    if "held" in result:
+        print(f"  SUCCESS tasks held once settled: {result['held']:,.0f} ({result['settled']:.0f} s after the last "
+              f"event; RSS then {result['rss_settled']:.0f} MB)")
+    if "cpu_seconds" in result:
+        print(f"  CPU   {result['cpu_seconds']:.1f} s in all until it had every task "
+              f"({result['cpu_seconds'] / result['sent'] * 1e6:.0f} us per task)")
     if "lag" in result:
         print(f"  history complete {result['lag']:.2f} s after the last task ran")
 
@@ -231,6 +336,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="drain runs per side, alternating (0: none)")
     parser.add_argument("--flower", type=int, metavar="RATE",
                         help="also Flower on Celery at RATE/s, then celeriac at the rate Celery reached")
+    parser.add_argument("--flower-events", type=int, metavar="RATE",
+                        help="also Flower fed a Celery cluster's events for RATE tasks/s (no Celery worker)")
+    parser.add_argument("--senders", type=int, default=4, help="event sender processes for --flower-events")
     args = parser.parse_args()
     server = start_redis()
     os.environ["BENCH_BROKER_URL"] = server.url  # read by celeriac_tasks when first imported
@@ -254,6 +362,11 @@ def main() -> None:
             print(f"  history complete    {statistics.median(lags):.2f} s after the queue emptied")
         if args.rate:
             say("celeriac dashboard", celeriac_flow(url, args.rate, args.seconds, work), args.seconds)
+        if args.flower_events:
+            fed = flower_events_flow(url, args.flower_events, args.seconds, work, args.senders)
+            say("Flower 2.2 fed a Celery cluster's events", fed, args.seconds)
+            say("celeriac dashboard, same rate", celeriac_flow(url, int(fed["rate"]), args.seconds, work),
+                args.seconds)
         if args.flower:
             flower = celery_flow(url, args.flower, args.seconds, work)
             say("Flower 2.2 on Celery 5 (-E)", flower, args.seconds)

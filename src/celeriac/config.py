@@ -212,6 +212,30 @@ SETTINGS: dict[str, Setting] = {
     "security_key": _ignored("use task_message_signing_key"),
     "security_certificate": _ignored("use task_message_signing_key"),
     "security_cert_store": _ignored("use task_message_signing_key"),
+    # Alerts, sent by the dashboard process (docs/dashboard.md): which, where, and how often
+    "alert_on": _s(
+        ("task-failed", "task-dead-lettered", "worker-offline", "queue-depth", "queue-wait"), list, tuple,
+        nullable=False, doc="kinds of alert to send: task-failed (a final failure, after retries), "
+                            "task-dead-lettered, worker-offline, queue-depth, queue-wait"),
+    "alert_webhook_url": _s(None, str, doc="POST each alert (or digest) here as JSON"),
+    "alert_webhook_timeout": _s(5.0, *_NUMBER, nullable=False, doc="seconds one webhook attempt may take"),
+    "alert_webhook_retries": _s(5, int, nullable=False, doc="attempts after the first, backing off 1, 2, 4 ... s"),
+    "alert_email_to": _s(None, str, list, tuple, doc="address(es) to mail each alert (or digest) to over SMTP"),
+    "alert_email_from": _s("celeriac@localhost", str, nullable=False),
+    "alert_smtp_host": _s("localhost", str, nullable=False),
+    "alert_smtp_port": _s(None, int, doc="default 25, 465 with alert_smtp_ssl"),
+    "alert_smtp_user": _s(None, str, doc="log in with this user and alert_smtp_password"),
+    "alert_smtp_password": _s(None, str),
+    "alert_smtp_starttls": _s(False, bool, nullable=False, doc="upgrade the connection with STARTTLS"),
+    "alert_smtp_ssl": _s(False, bool, nullable=False, doc="connect over TLS from the start (SMTPS)"),
+    "alert_smtp_timeout": _s(10.0, *_NUMBER, nullable=False),
+    "alert_queue_depth": _s(None, int, doc="alert when a queue holds more ready messages than this"),
+    "alert_queue_wait": _s(None, *_NUMBER, doc="alert when a task waited longer than this many seconds "
+                                               "between its sending and a worker taking it"),
+    "alert_window": _s(60.0, *_NUMBER, nullable=False,
+                       doc="seconds a storm of one kind is gathered into one digest after its first alert"),
+    "alert_cooldown": _s(300.0, *_NUMBER, nullable=False,
+                         doc="seconds before the same queue or worker alerts again while still in trouble"),
     # Modules
     "imports": _s((), list, tuple, nullable=False),
     "include": _s((), list, tuple, nullable=False),

@@ -129,21 +129,23 @@ class Control:
         if not reply:
             return None
         expected = limit or self._expected(destination)
+        if expected == 0:
+            return []  # the registry knows no live worker that could answer: waiting cannot help
         return self._collect(command_id, expected, timeout)
 
-    def _expected(self, destination: list[str] | None) -> int | None:
+    def _expected(self, destination: list[str] | None) -> int:
         alive = [w.name for w in self.broker.workers() if w.alive]
         if destination is None:
-            return len(alive) or None
-        return len([d for d in destination if d in alive]) or None
+            return len(alive)
+        return len([d for d in destination if d in alive])
 
-    def _collect(self, command_id: str, expected: int | None, timeout: float) -> list[dict[str, Any]]:
+    def _collect(self, command_id: str, expected: int, timeout: float) -> list[dict[str, Any]]:
         replies: list[dict[str, Any]] = []
         after: str | None = None
         deadline = time.monotonic() + timeout
         name = f"reply:{command_id}"
         key, purpose = self.app.signing_key, reply_purpose(command_id)
-        while expected is None or len(replies) < expected:
+        while len(replies) < expected:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

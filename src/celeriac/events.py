@@ -124,6 +124,11 @@ class TaskEvent(msgspec.Struct, omit_defaults=True):
     requeue: bool | None = None
     expired: bool | None = None
     call: msgspec.Raw | None = None  # task-received: the arguments as JSON (see call_json)
+    # task-received only: what Flower's task dict shows of where the call came from.
+    sent: float | None = None
+    client: str | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
 
 
 #: Arguments larger than this (as JSON) are not copied into the event: the log is capped by bytes,

@@ -73,4 +73,7 @@ def dashboard(obj: CLIContext, port: int, address: str, basic_auth: str | None, 
     settings.db = settings.db or default_db(app.broker_url)
     host = f"[{address}]" if ":" in address else address
     click.echo(f"celeriac dashboard on http://{host}:{port}{settings.url_prefix}/ (history in {settings.db})")
-    serve(app, settings)
+    try:
+        serve(app, settings)
+    except ConfigurationError as exc:  # the alert settings are read when the app is built
+        raise click.ClickException(str(exc)) from None

@@ -13,6 +13,7 @@ from ..brokers.base import QueueStats
 from ..monitor.history import History
 from ..monitor.indexer import Indexer
 from ..monitor.state import TaskRecord
+from . import alerts
 from .csrf import Csrf
 from .metrics import Metrics
 from .settings import Settings, default_db
@@ -37,15 +38,23 @@ class Dashboard:
         self.csrf = Csrf(settings.url_prefix or "/")
         self.metrics = Metrics(self.queue_stats)
         self.indexer.listeners.append(self.metrics.observe)
+        self.alerts = alerts.from_app(app, self.indexer.tasks.get, self.queue_stats)
+        if self.alerts is not None:
+            self.indexer.listeners.append(self.alerts.observe)
         self.worker_cache: dict[str, dict[str, Any]] = {}
         self._cache_lock = threading.Lock()
         self._refreshed = 0.0
 
     def start(self) -> None:
         self.indexer.start()
+        if self.alerts is not None:
+            self.alerts.start()
 
     def stop(self) -> None:
         self.indexer.stop()
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts.broker.close()
         self.indexer.broker.close()
         self.history.close()
 

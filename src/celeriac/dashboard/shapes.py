@@ -61,6 +61,8 @@ def args_repr(shown: str | None) -> str | None:
 
 
 def task_dict(record: TaskRecord) -> dict[str, Any]:
+    # A task sent by a client rather than by another task is its own root (Celery's rule).
+    root = record.root_id or record.uuid
     return {
         "uuid": record.uuid, "name": record.name, "state": record.state,
         "received": record.received, "sent": record.sent, "started": record.started,
@@ -70,8 +72,8 @@ def task_dict(record: TaskRecord) -> dict[str, Any]:
         "retries": record.retries, "worker": record.worker, "result": record.result,
         "exception": record.exception, "timestamp": record.timestamp, "runtime": record.runtime,
         "traceback": record.traceback, "exchange": None, "routing_key": record.queue, "clock": 0,
-        "client": record.client, "root": None, "root_id": None, "parent": None, "parent_id": None,
-        "children": [],
+        "client": record.client, "root": root, "root_id": root, "parent": record.parent_id,
+        "parent_id": record.parent_id, "children": list(record.children),
         "queue": record.queue, "priority": record.priority, "progress": record.progress,
         "dead_lettered": record.dead_lettered, "reason": record.reason,
     }

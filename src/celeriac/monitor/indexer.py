@@ -112,6 +112,9 @@ class Indexer:
                 changed[record.uuid] = record
             else:
                 self.workers.apply(event)
+        for record in self.tasks.touched:
+            changed[record.uuid] = record
+        self.tasks.touched = []
         self.tasks.unknown = set()
         self.history.save(changed.values(), reader.position)
         if changed:  # worker heartbeats alone change no task a page shows

@@ -36,7 +36,8 @@ TIME_OF = {"task-sent": "sent", "task-received": "received", "task-started": "st
 
 # Event fields copied as they are; ``hostname`` becomes ``worker``.
 _COPIED = ("name", "args", "kwargs", "retries", "eta", "expires", "queue", "priority", "runtime", "result",
-           "exception", "traceback", "reason", "call")
+           "exception", "traceback", "reason", "call", "root_id",
+           "parent_id")
 
 
 def task_state(event: Event) -> str | None:
@@ -83,6 +84,9 @@ class TaskRecord:
     # The arguments as JSON, {"args", "kwargs"[, "redacted": true]} (task-received's ``call``):
     # what a retry from the dashboard sends again. None when the worker did not copy them.
     call: Any = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    children: list[str] = field(default_factory=list)
     # [time, event type, detail] per event, in the order read: the retries and their reasons,
     # progress updates, where it ran. Bounded: progress entries go first when it is full.
     timeline: list[list[Any]] = field(default_factory=list)
@@ -103,6 +107,11 @@ class TaskRecord:
                 self.client = str(event["hostname"])
             else:
                 self.worker = str(event["hostname"])
+        if kind == "task-received":  # the caller's send time and origin, carried by the worker
+            if self.sent is None:
+                self.sent = _float(event.get("sent"))
+            if self.client is None and event.get("client"):
+                self.client = str(event["client"])
         if kind == "task-progress":
             self.progress = event.get("meta")
         if stamp is not None and (self.timestamp is None or stamp > self.timestamp):
@@ -157,6 +166,7 @@ class TaskRecord:
 
 RECORD_FIELDS = tuple(f.name for f in fields(TaskRecord))
 MAX_TIMELINE = 50
+MAX_CHILDREN = 1000
 DETAIL_CHARS = 200
 
 
@@ -209,6 +219,9 @@ class TaskStates:
         self.counts: Counter[str] = Counter()  # events seen, by type
         # Ids the caller already looked up in bulk and found nowhere: ``load`` would find nothing.
         self.unknown: set[str] = set()
+        # Records changed by another task's event (a parent that gained a child) since the caller
+        # last emptied this list.
+        self.touched: list[TaskRecord] = []
 
     def apply(self, event: Event) -> TaskRecord | None:
         """Fold one event in; returns the task it changed (None for worker and unknown events)."""
@@ -226,9 +239,23 @@ class TaskStates:
             record = TaskRecord(task_id)
         self.tasks[task_id] = record  # most recently changed last
         record.apply(event)
+        if kind == "task-received" and record.parent_id:
+            self._adopt_child(record.parent_id, task_id)
         while len(self.tasks) > self.keep:
             self.tasks.popitem(last=False)
         return record
+
+    def _adopt_child(self, parent_id: str, child_id: str) -> None:
+        # Flower lists a task's children; the child's events name the parent, so the parent's
+        # record is changed here too (the caller stores ``touched`` with the batch).
+        parent = self.tasks.get(parent_id)
+        if parent is None and self.load is not None and parent_id not in self.unknown:
+            parent = self.load(parent_id)
+            if parent is not None:
+                self.tasks[parent_id] = parent
+        if parent is not None and child_id not in parent.children and len(parent.children) < MAX_CHILDREN:
+            parent.children.append(child_id)
+            self.touched.append(parent)
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.tasks.get(task_id)

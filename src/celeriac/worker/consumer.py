@@ -315,7 +315,8 @@ class Consumer:
         if self.events:
             self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
                         eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
-                        priority=delivery.priority,
+                        priority=delivery.priority, sent=envelope.sent, client=envelope.origin,
+                        root_id=envelope.root_id, parent_id=envelope.parent_id,
                         call=call_json(envelope.args, envelope.kwargs, self.redacting and self.redactor, task))
         if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
