@@ -411,6 +411,23 @@ class Settings(MutableMapping[str, Any]):
     worker_concurrency: int | None
     worker_pool: str
     worker_autoscale_keepalive: float
+    alert_on: list[str] | tuple[str, ...]
+    alert_webhook_url: str | None
+    alert_webhook_timeout: float
+    alert_webhook_retries: int
+    alert_email_to: str | list[str] | tuple[str, ...] | None
+    alert_email_from: str
+    alert_smtp_host: str
+    alert_smtp_port: int | None
+    alert_smtp_user: str | None
+    alert_smtp_password: str | None
+    alert_smtp_starttls: bool
+    alert_smtp_ssl: bool
+    alert_smtp_timeout: float
+    alert_queue_depth: int | None
+    alert_queue_wait: float | None
+    alert_window: float
+    alert_cooldown: float
     worker_prefetch_multiplier: int
     worker_max_tasks_per_child: int | None
     worker_max_memory_per_child: int | None
