@@ -412,6 +412,24 @@ class Consumer:
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
+        context, acks_late, _, soft = self._start(task, delivery, envelope, shown, self.index)
+        # An async def task's soft limit is a cancellation inside its own event loop (celeriac.aio).
+        alarm = bool(soft) and not self.in_thread and not task.is_async
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, soft)
+        try:
+            outcome = execute(task, context, soft if task.is_async else None)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.slots is not None:
+            self.slots.end(self.index, failed=outcome.state == states.FAILURE)
+        self._conclude(task, delivery, context, outcome, acks_late)
+
+    def _start(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+               shown: tuple[str, str], slot: int, grace: float = 0.0) -> tuple[Any, bool, float | None, float | None]:
+        """Everything up to the call: STARTED, the early ack, the slot (its hard limit plus
+        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft)."""
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
         # Broker writes come before the slot is taken: if one fails, the task has not started
@@ -426,25 +444,16 @@ class Consumer:
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
         if self.slots is not None:
-            self.slots.begin(self.index, {
+            self.slots.begin(slot, {
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
                 "started": time.time(), "hard": hard or 0, "args": shown[0],
-                "kwargs": shown[1]}, hard)
+                "kwargs": shown[1]}, hard + grace if hard else None)
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
-        if soft and not self.in_thread:
-            signal.setitimer(signal.ITIMER_REAL, soft)
-        try:
-            outcome = execute(task, context)
-        finally:
-            if soft and not self.in_thread:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        if self.slots is not None:
-            self.slots.end(self.index, failed=outcome.state == states.FAILURE)
-        self._conclude(task, delivery, context, outcome, acks_late)
+        return context, bool(acks_late), hard, soft
 
     def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
                   acks_late: bool) -> None:
