@@ -12,6 +12,8 @@ from coreapp import app, mark
 
 __all__ = ["app"]
 
+app.conf.worker_async_concurrency = int(os.environ.get("CELERIAC_TEST_ASYNC_CONCURRENCY", "100"))
+
 
 @app.task
 async def nap(seconds, tag=""):
@@ -19,6 +21,16 @@ async def nap(seconds, tag=""):
     mark("async-started", f"{tag} {os.getpid()} {time.time():.4f}")
     await asyncio.sleep(seconds)
     mark("async-finished", f"{tag} {os.getpid()} {time.time():.4f}")
+    return tag
+
+
+@app.task(bind=True, acks_late=True)
+async def ledger(self, seconds, tag):
+    """The kill tests' ledger: each start (and whether it is a redelivery) and each finish."""
+    redelivered = int(bool(self.request.delivery_info.get("redelivered")))
+    mark("ledger-started", f"{tag} {os.getpid()} {redelivered} {time.time():.4f}")
+    await asyncio.sleep(seconds)
+    mark("ledger-finished", f"{tag} {os.getpid()}")
     return tag
 
 

@@ -1,0 +1,172 @@
+"""``async def`` tasks on real workers: ``-P asyncio`` runs many at once per pool process, time
+limits act by cancellation, and a kill -9 loses nothing, on Redis and on SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from celeriac.exceptions import RemoteTaskError
+from celeriac.testing import wait_until
+from conftest import read_marks
+
+FAST_LEASE = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return f"sqlite:///{tmp_path}/broker.db"
+
+
+def pool_pids(worker) -> list[int]:
+    return [p.pid for p in psutil.Process(worker.pid).children()]
+
+
+def test_many_async_tasks_run_at_once_in_one_pool_process(app, start_worker, marks):
+    """50 tasks each awaiting 0.2 s on -P asyncio -c 1 overlap: far less than 50 x 0.2 s."""
+    import asyncapp
+
+    worker = start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    assert "(asyncio, 100 tasks at once each)" in worker.log()
+    started = time.monotonic()
+    results = [asyncapp.nap.delay(0.2, str(i)) for i in range(50)]
+    assert [r.get(timeout=30) for r in results] == [str(i) for i in range(50)]
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.0, f"50 x 0.2 s took {elapsed:.2f} s: not concurrent"
+    # One pool process ran them all, and at some moment at least 10 were in flight together.
+    lines = [line.split() for line in read_marks(marks, "async-started")]
+    assert {pid for _, pid, _ in lines} == {str(p) for p in pool_pids(worker)}
+    starts = sorted(float(t) for _, _, t in lines)
+    ends = sorted(float(line.split()[2]) for line in read_marks(marks, "async-finished"))
+    overlap = max(sum(1 for s in starts if s <= t) - sum(1 for e in ends if e <= t) for t in starts)
+    assert overlap >= 10
+
+
+def test_soft_limit_raises_inside_the_coroutine(app, start_worker, marks):
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    assert asyncapp.soft_async.delay().get(timeout=15) == "cleaned up"
+    assert read_marks(marks, "soft-async") == ["caught"]
+
+
+def test_hard_limit_cancels_without_killing_the_process(app, start_worker):
+    """The hard limit of a task that awaits is a cancellation: its neighbours and its process
+    live on."""
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    before = asyncapp.who.delay().get(timeout=15)[1]
+    neighbour = asyncapp.nap.delay(1.5, "neighbour")
+    started = time.monotonic()
+    with pytest.raises(RemoteTaskError, match=r"TimeLimitExceeded\(0.5\)") as caught:
+        asyncapp.hard_async.delay().get(timeout=15)
+    assert type(caught.value).__name__ == "TimeLimitExceeded"
+    assert time.monotonic() - started < 1.4  # cancelled at 0.5 s, not at the kill's 1.5 s
+    assert neighbour.get(timeout=15) == "neighbour"
+    assert asyncapp.who.delay().get(timeout=15)[1] == before
+
+
+def test_hard_limit_of_a_coroutine_that_never_yields_kills_its_process(app, start_worker, marks):
+    """No cancellation stops a coroutine that blocks the loop: the supervisor kills the process
+    past the limit (and its grace); the task fails with TimeLimitExceeded, the pool is
+    replaced, and a task that shared the process is redelivered, not lost."""
+    import asyncapp
+
+    worker = start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    before = pool_pids(worker)
+    victim = asyncapp.nap.delay(0.5, "shared")
+    wait_until(lambda: read_marks(marks, "async-started"), 15, message="neighbour started")
+    with pytest.raises(RemoteTaskError, match=r"TimeLimitExceeded\(0.5\)") as caught:
+        asyncapp.hard_blocking.delay().get(timeout=15)
+    assert type(caught.value).__name__ == "TimeLimitExceeded"
+    assert victim.get(timeout=20) == "shared"
+    after = wait_until(lambda: pool_pids(worker), 10, message="pool process replaced")
+    assert after != before
+
+
+def test_retry_inside_an_async_task(app, start_worker, marks):
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    assert asyncapp.flaky_async.delay(2).get(timeout=15) == 2
+    assert read_marks(marks, "flaky-async") == ["0", "1", "2"]
+
+
+def test_sync_task_on_asyncio_pool_runs_in_a_thread(app, start_worker):
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    started = time.monotonic()
+    results = [asyncapp.sync_in_async_pool.delay() for _ in range(5)]
+    names = [r.get(timeout=15) for r in results]
+    assert all(name.startswith("celeriac-sync") for name in names)
+    assert time.monotonic() - started < 5 * 0.2 + 3  # ran side by side; generous for a loaded host
+
+
+def test_async_task_on_prefork_runs_in_asyncio_run(app, start_worker):
+    """Chosen per task: a prefork worker runs an async def task to completion in its process,
+    with the soft limit still a cancellation inside the coroutine."""
+    import asyncapp
+
+    worker = start_worker("-c", "1", app_spec="asyncapp")
+    task_id, pid = asyncapp.who.delay(0.01).get(timeout=15)
+    assert pid in pool_pids(worker) and task_id
+    assert asyncapp.soft_async.delay().get(timeout=15) == "cleaned up"
+
+
+def _ledger(marks: Path) -> tuple[dict[str, list[tuple[str, int]]], set[str]]:
+    starts: dict[str, list[tuple[str, int]]] = {}
+    for line in read_marks(marks, "ledger-started"):
+        tag, pid, redelivered, _ = line.split()
+        starts.setdefault(tag, []).append((pid, int(redelivered)))
+    finished = {line.split()[0] for line in read_marks(marks, "ledger-finished")}
+    return starts, finished
+
+
+def test_kill_9_of_an_asyncio_pool_process_recovers_every_task(app, start_worker, marks):
+    """Every task the killed process was running comes back charged (redelivered), every one
+    it had prefetched comes back uncharged; none is lost."""
+    import asyncapp
+
+    worker = start_worker("-P", "asyncio", "-c", "1", "--prefetch-multiplier", "4",
+                          env={"CELERIAC_TEST_ASYNC_CONCURRENCY": "8"}, app_spec="asyncapp")
+    results = [asyncapp.ledger.delay(2.0, f"t{i}") for i in range(24)]
+    wait_until(lambda: len(read_marks(marks, "ledger-started")) >= 8, 20, message="8 running")
+    (victim,) = pool_pids(worker)
+    first_run = {tag for tag, runs in _ledger(marks)[0].items() if runs[0][0] == str(victim)}
+    os.kill(victim, signal.SIGKILL)
+    assert sorted(r.get(timeout=60) for r in results) == sorted(f"t{i}" for i in range(24))
+    starts, finished = _ledger(marks)
+    assert finished == {f"t{i}" for i in range(24)}
+    assert len(first_run) == 8
+    for tag in first_run:  # running when killed: run again, as a redelivery
+        assert len(starts[tag]) == 2 and starts[tag][1][1] == 1, (tag, starts[tag])
+    for tag, runs in starts.items():
+        if tag not in first_run:  # prefetched or still queued: started once, not a redelivery
+            assert runs == [(runs[0][0], 0)], (tag, runs)
+
+
+def test_kill_9_of_the_whole_asyncio_worker_loses_nothing(app, start_worker, marks):
+    """The supervisor and its pool process die together; another worker takes over every task
+    when the lease lapses."""
+    import asyncapp
+
+    app.conf.broker_lease_seconds = 2
+    victim = start_worker("-P", "asyncio", "-c", "1", env={**FAST_LEASE, "CELERIAC_TEST_ASYNC_CONCURRENCY": "8"},
+                          app_spec="asyncapp", name="victim")
+    results = [asyncapp.ledger.delay(1.5, f"t{i}") for i in range(20)]
+    wait_until(lambda: len(read_marks(marks, "ledger-started")) >= 8, 20, message="8 running")
+    family = [victim.pid, *pool_pids(victim)]
+    for pid in family:
+        os.kill(pid, signal.SIGKILL)
+    start_worker("-P", "asyncio", "-c", "1", env=FAST_LEASE, app_spec="asyncapp", name="rescuer")
+    assert sorted(r.get(timeout=60) for r in results) == sorted(f"t{i}" for i in range(20))
+    assert _ledger(marks)[1] == {f"t{i}" for i in range(20)}
