@@ -27,3 +27,11 @@ def noop_ignore() -> None:
 @app.task(name="bench.echo")
 def echo(x: int) -> int:
     return x
+
+
+@app.task(name="bench.io_sleep")
+async def io_sleep(seconds: float) -> None:
+    """benchmarks/async_io.py: an I/O-bound task (awaits, holds no CPU)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
