@@ -21,7 +21,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench import (
@@ -104,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         for side in sides:
             secs = measure(side, args.tasks, args.sleep)
             figures[side.label] = args.tasks / secs
-            log(f"{side.label}: {args.tasks} x {args.sleep * 1000:g} ms in {secs:.2f}s = {args.tasks / secs:,.1f} tasks/s")
+            log(f"{side.label}: {args.tasks} x {args.sleep * 1000:g} ms in {secs:.2f}s "
+                f"= {args.tasks / secs:,.1f} tasks/s")
     finally:
         for worker in list(STARTED):
             worker.stop(timeout=5)

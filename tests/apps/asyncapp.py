@@ -7,8 +7,9 @@ import asyncio
 import os
 import time
 
-from celeriac import SoftTimeLimitExceeded
 from coreapp import app, mark
+
+from celeriac import SoftTimeLimitExceeded
 
 __all__ = ["app"]
 

@@ -414,9 +414,9 @@ class Consumer:
              shown: tuple[str, str]) -> None:
         context, acks_late, _, soft = self._start(task, delivery, envelope, shown, self.index)
         # An async def task's soft limit is a cancellation inside its own event loop (celeriac.aio).
-        alarm = bool(soft) and not self.in_thread and not task.is_async
+        alarm = soft if not self.in_thread and not task.is_async else None
         if alarm:
-            signal.setitimer(signal.ITIMER_REAL, soft)
+            signal.setitimer(signal.ITIMER_REAL, alarm)
         try:
             outcome = execute(task, context, soft if task.is_async else None)
         finally:
