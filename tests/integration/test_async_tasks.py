@@ -3,8 +3,11 @@ limits act by cancellation, and a kill -9 loses nothing, on Redis and on SQLite.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from celeriac.exceptions import RemoteTaskError
 from celeriac.testing import wait_until
-from conftest import read_marks
+from conftest import APPS, read_marks
 
 FAST_LEASE = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
 
@@ -170,3 +173,56 @@ def test_kill_9_of_the_whole_asyncio_worker_loses_nothing(app, start_worker, mar
     start_worker("-P", "asyncio", "-c", "1", env=FAST_LEASE, app_spec="asyncapp", name="rescuer")
     assert sorted(r.get(timeout=60) for r in results) == sorted(f"t{i}" for i in range(20))
     assert _ledger(marks)[1] == {f"t{i}" for i in range(20)}
+
+
+def _inspect(broker_url: str, *args: str) -> object:
+    path = [APPS, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "CELERIAC_BROKER_URL": broker_url}
+    out = subprocess.run([sys.executable, "-m", "celeriac", "-A", "asyncapp", "inspect", *args, "--json", "-t", "5"],
+                         env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_inspect_active_lists_every_task_a_process_runs(app, start_worker, marks, broker_url):
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp", name="w1")
+    results = [asyncapp.nap.delay(4, f"a{i}") for i in range(6)]
+    wait_until(lambda: len(read_marks(marks, "async-started")) == 6, 15, message="6 running")
+    [active] = _inspect(broker_url, "active").values()
+    assert sorted(item["id"] for item in active) == sorted(r.id for r in results)
+    assert len({item["worker_pid"] for item in active}) == 1
+
+
+def test_warm_shutdown_finishes_running_async_tasks_and_returns_prefetched(app, start_worker, marks):
+    import asyncapp
+
+    # Sent before the worker starts, so its one process leases all five in one fetch.
+    running = [asyncapp.nap.delay(2.0, f"r{i}") for i in range(3)]
+    waiting = [asyncapp.nap.delay(0.01, f"w{i}") for i in range(2)]
+    worker = start_worker("-P", "asyncio", "-c", "1", "--prefetch-multiplier", "2",
+                          env={"CELERIAC_TEST_ASYNC_CONCURRENCY": "3"}, app_spec="asyncapp")
+    wait_until(lambda: len(read_marks(marks, "async-started")) == 3, 15, message="3 running")
+    wait_until(lambda: app.broker.stats(["celery"])[0].unacked == 5, 5, message="2 prefetched")
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: app.broker.stats(["celery"])[0].ready_total == 2, 1.5, interval=0.01,
+               message="prefetched tasks back in the queue while the running ones still run")
+    assert worker.proc.wait(15) == 0
+    assert sorted(r.get(timeout=1) for r in running) == ["r0", "r1", "r2"]
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp", name="next")
+    assert [r.get(timeout=15) for r in waiting] == ["w0", "w1"]
+
+
+def test_ignore_result_and_revoke_apply_to_async_tasks(app, start_worker, marks):
+    import asyncapp
+
+    revoked = asyncapp.nap.apply_async((0.01, "revoked"), countdown=1)
+    revoked.revoke()
+    ignored = asyncapp.nap.apply_async((0.01, "ignored"), ignore_result=True)
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    assert asyncapp.nap.delay(0.01, "after").get(timeout=15) == "after"
+    wait_until(lambda: "ignored" in " ".join(read_marks(marks, "async-finished")), 10, message="ignored ran")
+    assert ignored.state == "PENDING"  # ran, stored nothing
+    assert revoked.get(timeout=15, propagate=False) is not None and revoked.state == "REVOKED"
+    assert not any(line.startswith("revoked ") for line in read_marks(marks, "async-started"))
