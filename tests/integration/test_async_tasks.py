@@ -226,3 +226,21 @@ def test_ignore_result_and_revoke_apply_to_async_tasks(app, start_worker, marks)
     assert ignored.state == "PENDING"  # ran, stored nothing
     assert revoked.get(timeout=15, propagate=False) is not None and revoked.state == "REVOKED"
     assert not any(line.startswith("revoked ") for line in read_marks(marks, "async-started"))
+
+
+def test_revoke_terminate_cancels_only_that_task(app, start_worker, marks):
+    """revoke(terminate=True) on -P asyncio cancels the one task; its process and neighbours go on."""
+    import asyncapp
+
+    worker = start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    before = pool_pids(worker)
+    doomed = asyncapp.nap.delay(30, "doomed")
+    neighbour = asyncapp.nap.delay(1.5, "neighbour")
+    wait_until(lambda: len(read_marks(marks, "async-started")) == 2, 15, message="both running")
+    app.control.revoke(doomed.id, terminate=True)
+    wait_until(lambda: doomed.state == "REVOKED", 10, message="doomed revoked")
+    assert neighbour.get(timeout=15) == "neighbour"
+    assert not any(line.startswith("doomed ") for line in read_marks(marks, "async-finished"))
+    assert pool_pids(worker) == before
+    after = [asyncapp.nap.delay(0.3, f"after{i}") for i in range(2)]  # one lands in doomed's slot
+    assert [r.get(timeout=15) for r in after] == ["after0", "after1"]

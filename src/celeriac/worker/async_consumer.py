@@ -36,6 +36,7 @@ logger = logging.getLogger("celeriac.worker")
 #: process: the limit itself is a cancellation inside the loop; the kill is for a coroutine that
 #: never yields (or a plain task in the thread executor), which no cancellation can stop.
 HARD_GRACE = 1.0
+TERMINATE_POLL = 0.1  # seconds between looks at the slots' terminate flags
 
 
 class AsyncConsumer(Consumer):
@@ -46,6 +47,7 @@ class AsyncConsumer(Consumer):
         self.free = list(range(first + self.width - 1, first - 1, -1))  # pop() takes the lowest
         self.running: dict[int, asyncio.Task[None]] = {}
         self.room: asyncio.Event | None = None
+        self.terminating: set[int] = set()  # slots whose task is being cancelled for a revoke
 
     def stop(self) -> None:
         super().stop()
@@ -76,6 +78,7 @@ class AsyncConsumer(Consumer):
         # Plain (sync) tasks run here, at most one per slot.
         loop.set_default_executor(ThreadPoolExecutor(self.width, thread_name_prefix="celeriac-sync"))
         fetcher = ThreadPoolExecutor(1, thread_name_prefix="celeriac-fetch")
+        watcher = loop.create_task(self._watch_terminations())
         try:
             while not self.stopping:
                 if not self.reserved and not await self._fetch(loop, fetcher):
@@ -86,7 +89,20 @@ class AsyncConsumer(Consumer):
             if self.running:  # a warm stop: running tasks finish, prefetched ones went back
                 await asyncio.wait(list(self.running.values()))
         finally:
+            watcher.cancel()
             fetcher.shutdown(wait=False)
+
+    async def _watch_terminations(self) -> None:
+        """revoke(terminate=True): the supervisor flags the slot; the task is cancelled here,
+        so the process's other tasks go on."""
+        if self.slots is None:
+            return
+        while True:
+            await asyncio.sleep(TERMINATE_POLL)
+            for slot, running in list(self.running.items()):
+                if slot not in self.terminating and self.slots.terminating(slot):
+                    self.terminating.add(slot)
+                    running.cancel()
 
     async def _fetch(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> bool:
         self._sync_control()
@@ -156,12 +172,25 @@ class AsyncConsumer(Consumer):
             if self.slots is not None:
                 self.slots.end(slot, failed=outcome.state == states.FAILURE)
             self._conclude(task, delivery, context, outcome, acks_late)
+        except asyncio.CancelledError:
+            if slot not in self.terminating:
+                raise
+            logger.warning("Task %s[%s] terminated (revoked)", context.task, context.id)
+            if self.slots is not None:
+                self.slots.end(slot)
+            assert context.envelope is not None
+            self._finish_without_running(task, delivery, context.envelope, states.REVOKED, "terminated",
+                                         ack=acks_late)
         except Exception as exc:
             logger.exception("internal error finishing task %s", context.id)
             if self.slots is not None:
                 self.slots.clear(slot)
             self._refuse(delivery, context.id, context.task, exc, internal=True)
         finally:
+            if slot in self.terminating:
+                self.terminating.discard(slot)
+                if self.slots is not None:
+                    self.slots.flag_terminate(slot, False)
             del self.running[slot]
             self.free.append(slot)
             if self.room is not None:

@@ -364,9 +364,10 @@ class Consumer:
             self.flusher.finish(delivery, [record])
         else:
             self.flusher.store([record])
-        self._event("task-revoked", envelope, expired=why == "expired")
+        terminated = why == "terminated"  # cancelled while running (-P asyncio's revoke(terminate=True))
+        self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
         if signals.task_revoked.receivers:
-            send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
+            send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
 
     def _revoked_meanwhile(self, task_id: str) -> bool:
         self._sync_control()

@@ -434,9 +434,17 @@ class Supervisor:
         """Stop the processes running any of ``task_ids`` with ``signum``; the task is recorded
         REVOKED when its process is reaped and the process is replaced."""
         done: list[str] = []
-        if not self.pool.processes or self.pool.width > 1:
-            # A signal would end every task of an asyncio pool process, not the one revoked.
+        if not self.pool.processes:
             logger.warning("the %s pool cannot terminate running tasks", self.pool)
+            return done
+        if self.pool.width > 1:
+            # A signal would end every task of an asyncio pool process: the flag asks the
+            # process to cancel that one task (worker/async_consumer.py), which records it.
+            for _, index in self.pool.slot_owners():
+                running = self.slots.read(index)
+                if running is not None and running.info.get("id") in task_ids:
+                    self.slots.flag_terminate(index)
+                    done.append(running.info["id"])
             return done
         for pid, index in self.pool.slot_owners():
             running = self.slots.read(index)
