@@ -145,14 +145,20 @@ class Task(Generic[P, R]):
 
     @property
     def request(self) -> Context:
-        stack = self._requests.stack
+        stack = _STACK.get()
         return stack[-1] if stack else _EMPTY
 
     def push_request(self, context: Context) -> None:
-        self._requests.stack.append(context)
+        stack = _STACK.get()
+        if stack is None:
+            stack = []
+            _STACK.set(stack)
+        stack.append(context)
 
     def pop_request(self) -> None:
-        self._requests.stack.pop()
+        stack = _STACK.get()
+        if stack:
+            stack.pop()
 
     # -- calling --------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult:
