@@ -120,7 +120,7 @@ class AsyncConsumer(Consumer):
             batch = await loop.run_in_executor(fetcher, self.broker.fetch, self._fair_queues(),
                                                self.consumer_name, want, 1.0)
         except BrokerError as exc:
-            await loop.run_in_executor(fetcher, self._broker_lost, exc)
+            await self._wait_for_broker(loop, fetcher, exc)
             return False
         if not batch:
             return False
@@ -138,13 +138,21 @@ class AsyncConsumer(Consumer):
             try:
                 self.handle(delivery)
             except BrokerError as exc:  # before the task started: it goes back to the queue
-                await loop.run_in_executor(fetcher, self._broker_lost, exc)
+                await self._wait_for_broker(loop, fetcher, exc)
                 return
             except Exception as exc:  # a bug before the task started: never a crash loop
                 logger.exception("internal error handling message %s", delivery.tag)
                 self._refuse(delivery, message.peek_id(delivery.body), None, exc, internal=True)
             if self._should_recycle():
                 self.stop()
+
+    async def _wait_for_broker(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor,
+                               exc: BrokerError) -> None:
+        """Consumer._broker_lost, once the running tasks have finished: it gives back everything
+        leased to this process, and a task still running must not be handed to another worker."""
+        while self.running:
+            await self._wait_room()
+        await loop.run_in_executor(fetcher, self._broker_lost, exc)
 
     async def _wait_room(self) -> None:
         assert self.room is not None
