@@ -122,7 +122,9 @@ def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = N
             outcome = Outcome(states.SUCCESS, result=value)
         except BaseException as exc:  # SystemExit from task code must not end the worker
             outcome = caught(task, exc)
-        settle(task, context, outcome, started)
+        outcome.runtime = time.perf_counter() - started  # settle(), inlined: this is the per-task path
+        _run_hooks(task, context, outcome)
+        _send_outcome(task, context, outcome)
         return outcome
     finally:
         task.pop_request()

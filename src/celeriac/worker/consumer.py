@@ -415,11 +415,12 @@ class Consumer:
              shown: tuple[str, str]) -> None:
         context, acks_late, _, soft = self._start(task, delivery, envelope, shown, self.index)
         # An async def task's soft limit is a cancellation inside its own event loop (celeriac.aio).
-        alarm = soft if not self.in_thread and not task.is_async else None
+        is_async = task.is_async
+        alarm = soft if not self.in_thread and not is_async else None
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, alarm)
         try:
-            outcome = execute(task, context, soft if task.is_async else None)
+            outcome = execute(task, context, soft if is_async else None)
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
