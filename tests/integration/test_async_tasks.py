@@ -114,14 +114,15 @@ def test_sync_task_on_asyncio_pool_runs_in_a_thread(app, start_worker):
     assert time.monotonic() - started < 5 * 0.2 + 3  # ran side by side; generous for a loaded host
 
 
-def test_async_task_on_prefork_runs_in_asyncio_run(app, start_worker):
-    """Chosen per task: a prefork worker runs an async def task to completion in its process,
-    with the soft limit still a cancellation inside the coroutine."""
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_async_task_on_other_pools_runs_in_asyncio_run(app, start_worker, pool):
+    """Chosen per task: a prefork or threads worker runs an async def task to completion with
+    asyncio.run, the soft limit still a cancellation inside the coroutine."""
     import asyncapp
 
-    worker = start_worker("-c", "1", app_spec="asyncapp")
+    worker = start_worker("-P", pool, "-c", "1", app_spec="asyncapp")
     task_id, pid = asyncapp.who.delay(0.01).get(timeout=15)
-    assert pid in pool_pids(worker) and task_id
+    assert pid in (pool_pids(worker) if pool == "prefork" else [worker.pid]) and task_id
     assert asyncapp.soft_async.delay().get(timeout=15) == "cleaned up"
 
 
