@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 
-
 class Supervisor:
     def __init__(self, app: Celery, *, hostname: str, queues: list[str], concurrency: int,
                  pool: str = "prefork", prefetch_multiplier: int = 4, max_tasks_per_child: int | None = None,
