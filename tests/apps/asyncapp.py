@@ -83,3 +83,10 @@ def sync_in_async_pool():
 
     time.sleep(0.2)
     return threading.current_thread().name
+
+
+@app.task(rate_limit="5/s")
+async def paced_async(tag):
+    mark("paced-async", f"{tag} {time.time():.4f}")
+    await asyncio.sleep(0.01)
+    return tag

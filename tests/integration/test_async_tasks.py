@@ -245,3 +245,14 @@ def test_revoke_terminate_cancels_only_that_task(app, start_worker, marks):
     assert pool_pids(worker) == before
     after = [asyncapp.nap.delay(0.3, f"after{i}") for i in range(2)]  # one lands in doomed's slot
     assert [r.get(timeout=15) for r in after] == ["after0", "after1"]
+
+
+def test_rate_limit_holds_for_async_tasks_run_side_by_side(app, start_worker, marks):
+    """rate_limit='5/s' on a pool that could start them all at once: starts stay 0.2 s apart."""
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    results = [asyncapp.paced_async.delay(f"p{i}") for i in range(8)]
+    assert sorted(r.get(timeout=30) for r in results) == sorted(f"p{i}" for i in range(8))
+    starts = sorted(float(line.split()[1]) for line in read_marks(marks, "paced-async"))
+    assert starts[-1] - starts[0] >= 7 * 0.2 * 0.8, starts
