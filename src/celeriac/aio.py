@@ -102,21 +102,21 @@ async def run_limited(coro: Coroutine[Any, Any, Any], soft: float | None, hard: 
     return value
 
 
-def run_coroutine(coro: Coroutine[Any, Any, Any], soft: float | None = None) -> Any:
+def run_coroutine(coro: Coroutine[Any, Any, Any], soft: float | None = None, hard: float | None = None) -> Any:
     """Run an ``async def`` task's coroutine from sync code (a prefork or thread pool process,
     eager mode): in a new event loop, or, when this thread already runs one (eager mode called
     from async code), in a new loop on a helper thread while this one waits."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(run_limited(coro, soft, None))
+        return asyncio.run(run_limited(coro, soft, hard))
     outcome: list[Any] = []
     failure: list[BaseException] = []
     context = contextvars.copy_context()  # the request stack the task reads as self.request
 
     def target() -> None:
         try:
-            outcome.append(context.run(asyncio.run, run_limited(coro, soft, None)))
+            outcome.append(context.run(asyncio.run, run_limited(coro, soft, hard)))
         except BaseException as exc:
             failure.append(exc)
 

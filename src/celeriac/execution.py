@@ -102,10 +102,11 @@ def _call_hook(hook: Any, *args: Any) -> None:
         logger.exception("task hook %s raised", getattr(hook, "__name__", hook))
 
 
-def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = None) -> Outcome:
+def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = None,
+            hard_limit: float | None = None) -> Outcome:
     """Run ``task`` with ``context`` as its request; never raises for the task's own errors.
-    An ``async def`` task runs to completion in an event loop of its own, where ``soft_limit``
-    is enforced by cancellation (see :mod:`celeriac.aio`)."""
+    An ``async def`` task runs to completion in an event loop of its own, where the limits are
+    enforced by cancellation (see :mod:`celeriac.aio`)."""
     args, kwargs = context.args, context.kwargs
     task.push_request(context)
     if signals.task_prerun.receivers:
@@ -118,7 +119,7 @@ def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = N
             if task.is_async:
                 from .aio import run_coroutine
 
-                value = run_coroutine(value, soft_limit)
+                value = run_coroutine(value, soft_limit, hard_limit)
             outcome = Outcome(states.SUCCESS, result=value)
         except BaseException as exc:  # SystemExit from task code must not end the worker
             outcome = caught(task, exc)

@@ -117,13 +117,19 @@ def test_sync_task_on_asyncio_pool_runs_in_a_thread(app, start_worker):
 @pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_async_task_on_other_pools_runs_in_asyncio_run(app, start_worker, pool):
     """Chosen per task: a prefork or threads worker runs an async def task to completion with
-    asyncio.run, the soft limit still a cancellation inside the coroutine."""
+    asyncio.run, its time limits still cancellations inside the coroutine."""
     import asyncapp
 
     worker = start_worker("-P", pool, "-c", "1", app_spec="asyncapp")
     task_id, pid = asyncapp.who.delay(0.01).get(timeout=15)
     assert pid in (pool_pids(worker) if pool == "prefork" else [worker.pid]) and task_id
     assert asyncapp.soft_async.delay().get(timeout=15) == "cleaned up"
+    # The hard limit is a cancellation too (threads had none before): the process lives on.
+    started = time.monotonic()
+    with pytest.raises(RemoteTaskError, match=r"TimeLimitExceeded\(0.5\)"):
+        asyncapp.hard_async.delay().get(timeout=15)
+    assert time.monotonic() - started < 1.4
+    assert asyncapp.who.delay().get(timeout=15)[1] == pid
 
 
 def _ledger(marks: Path) -> tuple[dict[str, list[tuple[str, int]]], set[str]]:

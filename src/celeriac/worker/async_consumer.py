@@ -23,7 +23,7 @@ from ..aio import execute_async
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..exceptions import BrokerError
-from .consumer import Consumer
+from .consumer import HARD_GRACE, Consumer
 from .flusher import Flusher
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-#: How long past its hard limit a task's slot may stay in use before the supervisor kills the
-#: process: the limit itself is a cancellation inside the loop; the kill is for a coroutine that
-#: never yields (or a plain task in the thread executor), which no cancellation can stop.
-HARD_GRACE = 1.0
 TERMINATE_POLL = 0.1  # seconds between looks at the slots' terminate flags
 
 

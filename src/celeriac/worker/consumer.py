@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+#: How long past its hard limit an ``async def`` task's slot may stay in use before the supervisor
+#: kills the process: the limit itself is a cancellation; the kill is for a coroutine that never
+#: yields (or a plain task in an asyncio pool's thread executor), which no cancellation can stop.
+HARD_GRACE = 1.0
+
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
@@ -413,14 +418,16 @@ class Consumer:
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
-        context, acks_late, _, soft = self._start(task, delivery, envelope, shown, self.index)
-        # An async def task's soft limit is a cancellation inside its own event loop (celeriac.aio).
+        # An async def task's limits are cancellations inside its own event loop (celeriac.aio);
+        # the supervisor's kill, a grace later, is for a coroutine that never yields.
         is_async = task.is_async
+        context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, self.index,
+                                                     HARD_GRACE if is_async else 0.0)
         alarm = soft if not self.in_thread and not is_async else None
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, alarm)
         try:
-            outcome = execute(task, context, soft if is_async else None)
+            outcome = execute(task, context, soft, hard) if is_async else execute(task, context)
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
