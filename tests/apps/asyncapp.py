@@ -90,3 +90,16 @@ async def paced_async(tag):
     mark("paced-async", f"{tag} {time.time():.4f}")
     await asyncio.sleep(0.01)
     return tag
+
+
+@app.task
+async def ticker(ticks, every):
+    """Gaps between its wake-ups longer than 90 ms: how often the event loop was blocked."""
+    long_gaps = 0
+    last = time.monotonic()
+    for _ in range(ticks):
+        await asyncio.sleep(every)
+        now = time.monotonic()
+        long_gaps += now - last > 0.09
+        last = now
+    return long_gaps

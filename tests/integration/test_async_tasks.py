@@ -262,3 +262,16 @@ def test_rate_limit_holds_for_async_tasks_run_side_by_side(app, start_worker, ma
     assert sorted(r.get(timeout=30) for r in results) == sorted(f"p{i}" for i in range(8))
     starts = sorted(float(line.split()[1]) for line in read_marks(marks, "paced-async"))
     assert starts[-1] - starts[0] >= 7 * 0.2 * 0.8, starts
+
+
+def test_a_rate_limited_start_does_not_block_the_loop(app, start_worker, marks):
+    """A message made ready just ahead of its rate-limit slot waits for it as a delayed start,
+    not a sleep: the process's other tasks keep running meanwhile."""
+    import asyncapp
+
+    start_worker("-P", "asyncio", "-c", "1", app_spec="asyncapp")
+    assert asyncapp.ticker.delay(1, 0.01).get(timeout=15) == 0  # warm
+    ticker = asyncapp.ticker.delay(200, 0.01)
+    paced = [asyncapp.paced_async.delay(f"p{i}") for i in range(8)]
+    assert sorted(r.get(timeout=30) for r in paced) == sorted(f"p{i}" for i in range(8))
+    assert ticker.get(timeout=30) <= 2  # blocking waits for the slots would make about 7

@@ -44,6 +44,7 @@ class AsyncConsumer(Consumer):
         self.running: dict[int, asyncio.Task[None]] = {}
         self.room: asyncio.Event | None = None
         self.terminating: set[int] = set()  # slots whose task is being cancelled for a revoke
+        self.start_delay = 0.0  # set by _wait_for_slot, taken by the _run that follows
 
     def stop(self) -> None:
         super().stop()
@@ -73,7 +74,7 @@ class AsyncConsumer(Consumer):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         # Plain (sync) tasks run here, at most one per slot.
         loop.set_default_executor(ThreadPoolExecutor(self.width, thread_name_prefix="celeriac-sync"))
-        fetcher = ThreadPoolExecutor(1, thread_name_prefix="celeriac-fetch")
+        fetcher = self.fetcher = ThreadPoolExecutor(1, thread_name_prefix="celeriac-fetch")
         watcher = loop.create_task(self._watch_terminations())
         try:
             while not self.stopping:
@@ -158,9 +159,17 @@ class AsyncConsumer(Consumer):
         except TimeoutError:
             pass
 
+    def _wait_for_slot(self, seconds: float) -> None:
+        self.start_delay = seconds
+
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
         slot = self.free.pop()
+        delay, self.start_delay = self.start_delay, 0.0
+        if delay > 0:  # its rate-limit slot is near: hold the slot, start then (not yet charged)
+            self.running[slot] = asyncio.get_running_loop().create_task(
+                self._start_later(delay, task, delivery, envelope, shown, slot))
+            return
         try:
             context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
         except BaseException:
@@ -168,6 +177,27 @@ class AsyncConsumer(Consumer):
             raise
         self.running[slot] = asyncio.get_running_loop().create_task(
             self._execute(task, delivery, context, acks_late, slot, soft, hard))
+
+    async def _start_later(self, delay: float, task: Task[Any, Any], delivery: Delivery,
+                           envelope: message.Envelope, shown: tuple[str, str], slot: int) -> None:
+        try:
+            await asyncio.sleep(delay)
+            context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
+        except BaseException as exc:
+            del self.running[slot]
+            self.free.append(slot)
+            if self.room is not None:
+                self.room.set()
+            if isinstance(exc, BrokerError):  # not started: it goes back to the queue
+                loop = asyncio.get_running_loop()
+                await self._wait_for_broker(loop, self.fetcher, exc)
+            elif isinstance(exc, Exception):
+                logger.exception("internal error handling message %s", delivery.tag)
+                self._refuse(delivery, envelope.id, envelope.task, exc, internal=True)
+            else:
+                raise
+            return
+        await self._execute(task, delivery, context, acks_late, slot, soft, hard)
 
     async def _execute(self, task: Task[Any, Any], delivery: Delivery, context: Context, acks_late: bool,
                        slot: int, soft: float | None, hard: float | None) -> None:

@@ -401,7 +401,7 @@ class Consumer:
         if envelope.slot is not None:
             late = self.clock.now() - envelope.slot
             if late < 0:  # made ready ahead of its slot on purpose: wait for it
-                time.sleep(min(-late, interval))
+                self._wait_for_slot(min(-late, interval))
                 return False
             if late <= slot_grace(interval):
                 return False
@@ -409,12 +409,17 @@ class Consumer:
         wait = self.broker.rate_slot(task.name, interval)
         if wait <= 0.005:
             if wait > 0:
-                time.sleep(wait)
+                self._wait_for_slot(wait)
             return False
         envelope.slot = self.clock.now() + wait
         body = message.encode(envelope, signing_key=self.signing_key)
         self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
         return True
+
+    def _wait_for_slot(self, seconds: float) -> None:
+        """The rate limiter's start slot is this close: wait for it (an asyncio pool process
+        delays the start instead, so its other tasks go on)."""
+        time.sleep(seconds)
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
