@@ -27,5 +27,15 @@ def noop_ignore() -> None:
 @app.task(name="bench.echo")
 def echo(x: int) -> int:
     return x
+
+
+@app.task(name="bench.io_sleep")
+async def io_sleep(seconds: float) -> None:
+    """benchmarks/async_io.py: an I/O-bound task (awaits, holds no CPU)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
 if os.environ.get("BENCH_WAIT_REPLICAS", "0") != "0":  # benchmarks/durable_enqueue.py
     app.conf.broker_transport_options = {"wait_replicas": int(os.environ["BENCH_WAIT_REPLICAS"]), "wait_timeout": 2.0}

@@ -26,3 +26,12 @@ def noop_ignore() -> None:
 @app.task(name="bench.echo")
 def echo(x: int) -> int:
     return x
+
+
+@app.task(name="bench.io_sleep")
+def io_sleep(seconds: float) -> None:
+    """benchmarks/async_io.py: Celery 5 has no async def tasks; the usual way (seed 004's) is
+    to run the coroutine with asyncio.run inside a sync task."""
+    import asyncio
+
+    asyncio.run(asyncio.sleep(seconds))

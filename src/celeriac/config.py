@@ -134,6 +134,10 @@ SETTINGS: dict[str, Setting] = {
         doc="with --autoscale, seconds a pool process may sit idle before the pool shrinks by one",
     ),
     "worker_prefetch_multiplier": _s(4, int, nullable=False),
+    "worker_async_concurrency": _s(
+        100, int, nullable=False,
+        doc="-P asyncio: tasks each pool process runs at once in its event loop (-c sets the processes)",
+    ),
     "worker_max_tasks_per_child": _s(None, int),
     "worker_max_memory_per_child": _s(None, int, doc="KiB of resident memory, as in Celery"),
     "worker_shutdown_timeout": _s(
@@ -411,6 +415,7 @@ class Settings(MutableMapping[str, Any]):
     worker_concurrency: int | None
     worker_pool: str
     worker_autoscale_keepalive: float
+    worker_async_concurrency: int
     alert_on: list[str] | tuple[str, ...]
     alert_webhook_url: str | None
     alert_webhook_timeout: float

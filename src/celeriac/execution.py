@@ -102,8 +102,11 @@ def _call_hook(hook: Any, *args: Any) -> None:
         logger.exception("task hook %s raised", getattr(hook, "__name__", hook))
 
 
-def execute(task: Task[Any, Any], context: Context) -> Outcome:
-    """Run ``task`` with ``context`` as its request; never raises for the task's own errors."""
+def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = None,
+            hard_limit: float | None = None) -> Outcome:
+    """Run ``task`` with ``context`` as its request; never raises for the task's own errors.
+    An ``async def`` task runs to completion in an event loop of its own, where the limits are
+    enforced by cancellation (see :mod:`celeriac.aio`)."""
     args, kwargs = context.args, context.kwargs
     task.push_request(context)
     if signals.task_prerun.receivers:
@@ -113,22 +116,39 @@ def execute(task: Task[Any, Any], context: Context) -> Outcome:
         try:
             task.before_start(context.id or "", args, kwargs)
             value = task.run(*args, **kwargs)
+            if task.is_async:
+                from .aio import run_coroutine
+
+                value = run_coroutine(value, soft_limit, hard_limit)
             outcome = Outcome(states.SUCCESS, result=value)
-        except Retry as retry:
-            outcome = Outcome(states.RETRY, exc=retry.exc, traceback=tb.format_exc() if retry.exc else None,
-                              retry=retry.envelope, retry_in=retry.when or 0.0, reason=retry)
-        except Reject as reject:
-            outcome = Outcome(states.REJECTED, exc=reject, traceback=tb.format_exc(), requeue=reject.requeue)
-        except Ignore:
-            outcome = Outcome(IGNORED)
         except BaseException as exc:  # SystemExit from task code must not end the worker
-            outcome = _autoretry(task, exc) or Outcome(states.FAILURE, exc=exc, traceback=tb.format_exc())
-        outcome.runtime = time.perf_counter() - started
+            outcome = caught(task, exc)
+        outcome.runtime = time.perf_counter() - started  # settle(), inlined: this is the per-task path
         _run_hooks(task, context, outcome)
         _send_outcome(task, context, outcome)
         return outcome
     finally:
         task.pop_request()
+
+
+def caught(task: Task[Any, Any], exc: BaseException) -> Outcome:
+    """What an exception out of a task means; called inside the ``except`` block, so the
+    traceback is the one being handled."""
+    if isinstance(exc, Retry):
+        return Outcome(states.RETRY, exc=exc.exc, traceback=tb.format_exc() if exc.exc else None,
+                       retry=exc.envelope, retry_in=exc.when or 0.0, reason=exc)
+    if isinstance(exc, Reject):
+        return Outcome(states.REJECTED, exc=exc, traceback=tb.format_exc(), requeue=exc.requeue)
+    if isinstance(exc, Ignore):
+        return Outcome(IGNORED)
+    return _autoretry(task, exc) or Outcome(states.FAILURE, exc=exc, traceback=tb.format_exc())
+
+
+def settle(task: Task[Any, Any], context: Context, outcome: Outcome, started: float) -> None:
+    """Time the outcome, then run the task's hooks and send its signals."""
+    outcome.runtime = time.perf_counter() - started
+    _run_hooks(task, context, outcome)
+    _send_outcome(task, context, outcome)
 
 
 def _send_outcome(task: Task[Any, Any], context: Context, outcome: Outcome) -> None:

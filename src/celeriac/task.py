@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import random
-import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
 
@@ -58,9 +59,27 @@ class Context:
 _EMPTY = Context()
 
 
-class _RequestStack(threading.local):
-    def __init__(self) -> None:
-        self.stack: list[Context] = []
+_STACK: ContextVar[list[Context] | None] = ContextVar("celeriac_request_stack", default=None)
+
+
+class _RequestStack:
+    """The requests being run, innermost last. Kept in a context variable rather than a
+    thread-local: an asyncio pool runs many tasks in one thread, each in its own asyncio task
+    (see :func:`fresh_request_stack`)."""
+
+    @property
+    def stack(self) -> list[Context]:
+        stack = _STACK.get()
+        if stack is None:
+            stack = []
+            _STACK.set(stack)
+        return stack
+
+
+def fresh_request_stack() -> None:
+    """Give the calling asyncio task its own request stack: a copied context still shares the
+    list its parent held."""
+    _STACK.set([])
 
 
 class Task(Generic[P, R]):
@@ -101,7 +120,16 @@ class Task(Generic[P, R]):
         "exchange", "lazy", "pydantic", "filter",
     })
 
+    #: Whether ``run`` is a coroutine function (``async def``), set when the class is made.
+    is_async: ClassVar[bool] = False
+
     _requests = _RequestStack()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None:
+            cls.is_async = inspect.iscoroutinefunction(getattr(run, "__func__", run))
 
     # -- running --------------------------------------------------------------------------
     def run(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -119,14 +147,20 @@ class Task(Generic[P, R]):
 
     @property
     def request(self) -> Context:
-        stack = self._requests.stack
+        stack = _STACK.get()
         return stack[-1] if stack else _EMPTY
 
     def push_request(self, context: Context) -> None:
-        self._requests.stack.append(context)
+        stack = _STACK.get()
+        if stack is None:
+            stack = []
+            _STACK.set(stack)
+        stack.append(context)
 
     def pop_request(self) -> None:
-        self._requests.stack.pop()
+        stack = _STACK.get()
+        if stack:
+            stack.pop()
 
     # -- calling --------------------------------------------------------------------------
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:

@@ -54,10 +54,10 @@ def start_worker(broker_url: str, marks: Path, tmp_path: Path,
     started: list[WorkerProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, ready: bool = True,
-              name: str | None = None) -> WorkerProcess:
+              name: str | None = None, app_spec: str = "coreapp") -> WorkerProcess:
         name = name or f"w{len(started) + 1}"
         full_env = {"CELERIAC_TEST_DIR": str(marks), **(env or {})}
-        proc = worker_process("coreapp", "-n", f"{name}@%h", *args, broker_url=broker_url, env=full_env,
+        proc = worker_process(app_spec, "-n", f"{name}@%h", *args, broker_url=broker_url, env=full_env,
                               log_path=str(tmp_path / f"{name}.log"), pythonpath=[APPS])
         started.append(proc)
         return proc.wait_ready() if ready else proc

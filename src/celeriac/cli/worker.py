@@ -18,8 +18,8 @@ logger = logging.getLogger("celeriac.worker")
 
 # Celery's pools celeriac does not have, and what to use instead.
 _OTHER_POOLS = {
-    "eventlet": "-P threads (I/O-bound tasks in threads of one process)",
-    "gevent": "-P threads (I/O-bound tasks in threads of one process)",
+    "eventlet": "-P threads (I/O-bound tasks in threads of one process), or -P asyncio for async def tasks",
+    "gevent": "-P threads (I/O-bound tasks in threads of one process), or -P asyncio for async def tasks",
 }
 
 

@@ -13,6 +13,7 @@ from .. import __version__, signals
 from ..brokers.base import redact_url
 from ..exceptions import BrokerError, ConfigurationError
 from .nodenames import DEFAULT_NAME, file_name, node_name
+from .pools import POOLS as POOL_CLASSES
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-POOLS = ("prefork", "threads", "solo")
+POOLS = tuple(POOL_CLASSES)
 
 
 class Worker:
@@ -28,7 +29,7 @@ class Worker:
                  queues: list[str] | None = None, pool: str | None = None,
                  prefetch_multiplier: int | None = None, max_tasks_per_child: int | None = None,
                  max_memory_per_child: int | None = None, quiet: bool = False,
-                 autoscale: tuple[int, int] | None = None) -> None:
+                 autoscale: tuple[int, int] | None = None, async_concurrency: int | None = None) -> None:
         conf = app.conf
         self.app = app
         self.hostname = node_name(hostname)
@@ -45,6 +46,10 @@ class Worker:
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
         self.quiet = quiet
+        # Tasks at once per pool process: many for asyncio's event loops, one otherwise.
+        self.width = (async_concurrency or int(conf.worker_async_concurrency)) if self.pool == "asyncio" else 1
+        if self.width < 1:
+            raise ConfigurationError(f"worker_async_concurrency must be at least 1, not {self.width}")
 
     def _connect(self) -> list[str]:
         """Reach the broker, retrying at start-up as Celery does; return its warnings."""
@@ -84,6 +89,8 @@ class Worker:
     def _concurrency_text(self) -> str:
         if self.autoscale:
             return f"{{min={self.autoscale[1]}, max={self.autoscale[0]}}} ({self.pool}, autoscale)"
+        if self.width > 1:
+            return f"{self.concurrency} ({self.pool}, {self.width} tasks at once each)"
         return f"{self.concurrency} ({self.pool})"
 
     def _namesakes(self) -> list[str]:
@@ -114,7 +121,8 @@ class Worker:
             warnings.append(f"a worker named {self.hostname!r} is registered as running: if it is this "
                             "worker's previous process its tasks are given back now, otherwise both run "
                             "(give each its own name with -n, e.g. -n worker%i@%h)")
-        if self.pool != "prefork" and (self.app.conf.task_time_limit or self.app.conf.task_soft_time_limit):
+        limited = self.app.conf.task_time_limit or self.app.conf.task_soft_time_limit
+        if self.pool not in ("prefork", "asyncio") and limited:
             warnings.append(f"the {self.pool} pool cannot enforce time limits; use prefork")
         if not self.quiet:
             sys.stdout.write(self.banner(warnings))
@@ -128,7 +136,7 @@ class Worker:
             pool=self.pool, prefetch_multiplier=self.prefetch, max_tasks_per_child=self.max_tasks_per_child,
             max_memory_per_child=self.max_memory_per_child,
             shutdown_timeout=float(self.app.conf.worker_shutdown_timeout),
-            max_concurrency=self.autoscale[0] if self.autoscale else 0,
+            max_concurrency=self.autoscale[0] if self.autoscale else 0, width=self.width,
         )
         if self.autoscale:
             from .autoscale import Autoscaler

@@ -51,12 +51,16 @@ class Autoscaler:
         sup = self.supervisor
         busy = len(sup.running())
         size = sup.concurrency
-        if busy >= size:
+        width = sup.pool.width  # tasks at once per process (-P asyncio runs many)
+        if busy >= size * width:
             self.idle_since = None
             if size < self.maximum:
                 waiting = self._ready()
                 if waiting:
-                    self._resize(min(self.maximum, size + waiting) - size, busy)
+                    self._resize(min(self.maximum, size + -(-waiting // width)) - size, busy)
+            return
+        if busy > (size - 1) * width:  # less than a whole process idle: nothing to give back
+            self.idle_since = None
             return
         if size <= self.minimum:
             self.idle_since = None

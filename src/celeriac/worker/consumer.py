@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+#: How long past its hard limit an ``async def`` task's slot may stay in use before the supervisor
+#: kills the process: the limit itself is a cancellation; the kill is for a coroutine that never
+#: yields (or a plain task in an asyncio pool's thread executor), which no cancellation can stop.
+HARD_GRACE = 1.0
+
 
 def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
@@ -367,9 +372,10 @@ class Consumer:
             self.flusher.finish(delivery, [record])
         else:
             self.flusher.store([record])
-        self._event("task-revoked", envelope, expired=why == "expired")
+        terminated = why == "terminated"  # cancelled while running (-P asyncio's revoke(terminate=True))
+        self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
         if signals.task_revoked.receivers:
-            send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
+            send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
 
     def _revoked_meanwhile(self, task_id: str) -> bool:
         self._sync_control()
@@ -398,7 +404,7 @@ class Consumer:
         if envelope.slot is not None:
             late = self.clock.now() - envelope.slot
             if late < 0:  # made ready ahead of its slot on purpose: wait for it
-                time.sleep(min(-late, interval))
+                self._wait_for_slot(min(-late, interval))
                 return False
             if late <= slot_grace(interval):
                 return False
@@ -406,15 +412,41 @@ class Consumer:
         wait = self.broker.rate_slot(task.name, interval)
         if wait <= 0.005:
             if wait > 0:
-                time.sleep(wait)
+                self._wait_for_slot(wait)
             return False
         envelope.slot = self.clock.now() + wait
         body = message.encode(envelope, signing_key=self.signing_key)
         self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
         return True
 
+    def _wait_for_slot(self, seconds: float) -> None:
+        """The rate limiter's start slot is this close: wait for it (an asyncio pool process
+        delays the start instead, so its other tasks go on)."""
+        time.sleep(seconds)
+
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
+        # An async def task's limits are cancellations inside its own event loop (celeriac.aio);
+        # the supervisor's kill, a grace later, is for a coroutine that never yields.
+        is_async = task.is_async
+        context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, self.index,
+                                                     HARD_GRACE if is_async else 0.0)
+        alarm = soft if not self.in_thread and not is_async else None
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, alarm)
+        try:
+            outcome = execute(task, context, soft, hard) if is_async else execute(task, context)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.slots is not None:
+            self.slots.end(self.index, failed=outcome.state == states.FAILURE)
+        self._conclude(task, delivery, context, outcome, acks_late)
+
+    def _start(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+               shown: tuple[str, str], slot: int, grace: float = 0.0) -> tuple[Any, bool, float | None, float | None]:
+        """Everything up to the call: STARTED, the early ack, the slot (its hard limit plus
+        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft)."""
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
         # Broker writes come before the slot is taken: if one fails, the task has not started
@@ -429,25 +461,16 @@ class Consumer:
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
         if self.slots is not None:
-            self.slots.begin(self.index, {
+            self.slots.begin(slot, {
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
                 "started": time.time(), "hard": hard or 0, "args": shown[0],
-                "kwargs": shown[1]}, hard)
+                "kwargs": shown[1]}, hard + grace if hard else None)
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
-        if soft and not self.in_thread:
-            signal.setitimer(signal.ITIMER_REAL, soft)
-        try:
-            outcome = execute(task, context)
-        finally:
-            if soft and not self.in_thread:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        if self.slots is not None:
-            self.slots.end(self.index, failed=outcome.state == states.FAILURE)
-        self._conclude(task, delivery, context, outcome, acks_late)
+        return context, bool(acks_late), hard, soft
 
     def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
                   acks_late: bool) -> None:

@@ -178,7 +178,7 @@ class Remote:
         return {
             "pid": os.getpid(), "hostname": self.sup.hostname, "version": __version__,
             "uptime": round(time.time() - self.sup.started_at, 3),
-            "pool": {"implementation": self.sup.pool, "max-concurrency": self.sup.concurrency,
+            "pool": {"implementation": self.sup.pool.name, "max-concurrency": self.sup.concurrency,
                      "processes": sorted({pid for pid, _ in self.sup.pool_processes()}),
                      "max-tasks-per-child": self.sup.max_tasks_per_child,
                      "max-memory-per-child": self.sup.max_memory_per_child},

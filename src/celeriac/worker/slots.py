@@ -8,7 +8,8 @@ is a few bytes into an anonymous shared mapping.
 Layout of one slot: seq (u64, odd while being written), started (f64, CLOCK_MONOTONIC, which
 is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32), processed and failed
 counters (u64 each, kept across the processes that use the slot), payload (JSON), and in the
-last 4 bytes a terminate flag that only the supervisor writes.
+last 4 bytes a terminate flag that the supervisor sets (an asyncio pool process clears it once
+it has cancelled the task; a prefork process is replaced instead).
 
 After the slots, a control page: generation (u64), length (u32), JSON written by the supervisor
 when remote control changes something pool processes must know (rate and time limits, queues,

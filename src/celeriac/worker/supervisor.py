@@ -11,7 +11,6 @@ It never runs tasks and never touches a task message on the happy path. It
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -27,8 +26,8 @@ from ..events import EVENT_LOG, EventCap, event
 from ..exceptions import BrokerError, SignatureError, TimeLimitExceeded, WorkerLostError
 from ..execution import ExceptionInfo, exception_fields, send_revoked
 from ..task import Context
-from .consumer import Consumer
 from .identity import identity, new_incarnation, proved_dead
+from .pools import POOLS, Pool
 from .remote import Remote
 from .slots import Running, Slots
 
@@ -37,26 +36,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-PR_SET_PDEATHSIG = 1
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-
-def _die_with_parent(parent: int) -> None:
-    """A pool process must not outlive its supervisor: its leases die with the supervisor's
-    heartbeat, so an orphan would run tasks that are already being recovered elsewhere."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
 
 class Supervisor:
     def __init__(self, app: Celery, *, hostname: str, queues: list[str], concurrency: int,
                  pool: str = "prefork", prefetch_multiplier: int = 4, max_tasks_per_child: int | None = None,
                  max_memory_per_child: int | None = None, shutdown_timeout: float = 60.0,
-                 max_concurrency: int = 0) -> None:
+                 max_concurrency: int = 0, width: int = 1) -> None:
         self.app = app
         self.hostname = hostname
         # Leases are held by this incarnation, not by the name: a restart under the same name
@@ -67,7 +52,8 @@ class Supervisor:
         # leases, and recovery and release must keep looking there.
         self.consumed: set[str] = set(queues)
         self.concurrency = concurrency
-        self.pool = pool
+        # What runs the tasks (worker/pools): ``width`` tasks at once per member.
+        self.pool: Pool = POOLS[pool](self, width)
         self.prefetch = max(1, prefetch_multiplier) if prefetch_multiplier else 1
         self.max_tasks_per_child = max_tasks_per_child
         self.max_memory_per_child = max_memory_per_child
@@ -75,16 +61,14 @@ class Supervisor:
         self.broker = app.broker
         self.backend = app.backend
         # Room for pool_grow: pool processes share this mapping from birth, so it cannot move.
-        self.slots = Slots(max(concurrency * 4, 16, max_concurrency))
+        self.slots = Slots(max(concurrency * 4, 16, max_concurrency) * self.pool.width)
         self.autoscaler: Any = None  # worker/autoscale.py, ticked once a second
-        self.children: dict[int, int] = {}          # pid -> slot index
-        self.consumers: dict[int, str] = {}         # slot index -> consumer name
+        self.consumers: dict[int, str] = {}         # member index -> consumer name
         self.timed_out: dict[int, Running] = {}     # slot index -> the task killed for its hard limit
         self.unreleased: set[str] = set()  # consumers of dead pool processes whose leases are still held
         self.terminated: dict[int, str] = {}        # slot index -> task id revoked with terminate
         self.events = bool(app.conf.worker_send_task_events)
         self.event_cap = EventCap.from_conf(app.conf)
-        self.threads: list[tuple[threading.Thread, Consumer]] = []
         self.stop_mode: str | None = None            # None, "warm" or "cold"
         self.stop_signal: str | None = None
         self.stop_deadline = 0.0
@@ -108,12 +92,8 @@ class Supervisor:
         self._evict_predecessors()
         self._heartbeat()
         self._worker_event("worker-online")
-        if self.pool == "prefork":
-            for index in range(self.concurrency):
-                self._spawn(index)
-        else:
-            for index in range(self.concurrency):
-                self._start_thread(index)
+        for index in range(self.concurrency):
+            self._start_member(index)
         promoter = threading.Thread(target=self._promote_loop, name="promoter", daemon=True)
         promoter.start()
         self.remote.start()
@@ -191,7 +171,7 @@ class Supervisor:
                 self._reap(block=True)
                 return
             self._reap(block=False)
-            if self.stop_mode == "warm" and not self.children and not any(t.is_alive() for t, _ in self.threads):
+            if self.stop_mode == "warm" and not self.pool.alive():
                 return
             if now >= next_beat:
                 self._heartbeat()
@@ -221,97 +201,39 @@ class Supervisor:
             signals.worker_shutting_down.send(sender=self.hostname, sig=self.stop_signal, how=how, exitcode=0)
 
     def _signal_pool(self, signum: int) -> None:
-        for pid in list(self.children):
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-        for _, consumer in self.threads:
-            consumer.stop()
+        self.pool.signal(signum)
 
     # -- pool processes -----------------------------------------------------------------------
-    def _consumer(self, index: int, in_thread: bool) -> Consumer:
-        return Consumer(self.app, hostname=self.hostname, incarnation=self.incarnation, index=index,
-                        queues=self.queues,
-                        prefetch=self.prefetch, slots=self.slots,
-                        max_tasks=None if in_thread else self.max_tasks_per_child,
-                        max_memory_kib=None if in_thread else self.max_memory_per_child, in_thread=in_thread)
-
-    def _spawn(self, index: int) -> None:
-        if signals.worker_before_create_process.receivers:
-            signals.worker_before_create_process.send(sender=self)
-        parent = os.getpid()
-        # A stop signal must not reach the child while it still runs the supervisor's handlers:
-        # it stays pending until the consumer has installed its own (Consumer.run unblocks).
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        pid = -1
-        try:
-            pid = os.fork()
-        finally:
-            if pid != 0:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        if pid == 0:  # the pool process
-            code = 1
-            try:
-                _die_with_parent(parent)
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-                import multiprocessing
-
-                multiprocessing.current_process().name = f"ForkPoolWorker-{index + 1}"
-                code = self._consumer(index, in_thread=False).run()
-            except BaseException:
-                logger.exception("pool process crashed")
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self.children[pid] = index
-        self.consumers[index] = f"{self.incarnation}/{pid}-{index}"
-
-    def _start_thread(self, index: int) -> None:
-        consumer = self._consumer(index, in_thread=True)
-        self.consumers[index] = consumer.consumer_name
-        thread = threading.Thread(target=consumer.run, name=f"ThreadPoolWorker-{index + 1}", daemon=True)
-        thread.start()
-        self.threads.append((thread, consumer))
+    def _start_member(self, index: int) -> None:
+        self.consumers[index] = self.pool.start(index)
 
     def _reap(self, block: bool) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            index = self.children.pop(pid, None)
-            if index is None:
-                continue
+        for index, pid, status in self.pool.reap(block):
             self._child_gone(index, pid, status)
             if self.stop_mode is None and index < self.concurrency:
-                self._spawn(index)
+                self._start_member(index)
 
     def _child_gone(self, index: int, pid: int, status: int) -> None:
+        """A pool process ended: record what each of its slots was running, then give back
+        everything its consumer still holds (the started tasks charged, as they ask)."""
         consumer = self.consumers.pop(index, f"{self.incarnation}/{pid}-{index}")
-        running = self.slots.read(index)
-        self.slots.clear(index)
-        self.slots.flag_terminate(index, False)
-        killed_for_limit = self.timed_out.pop(index, None)
-        terminated = self.terminated.pop(index, None)
         code = os.waitstatus_to_exitcode(status)
         try:
-            if terminated is not None and running is not None and running.info.get("id") == terminated:
-                self._record_terminated(running, -code if code < 0 else None)
-                self.broker.release(consumer, self.all_queues)
-            elif killed_for_limit is not None:
-                if killed_for_limit.info.get("id"):  # else unknown: the release below returns it
-                    self._record_time_limit(killed_for_limit)
-                self.broker.release(consumer, self.all_queues)
-            elif running is not None and running.info.get("id") and self.stop_mode != "cold":
-                self._record_lost(consumer, running, code)
-            else:
-                self.broker.release(consumer, self.all_queues)
+            charged: list[Delivery] = []
+            for slot in self.pool.slots_of(index):
+                running = self.slots.read(slot)
+                self.slots.clear(slot)
+                self.slots.flag_terminate(slot, False)
+                killed_for_limit = self.timed_out.pop(slot, None)
+                terminated = self.terminated.pop(slot, None)
+                if terminated is not None and running is not None and running.info.get("id") == terminated:
+                    self._record_terminated(running, -code if code < 0 else None)
+                elif killed_for_limit is not None:
+                    if killed_for_limit.info.get("id"):  # else unknown: the release below returns it
+                        self._record_time_limit(killed_for_limit)
+                elif running is not None and running.info.get("id") and self.stop_mode != "cold":
+                    charged += self._record_lost(running, code)
+            self._record_dead(self.broker.release(consumer, self.all_queues, charged=charged))
         except BrokerError as exc:
             # This worker's heartbeat keeps the lease alive, so nobody else would ever take these
             # messages: keep trying each second until the broker is back.
@@ -342,10 +264,12 @@ class Supervisor:
 
     def _record_time_limit(self, running: Running) -> None:
         info = running.info
-        exc = TimeLimitExceeded(f"TimeLimitExceeded({running.hard_limit:g})")
-        logger.error("Hard time limit (%gs) exceeded for %s[%s]", running.hard_limit, info["name"], info["id"])
+        # The task's own limit: an asyncio pool's slot carries it plus the grace before a kill.
+        limit = float(info.get("hard") or running.hard_limit)
+        exc = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
+        logger.error("Hard time limit (%gs) exceeded for %s[%s]", limit, info["name"], info["id"])
         self._store_failure(info["id"], info["name"], exc, f"TimeLimitExceeded: hard time limit "
-                            f"({running.hard_limit:g}s) exceeded; the process running it was killed")
+                            f"({limit:g}s) exceeded; the process running it was killed")
         self.broker.ack([self._delivery(running)])
         self._task_event("task-failed", info, exception=repr(exc))
         self._send_failure(running, exc, "TimeLimitExceeded")
@@ -366,22 +290,23 @@ class Supervisor:
                                       exception=exc, args=request.args, kwargs=request.kwargs, traceback=None,
                                       einfo=ExceptionInfo(exc, f"{text}: {exc}"))
 
-    def _record_lost(self, consumer: str, running: Running, code: int) -> None:
+    def _record_lost(self, running: Running, code: int) -> list[Delivery]:
+        """A task whose process died under it: what to charge when the process's messages go
+        back (nothing when it is recorded as failed and acked here)."""
         info = running.info
         how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"exit code {code}"
         if info.get("al") and info.get("rl"):
             # The default (task_reject_on_worker_lost=True): an OOM-killed or crashed process's
             # task runs again, charged one redelivery, so a poison message is still capped.
             logger.error("Process running %s[%s] died (%s): redelivering it", info["name"], info["id"], how)
-            self._record_dead(self.broker.release(consumer, self.all_queues, charged=[self._delivery(running)]))
-            return
+            return [self._delivery(running)]
         exc = WorkerLostError(f"Worker exited prematurely: {how}.")
         logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
         self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
         self._task_event("task-failed", info, exception=repr(exc))
         self._send_failure(running, exc, "WorkerLostError")
         self.broker.ack([self._delivery(running)])
-        self.broker.release(consumer, self.all_queues)
+        return []
 
     def _record_dead(self, dead: list[Delivery]) -> None:
         """Record FAILURE for messages dead-lettered after too many deaths, so callers see why."""
@@ -415,13 +340,17 @@ class Supervisor:
     def _enforce_hard_limits(self, now: float) -> float:
         """Kill processes past their task's hard limit; return when the next limit falls due."""
         soonest = now + 3600
-        for pid, index in list(self.children.items()):
+        if not self.pool.processes:
+            return soonest
+        killed = set()
+        for pid, index in self.pool.slot_owners():
             running = self.slots.read(index)
-            if running is None or not running.hard_limit or index in self.timed_out:
+            if running is None or not running.hard_limit or index in self.timed_out or pid in killed:
                 continue
             due = running.started + running.hard_limit
             if now >= due:
                 self.timed_out[index] = running
+                killed.add(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -434,10 +363,10 @@ class Supervisor:
     def info(self) -> dict[str, Any]:
         processed, failed = self.slots.totals()
         active = sum(1 for _, index in self.pool_processes() if self.slots.read(index) is not None)
-        return {"hostname": self.hostname, "pid": os.getpid(), "pool": self.pool,
+        return {"hostname": self.hostname, "pid": os.getpid(), "pool": self.pool.name,
                 "concurrency": self.concurrency, "queues": list(self.queues), "version": __version__,
                 "started": self.started_at, "loadavg": list(os.getloadavg()),
-                "prefetch_multiplier": self.prefetch, "pool_pids": sorted(self.children),
+                "prefetch_multiplier": self.prefetch, "pool_pids": sorted(pid for pid, _ in self.pool.members()),
                 "processed": processed, "failed": failed, "active": active, "incarnation": self.incarnation,
                 **self.identity}
 
@@ -497,19 +426,26 @@ class Supervisor:
 
     # -- remote control hooks -------------------------------------------------------------------
     def pool_processes(self) -> list[tuple[int, int]]:
-        """``(pid, slot index)`` of every pool process (threads share the supervisor's pid)."""
-        if self.pool == "prefork":
-            return sorted(self.children.items())
-        return [(os.getpid(), index) for index in range(len(self.threads))]
+        """``(pid, slot index)`` of every slot of the pool (threads share the supervisor's pid)."""
+        return self.pool.slot_owners()
 
     def terminate(self, task_ids: set[str], signum: int) -> list[str]:
         """Stop the processes running any of ``task_ids`` with ``signum``; the task is recorded
         REVOKED when its process is reaped and the process is replaced."""
         done: list[str] = []
-        if self.pool != "prefork":
+        if not self.pool.processes:
             logger.warning("the %s pool cannot terminate running tasks", self.pool)
             return done
-        for pid, index in list(self.children.items()):
+        if self.pool.width > 1:
+            # A signal would end every task of an asyncio pool process: the flag asks the
+            # process to cancel that one task (worker/async_consumer.py), which records it.
+            for _, index in self.pool.slot_owners():
+                running = self.slots.read(index)
+                if running is not None and running.info.get("id") in task_ids:
+                    self.slots.flag_terminate(index)
+                    done.append(running.info["id"])
+            return done
+        for pid, index in self.pool.slot_owners():
             running = self.slots.read(index)
             if running is not None and running.info.get("id") in task_ids:
                 self.terminated[index] = running.info["id"]
@@ -523,20 +459,11 @@ class Supervisor:
 
     def resize(self, delta: int) -> int:
         """Grow or shrink the pool; shrinking stops the newest processes warmly."""
-        target = max(1, min(self.slots.count, self.concurrency + delta))
+        target = max(1, min(self.slots.count // self.pool.width, self.concurrency + delta))
         old, self.concurrency = self.concurrency, target
-        if self.pool == "prefork":
-            for index in range(old, target):
-                self._spawn(index)
-            for pid, index in list(self.children.items()):
-                if index >= target:
-                    os.kill(pid, signal.SIGTERM)
-        else:
-            for index in range(old, target):
-                self._start_thread(index)
-            for _, consumer in self.threads[target:]:
-                consumer.stop()
-            self.threads = self.threads[:target]
+        for index in range(old, target):
+            self._start_member(index)
+        self.pool.shrink(target)
         os.write(self._wake_w, b"x")
         return target
 
