@@ -65,7 +65,9 @@ def test_the_busiest_queues_master_killed_under_load_fails_over_without_losing_a
 
     env = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
     workers = [start_worker("-c", "2", env=env), start_worker("-c", "2", env=env)]
-    results = [coreapp.sleep.delay(0.002, f"t{i}") for i in range(TASKS)]
+    # 10 ms each (about 5 s of work for four pool processes): the kill must come while tasks flow,
+    # on a loaded machine too.
+    results = [coreapp.sleep.delay(0.01, f"t{i}") for i in range(TASKS)]
     old = cluster.master_of(QUEUE_KEY)
     _replicated(old)
     wait_until(lambda: len(read_marks(marks, "finished")) >= 100, 60, message="some tasks done")
