@@ -27,6 +27,10 @@ def cluster() -> Iterator[ClusterSetup]:
 
 @pytest.fixture(scope="module")
 def queues(cluster: ClusterSetup) -> dict[int, str]:
+    return _queues_by_master(cluster)
+
+
+def _queues_by_master(cluster: ClusterSetup) -> dict[int, str]:
     """A queue name on each master, by the master's port."""
     out: dict[int, str] = {}
     for i in range(200):
@@ -60,6 +64,32 @@ def test_sends_to_every_master_return_once_replicated(app: Any, queues: dict[int
     # One batch over the three masters: one WAIT each, in that master's own buffer.
     app.broker.enqueue_many([(q, b"{}", 0, 0.0, "") for q in queues.values()])
     assert [_ready(app, q) for q in queues.values()] == [5, 5, 5]
+
+
+def test_a_send_redirected_after_a_manual_failover_waits_on_the_new_master(
+        app: Any, cluster: ClusterSetup, queues: dict[int, str]) -> None:
+    """The wire's slot map is stale after the failover: the send is answered MOVED by the old
+    master (a replica now, where WAIT is an error) and runs on the new one, whose WAIT counts."""
+    import redis
+
+    port, queue = next(iter(queues.items()))
+    before = _ready(app, queue)
+    app.send_task("d.t", [1], queue=queue)  # the wire has read the slot map
+    replica = next(s.port for s in cluster.servers
+                   if _info(s.port, "replication").get("master_port") == str(port))
+    client = redis.Redis(port=replica, socket_timeout=5)
+    try:
+        client.execute_command("CLUSTER", "FAILOVER")
+    finally:
+        client.close()
+    key = "{celeriac:q:" + queue + "}"
+    assert cluster.wait_promoted(port, key, timeout=20) == replica
+    cluster.wait_settled(key, timeout=20)
+    app.send_task("d.t", [2], queue=queue)
+    app.broker.enqueue_many([(q, b"{}", 0, 0.0, "") for q in queues.values()])
+    assert _ready(app, queue) == before + 3
+    queues.clear()  # the masters moved: the next test looks them up again
+    queues.update(_queues_by_master(cluster))
 
 
 def test_a_masters_replica_killed_only_sends_to_that_master_raise_not_replicated(
