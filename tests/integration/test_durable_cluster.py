@@ -79,7 +79,7 @@ def test_a_send_redirected_after_a_manual_failover_waits_on_the_new_master(
                    if _info(s.port, "replication").get("master_port") == str(port))
     client = redis.Redis(port=replica, socket_timeout=5)
     try:
-        client.execute_command("CLUSTER", "FAILOVER")
+        client.execute_command("CLUSTER", "FAILOVER")  # type: ignore[no-untyped-call]
     finally:
         client.close()
     key = "{celeriac:q:" + queue + "}"
