@@ -5,6 +5,7 @@ this script's own on loopback, in one run.
 
     .venv/bin/python benchmarks/durable_enqueue.py             # 5,000 single, 20,000 batch/drain
     .venv/bin/python benchmarks/durable_enqueue.py --quick     # a smoke run
+    .venv/bin/python benchmarks/durable_enqueue.py --cluster   # on a 3-master + 3-replica cluster
 
 Each phase runs the two settings back to back, so machine noise hits them alike; only the
 ratios of one run mean anything (see README.md).
@@ -91,29 +92,40 @@ def drain(app: Any, url: str, n: int, durable: bool, logdir: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the cost of wait_replicas=1 (Redis WAIT) on loopback")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a Redis Cluster of three masters with a replica each (WAIT per master written)")
     args = parser.parse_args(argv)
     n_single, n_many = (1_000, 4_000) if args.quick else (5_000, 20_000)
 
     import celeriac_tasks
     import redis
 
-    from redis_server import _wait_replicating, start_redis
+    from redis_server import _info, _wait_replicating, start_cluster_setup, start_redis
 
-    master = start_redis("--maxmemory-policy", "noeviction")
-    replica = start_redis("--replicaof", "127.0.0.1", str(master.port))
-    raw = redis.Redis(port=master.port)
+    cluster = master = replica = None
+    if args.cluster:
+        cluster = start_cluster_setup()
+        url = cluster.url
+        raws = [redis.Redis(port=p) for p in cluster.ports() if _info(p, "replication").get("role") == "master"]
+    else:
+        master = start_redis("--maxmemory-policy", "noeviction")
+        replica = start_redis("--replicaof", "127.0.0.1", str(master.port))
+        url = master.url
+        raws = [redis.Redis(port=master.port)]
     logdir = Path(tempfile.mkdtemp(prefix="celeriac-durable-"))
     rows: list[tuple[str, str, float, float]] = []
     try:
-        _wait_replicating(replica)
+        if replica is not None:
+            _wait_replicating(replica)
         app = celeriac_tasks.app
         figures: dict[tuple[str, bool], float] = {}
         for phase in ("single", "single_us", "batch_20000", "batch_100", "drain"):
             for _label, durable in SETTINGS:
                 if phase == "single_us":
                     continue
-                reset_redis(raw)
-                configure(app, master.url, durable)
+                for raw in raws:
+                    reset_redis(raw)
+                configure(app, url, durable)
                 if phase == "single":
                     figures["single", durable], figures["single_us", durable] = single(app, n_single)
                 elif phase == "batch_20000":
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 elif phase == "batch_100":
                     figures[phase, durable] = batch(app, n_many, 100)
                 else:
-                    figures[phase, durable] = drain(app, master.url, n_many, durable, logdir)
+                    figures[phase, durable] = drain(app, url, n_many, durable, logdir)
                 log(f"{phase} {'wait_replicas=1' if durable else 'no WAIT'}: {figures[phase, durable]:,.0f}")
         names = {"single": f"enqueue: {n_single:,} single delay() (/s)",
                  "single_us": "enqueue: one delay(), median (µs)",
@@ -133,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, phase, off, on))
         app.close()
     finally:
-        raw.close()
-        replica.stop()
-        master.stop()
-    print(f"\nredis-py {redis.__version__}; master + 1 replica on loopback; one run\n")
+        for raw in raws:
+            raw.close()
+        for server in (replica, master, cluster):
+            if server is not None:
+                server.stop()
+    where = "a cluster of 3 masters + 3 replicas" if cluster else "master + 1 replica"
+    print(f"\nredis-py {redis.__version__}; {where} on loopback; one run\n")
     print("| metric | no WAIT | wait_replicas=1 | with/without |")
     print("|---|---|---|---|")
     for name, _phase, off, on in rows:

@@ -330,6 +330,31 @@ class ClusterSetup:
             time.sleep(0.1)
         raise RuntimeError(f"the cluster promoted no replica within {timeout} s")
 
+    def rejoin(self, port: int) -> None:
+        """Start the killed node on ``port`` again (its nodes.conf tells it the cluster it was
+        in): a master whose replica took over comes back as that replica's replica."""
+        server = self.server(port)
+        server.restart(0.0, hard=True)
+        _wait_replicating(server, timeout=30)
+
+    def wait_settled(self, key: str, timeout: float = 30.0) -> int:
+        """Wait until ``key``'s master accepts writes and has a replica with its link up (after
+        a failover, or a master restarted before one); return the master's port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.master_of(key)
+            except RuntimeError:
+                port = 0
+            if port and _info(port, "replication").get("role") == "master" and _cluster_ok(port, 3):
+                for server in self.servers:
+                    replication = _info(server.port, "replication")
+                    if (server.port != port and replication.get("master_port") == str(port)
+                            and replication.get("master_link_status") == "up"):
+                        return port
+            time.sleep(0.1)
+        raise RuntimeError(f"no master of {key} with a replica in sync within {timeout} s")
+
     def flush(self) -> None:
         """Empty every master (replicas follow)."""
         for server in self.servers:

@@ -104,10 +104,22 @@ def _set_slot(ports: list[int], slot: int, *how: str) -> None:
             client.close()
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "wait-replicas"])
+def moving_broker(request: pytest.FixtureRequest, cluster_url: str) -> Iterator[RedisBroker]:
+    """With wait_replicas the WAIT after each node's writes rides along the redirects (ASKING,
+    the command and WAIT in the importing node's buffer; the refused node's WAIT not counted)."""
+    options = {"transport_options": {"wait_replicas": 1, "wait_timeout": 2.0}} if request.param else {}
+    broker = brokers.from_url(cluster_url, **options)
+    assert isinstance(broker, RedisBroker)
+    yield broker
+    broker.close()
+
+
 def test_a_moving_slot_is_followed_without_losing_or_doubling(cluster_setup: ClusterSetup,
-                                                              cluster_broker: RedisBroker) -> None:
+                                                              moving_broker: RedisBroker) -> None:
     """ASK while the queue's slot migrates, MOVED after: the broker with the old slot map
     sends each command again where the cluster says, exactly once."""
+    cluster_broker = moving_broker
     queue = "migrating"
     cluster_broker.enqueue(queue, b"before")  # the broker has read the slot map
     source = cluster_setup.master_of("celeriac:q:" + queue)

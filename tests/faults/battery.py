@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/fault_battery.py --profile soak --celery
     .venv/bin/python benchmarks/fault_battery.py --rows zombie,stall --sides celeriac-redis
     .venv/bin/python benchmarks/fault_battery.py --sides celeriac-sentinel   # kill and failover rows
+    .venv/bin/python benchmarks/fault_battery.py --sides celeriac-cluster    # the same on Redis Cluster
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 from faults.check import Outcome
 from faults.rows import PROFILES, ROWS, Profile, Row, run_row, slug
 
-# Sentinel (a master, a replica, three Sentinels per row) runs only when named in --sides.
-SIDES = ("celeriac-redis", "celeriac-sqlite", "celery-redis", "celeriac-sentinel")
+# Sentinel (a master, a replica, three Sentinels per row) and Cluster (three masters, a replica
+# each, per row) run only when named in --sides.
+SIDES = ("celeriac-redis", "celeriac-sqlite", "celery-redis", "celeriac-sentinel", "celeriac-cluster")
 
 
 def plan(sides: tuple[str, ...], rows: list[Row]) -> list[tuple[Row, str, str]]:

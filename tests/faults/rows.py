@@ -60,8 +60,15 @@ class Run:
         self.ledger_path = self.directory / "ledger"
         self.redis: Any = None
         self.sentinels: Any = None
+        self.cluster: Any = None
         transport: dict[str, Any] | None = None
-        if broker == "sentinel":  # a master, a replica and three Sentinels of the row's own
+        if broker == "cluster":  # three masters and a replica of each, of the row's own
+            from redis_server import start_cluster_setup
+
+            self.cluster = start_cluster_setup(node_timeout_ms=1000)
+            url = self.cluster.url
+            transport = {"wait_replicas": wait_replicas} if wait_replicas else None
+        elif broker == "sentinel":  # a master, a replica and three Sentinels of the row's own
             from redis_server import start_sentinel_setup
 
             self.sentinels = start_sentinel_setup(down_after_ms=1000, failover_timeout_ms=3000)
@@ -112,6 +119,8 @@ class Run:
             self.redis.stop()
         if self.sentinels is not None:
             self.sentinels.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     # -- tasks ----------------------------------------------------------------------------------
     def send(self, name: str, args: list[Any], countdown: float | None = None) -> str:
@@ -281,17 +290,43 @@ def redis_restart(run: Run) -> Outcome:
     return outcome
 
 
+class _QueueMaster:
+    """The Sentinel set-up's face over a cluster, for the master of the battery's queue (the
+    one the failover rows kill)."""
+
+    KEY = "{celeriac:q:celery}"
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+
+    def master_port(self) -> int:
+        return int(self.cluster.master_of(self.KEY))
+
+    def server(self, port: int) -> Any:
+        return self.cluster.server(port)
+
+    def wait_promoted(self, old: int, timeout: float) -> int:
+        return int(self.cluster.wait_promoted(old, self.KEY, timeout))
+
+    def rejoin(self, old: int, new: int) -> None:
+        self.cluster.rejoin(old)
+
+    def wait_settled(self, timeout: float) -> int:
+        return int(self.cluster.wait_settled(self.KEY, timeout))
+
+
 def master_failover(run: Run, restart_after: float | None = None) -> Outcome:
-    """kill -9 the Redis master (Sentinel) while ``failover_tasks`` flow through two workers: the
-    Sentinels promote the replica, workers and producers find it by themselves, and the old master
-    comes back as a replica (as a process manager restarts it). With ``restart_after`` the old
+    """kill -9 the Redis master (Sentinel; on a cluster, the master of the queue's slot) while
+    ``failover_tasks`` flow through two workers: the Sentinels (the cluster) promote the replica,
+    workers and producers find it by themselves, and the old master comes back as a replica (as a
+    process manager restarts it). With ``restart_after`` the old
     master restarts in place, as a master, that many seconds after the kill: about when the
     Sentinels agree it is down. A send refused around the kill is not acknowledged, yet may run:
     one refused as NotReplicated is on the master, and one whose connection died with the master
     may have been written (and copied) before it died. Duplicates are reported, not failed: a
     fetch or an ack the replica never saw makes a task run again."""
     p = run.profile
-    setup = run.sentinels
+    setup = run.sentinels if run.cluster is None else _QueueMaster(run.cluster)
     run.worker("a", 2)
     run.worker("b", 2)
     total = p.failover_tasks
@@ -521,28 +556,29 @@ def tmpfs(directory: Path, size: str = "24m") -> Any:
 @dataclass(frozen=True)
 class Row:
     name: str
-    brokers: tuple[str, ...]        # where it applies: "redis", "sqlite"
+    brokers: tuple[str, ...]        # where it applies: "redis", "sqlite", "sentinel", "cluster"
     run: Callable[[Run], Outcome]
     celery: bool = True             # does the row make sense on Celery
     appendfsync: str = "everysec"
     tmpfs: bool = False
-    wait_replicas: int = 0          # Sentinel rows: broker_transport_options wait_replicas
+    wait_replicas: int = 0          # Sentinel and Cluster rows: broker_transport_options wait_replicas
 
 
 ROWS = [
-    Row("kill -9 storm, same names", ("redis", "sqlite", "sentinel"), kill_storm),
-    Row("kill -9 storm, one worker, same name", ("redis", "sqlite", "sentinel"), lambda r: kill_storm(r, workers=1)),
+    Row("kill -9 storm, same names", ("redis", "sqlite", "sentinel", "cluster"), kill_storm),
+    Row("kill -9 storm, one worker, same name", ("redis", "sqlite", "sentinel", "cluster"),
+        lambda r: kill_storm(r, workers=1)),
     Row("sqlite kill -9, 4 contending processes", ("sqlite",), lambda r: kill_storm(r, workers=4, concurrency=1),
         celery=False),
-    Row("kill -9 with a prefetched backlog", ("redis", "sqlite", "sentinel"), prefetched_backlog),
-    Row("zombie worker (SIGSTOP past lease)", ("redis", "sqlite"), zombie),
+    Row("kill -9 with a prefetched backlog", ("redis", "sqlite", "sentinel", "cluster"), prefetched_backlog),
+    Row("zombie worker (SIGSTOP past lease)", ("redis", "sqlite", "cluster"), zombie),
     Row("broker stall (SIGSTOP Redis 2x lease)", ("redis",), broker_stall),
     Row("redis kill -9, appendfsync everysec", ("redis",), redis_restart),
     Row("redis kill -9, appendfsync always", ("redis",), redis_restart, appendfsync="always"),
-    Row("poison (_exit, abort, segfault)", ("redis", "sqlite"), poison),
-    Row("raw malformed input", ("redis", "sqlite"), malformed),
-    Row("delayed burst, worker killed", ("redis", "sqlite"), delayed_burst),
-    Row("three beats, kill -9", ("redis", "sqlite"), beats),
+    Row("poison (_exit, abort, segfault)", ("redis", "sqlite", "cluster"), poison),
+    Row("raw malformed input", ("redis", "sqlite", "cluster"), malformed),
+    Row("delayed burst, worker killed", ("redis", "sqlite", "cluster"), delayed_burst),
+    Row("three beats, kill -9", ("redis", "sqlite", "cluster"), beats),
     Row("sqlite disk full (tmpfs)", ("sqlite",), disk_full, celery=False, tmpfs=True),
     Row("sentinel master kill -9 under load", ("sentinel",), master_failover, celery=False),
     Row("sentinel master kill -9 under load, wait_replicas=1", ("sentinel",), master_failover, celery=False,
@@ -550,6 +586,13 @@ ROWS = [
     Row("sentinel master kill -9, restarted in 1 s", ("sentinel",), lambda r: master_failover(r, 1.0),
         celery=False),
     Row("sentinel master kill -9, restarted in 1 s, wait_replicas=1", ("sentinel",),
+        lambda r: master_failover(r, 1.0), celery=False, wait_replicas=1),
+    Row("cluster master kill -9 under load", ("cluster",), master_failover, celery=False),
+    Row("cluster master kill -9 under load, wait_replicas=1", ("cluster",), master_failover, celery=False,
+        wait_replicas=1),
+    Row("cluster master kill -9, restarted in 1 s", ("cluster",), lambda r: master_failover(r, 1.0),
+        celery=False),
+    Row("cluster master kill -9, restarted in 1 s, wait_replicas=1", ("cluster",),
         lambda r: master_failover(r, 1.0), celery=False, wait_replicas=1),
 ]
 

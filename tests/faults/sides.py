@@ -100,7 +100,8 @@ class CeleriacSide(Side):
         super().__init__(url, directory, ledger_path, lease, transport)
         from celeriac import Celery
 
-        self.broker = url.split(":", 1)[0]
+        scheme = url.split(":", 1)[0]
+        self.broker = "cluster" if scheme.startswith("rediscluster") else scheme
         self.app = Celery("faults-harness", broker=url)
         self.app.conf.broker_transport_options = transport
 

@@ -1,6 +1,7 @@
-"""The fault battery's quick profile: every row on celeriac Redis and SQLite (and one on Redis
-Sentinel), real worker and beat processes, a private redis-server per row. Selected with ``-m faults``; the table and
-``N passed, M failed`` print at the end of the run (see docs/reliability.md)."""
+"""The fault battery's quick profile: every row on celeriac Redis and SQLite (and one each on
+Redis Sentinel and Redis Cluster), real worker and beat processes, a private redis-server (or
+set-up) per row. Selected with ``-m faults``; the table and ``N passed, M failed`` print at the
+end of the run (see docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from faults.rows import QUICK, ROWS, Row, run_row, slug
 
 ROOT: list[Path] = []
 
-# Of the Sentinel rows (benchmarks/fault_battery.py --sides celeriac-sentinel) one runs here: the
-# master killed under load with wait_replicas=1, the promise the others build on.
+# Of the Sentinel and Cluster rows (benchmarks/fault_battery.py --sides celeriac-sentinel,
+# celeriac-cluster) one each runs here: the master killed under load with wait_replicas=1, the
+# promise the others build on (about 30 s each, most of it the set-up and the failover).
 CASES = plan(("celeriac-redis", "celeriac-sqlite"), ROWS) + [
-    case for case in plan(("celeriac-sentinel",), ROWS)
-    if case[0].name == "sentinel master kill -9 under load, wait_replicas=1"]
+    case for case in plan(("celeriac-sentinel", "celeriac-cluster"), ROWS)
+    if case[0].name in ("sentinel master kill -9 under load, wait_replicas=1",
+                        "cluster master kill -9 under load, wait_replicas=1")]
 
 
 @pytest.mark.faults

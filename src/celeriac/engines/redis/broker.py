@@ -30,7 +30,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from redis.commands.core import Script
@@ -54,6 +54,9 @@ from .coord import RedisCoordination, StreamEntries, translate_errors
 from .durable import Durability
 from .shards import decode_tag, encode_tag, parse_queue_shards, shard_names
 from .wire import Command, Connections
+
+if TYPE_CHECKING:
+    from .cluster_wire import ClusterWire
 
 logger = logging.getLogger("celeriac.broker")
 
@@ -209,6 +212,12 @@ class RedisBroker(RedisCoordination, Broker):
                 continue
             for start in range(0, len(bodies), 1000):  # chunks keep each script call short
                 commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
+        if self.durability and commands and self.cluster:
+            # WAIT answers for the node it reaches only: one after the writes of each node.
+            acks = cast("ClusterWire", self.wire).call_waiting(commands, self.durability.wait, spin=spin)[1]
+            self._known_queues |= new_queues
+            self.durability.check(min(acks, default=0), self.url, count)
+            return
         if self.durability and commands:
             commands.append(self.durability.wait)  # in the same write: one round trip, not two
         replies = self.wire.call(commands, spin=spin)

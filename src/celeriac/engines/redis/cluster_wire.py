@@ -92,30 +92,49 @@ class ClusterWire:
     def call(self, commands: Sequence[Command], *, raise_on_error: bool = True, spin: bool = False) -> list[Any]:
         """As ``Wire.call``; ``spin`` is accepted for the same signature (a cluster's nodes
         are other processes even on one machine, and several are read in turn)."""
+        return self._call(commands, raise_on_error, None)[0]
+
+    def call_waiting(self, commands: Sequence[Command], wait: Command, *,
+                     spin: bool = False) -> tuple[list[Any], list[Any]]:
+        """``call``, with ``wait`` (a keyless ``WAIT``) written after the commands in the buffer of
+        every node that ran some of them: replication is per node, so each node that took a write
+        must confirm its own, and one node's ``WAIT`` says nothing of another's. Still one round
+        trip per node. Returns the replies and each such node's ``WAIT`` reply."""
+        return self._call(commands, True, wait)
+
+    def _call(self, commands: Sequence[Command], raise_on_error: bool,
+              trailer: Command | None) -> tuple[list[Any], list[Any]]:
         if not commands:
-            return []
+            return [], []
         if self._stale:
             self._stale = False
             self._client().nodes_manager.initialize()
         replies: list[Any] = [None] * len(commands)
+        trailed: list[Any] = []  # the trailer's reply from each node that ran a command
         todo: dict[int, Any] = {i: None for i in range(len(commands))}  # index -> ASK target or None
         for hop in range(REDIRECTS + 1):
             asked = {i: node for i, node in todo.items() if node is not None}
             groups: dict[str, tuple[Any, list[int]]] = {}
+            owner: dict[int, str] = {}
             for i, target in todo.items():
                 node = target or self.node_for(command_key(commands[i]))
                 groups.setdefault(node.name, (node, []))[1].append(i)
+                owner[i] = node.name
             todo, moved, pause = {}, False, 0.0
-            for i, reply in self._round_trip(groups, commands, asked).items():
+            got, trailers = self._round_trip(groups, commands, asked, trailer)
+            ran: set[str] = set()
+            for i, reply in got.items():
                 verdict = "done" if hop == REDIRECTS else self._redirect(reply)
                 if verdict == "done":
                     replies[i] = reply
+                    ran.add(owner[i])
                     continue
                 todo[i] = None
                 if verdict == "ask":  # this one command goes to the importing node
                     todo[i] = self._client().nodes_manager.get_node(reply.host, reply.port)
                 moved = moved or verdict == "moved" or (verdict == "ask" and todo[i] is None)
                 pause = max(pause, 0.02 * (hop + 1) if verdict == "later" else 0.0)
+            trailed += [trailers[name] for name in ran if name in trailers]
             if not todo:
                 break
             if moved:
@@ -125,7 +144,10 @@ class ClusterWire:
             for reply in replies:
                 if isinstance(reply, redis.exceptions.ResponseError):
                     raise reply
-        return replies
+            for reply in trailed:
+                if isinstance(reply, redis.exceptions.ResponseError):
+                    raise reply
+        return replies, trailed
 
     def _redirect(self, reply: Any) -> str:
         """What to do with a reply: ``done``, or send the command again (``ask``: to the node the
@@ -144,21 +166,24 @@ class ClusterWire:
         return "done"
 
     def _round_trip(self, groups: dict[str, tuple[Any, list[int]]], commands: Sequence[Command],
-                    asked: dict[int, Any]) -> dict[int, Any]:
-        """Write each node its commands, then read every node's replies (so the nodes work in
-        parallel)."""
+                    asked: dict[int, Any], trailer: Command | None = None) -> tuple[dict[int, Any], dict[str, Any]]:
+        """Write each node its commands (and ``trailer`` after them), then read every node's
+        replies (so the nodes work in parallel). Returns the commands' replies and each node's
+        trailer reply."""
         sent: list[tuple[str, Any, list[int], int]] = []
+        tail = _pack(tuple(trailer)) if trailer is not None else b""
         try:
             for name, (node, indexes) in groups.items():
                 conn = self._conn(node)
                 data, loads = self._pack(name, indexes, commands, asked)
-                conn.send_packed_command([data])
+                conn.send_packed_command([data + tail])
                 sent.append((name, conn, indexes, loads))
         except BaseException:
             for name in groups:
                 self._drop(name)
             raise
         out: dict[int, Any] = {}
+        trailers: dict[str, Any] = {}
         failure: BaseException | None = None
         for name, conn, indexes, loads in sent:
             if failure is not None:
@@ -166,12 +191,14 @@ class ClusterWire:
                 continue
             asking = sum(1 for i in indexes if i in asked)
             try:
-                read = self._read(conn, loads + asking + len(indexes))
+                read = self._read(conn, loads + asking + len(indexes) + (trailer is not None))
             except BaseException as exc:
                 self._drop(name)
                 self._loaded.pop(name, None)
                 failure = exc
                 continue
+            if trailer is not None:
+                trailers[name] = read.pop()
             mine = self._strip_asking(read[loads:], indexes, asked)
             for i, reply in zip(indexes, mine, strict=True):
                 if isinstance(reply, redis.exceptions.NoScriptError):
@@ -179,7 +206,7 @@ class ClusterWire:
                 out[i] = reply
         if failure is not None:
             raise failure
-        return out
+        return out, trailers
 
     def _pack(self, name: str, indexes: list[int], commands: Sequence[Command],
               asked: dict[int, Any]) -> tuple[bytes, int]:

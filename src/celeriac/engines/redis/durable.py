@@ -5,7 +5,9 @@ may take the message with it: the promoted replica never saw it. With
 ``broker_transport_options={'wait_replicas': 1, 'wait_timeout': 1.0}`` every enqueue (``delay``,
 ``send_many``, beat's sends, a task's retry) is followed by ``WAIT 1 1000`` in the same write, so
 it costs one round trip (plus the replica's copy), not two, and ``delay()`` returns only once a
-replica holds the message, or raises :class:`~celeriac.exceptions.NotReplicated`.
+replica holds the message, or raises :class:`~celeriac.exceptions.NotReplicated`. On a Redis
+Cluster each master replicates its own writes, so the ``WAIT`` goes after the writes of every
+master the enqueue touched, in that master's own buffer (``ClusterWire.call_waiting``).
 
 Only enqueues wait. What workers write (results, acks, requeues, lease renewals) is replicated
 in the order it was written, and every such write is preceded on the master by the message it
