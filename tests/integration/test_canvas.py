@@ -146,3 +146,51 @@ def test_children_are_the_tasks_sent_while_running(canvas: Path) -> None:
     result = spawn.delay(3)
     ids = result.get(timeout=20)
     assert [child.id for child in result.children] == ids
+
+
+def test_a_failing_header_task_fails_the_chord_at_once_and_only_once(canvas: Path) -> None:
+    """As Celery: the body fails with ChordError as soon as one header task fails, without
+    waiting for a slow one; when the slow one finishes later, neither the body nor its errback
+    runs again."""
+    from canvasapp import slow
+
+    two_processes = not str(canvasapp.app.conf.broker_url).startswith("memory")
+    body = ledger.s("early").on_error(on_error.s())
+    result = chord([slow.s(1, 6), fail.s(7)], body).apply_async()
+    slow_result = result.parent[0]
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert "failed on purpose" in str(caught.value)
+    if two_processes:  # one pool process runs the slow task while the other fails the chord
+        assert not slow_result.ready()
+    assert slow_result.get(timeout=30) == 1
+    time.sleep(1.0)  # room for a wrong second join to run
+    assert lines(canvas, "ledger") == []
+    assert len(lines(canvas, "errors")) == 1
+
+
+def test_a_revoked_header_task_fails_the_chord_instead_of_hanging_it(canvas: Path) -> None:
+    """A header task revoked before it runs never finishes: it counts as failed, so the body gets
+    ChordError now rather than waiting until result_expires."""
+    import uuid
+
+    revoked_id = str(uuid.uuid4())
+    canvasapp.app.control.revoke(revoked_id)
+    result = chord([add.s(1, 1), add.s(2, 2).set(task_id=revoked_id)], ledger.s("revoked")).apply_async()
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert revoked_id in str(caught.value)
+    assert lines(canvas, "ledger") == []
+
+
+def test_a_dead_lettered_header_task_fails_the_chord(canvas: Path) -> None:
+    """A header task no worker knows is dead-lettered: it counts as failed (NotRegistered)."""
+    result = chord([add.s(1, 1), canvasapp.app.signature("canvasapp.no_such_task", (1,))],
+                   ledger.s("dead")).apply_async()
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert "NotRegistered" in str(caught.value) or "no_such_task" in str(caught.value)
+    assert lines(canvas, "ledger") == []

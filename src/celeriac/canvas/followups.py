@@ -10,6 +10,9 @@ record made:
 - failure: each ``link_error`` is called, and the chain stops there;
 - a chord header task (success or failure) is counted into its chord in one atomic step with
   storing its result (:meth:`Coordination.chord_part`), so its record is not left to the flusher.
+  A failure fails the chord at once, as in Celery; so does a header task that never runs
+  (revoked, expired or dead-lettered: :func:`never_ran`), which would otherwise leave its chord
+  waiting until it expires.
 
 Errbacks follow Celery: one whose task takes more than one argument is called here, in the
 worker, with ``(request, exc, traceback)``; any other is sent with the failed task's id.
@@ -29,6 +32,7 @@ from .signature import Signature, signature
 if TYPE_CHECKING:
     from ..app import Celery
     from ..execution import Outcome
+    from ..message import Envelope
     from ..task import Context, Task
 
 logger = logging.getLogger("celeriac.task")
@@ -56,9 +60,21 @@ def conclude(app: Celery, task: Task[Any, Any], context: Context, outcome: Outco
     if flow.chord is not None and state in states.READY_STATES and not eager:
         ref = flow.chord
         app.broker.chord_part(ref.id, context.id or "", queue=ref.queue, priority=ref.priority,
-                              records=records, backend=app.backend)
+                              records=records, backend=app.backend, failed=state != states.SUCCESS)
         return []
     return records
+
+
+def never_ran(app: Celery, envelope: Envelope, records: list[Record]) -> list[Record]:
+    """A task the worker will not run (revoked, expired, dead-lettered): if it is a chord's
+    header task, count it as failed, storing ``records`` with the count; returns the records
+    still to store."""
+    ref = envelope.flow.chord if envelope.flow is not None else None
+    if ref is None:
+        return records
+    app.broker.chord_part(ref.id, envelope.id, queue=ref.queue, priority=ref.priority, records=records,
+                          backend=app.backend, failed=True)
+    return []
 
 
 def _start(sig: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool) -> None:

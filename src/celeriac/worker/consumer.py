@@ -305,7 +305,7 @@ class Consumer:
             if signals.task_unknown.receivers:
                 signals.task_unknown.send(sender=self, name=envelope.task, id=envelope.id, message=delivery,
                                           exc=exc)
-            self._refuse(delivery, envelope.id, envelope.task, exc)
+            self._refuse(delivery, envelope.id, envelope.task, exc, envelope=envelope)
             return
         if signals.task_received.receivers:
             signals.task_received.send(sender=self, request=self._request(envelope, delivery))
@@ -342,7 +342,7 @@ class Consumer:
             self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
 
     def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception,
-                internal: bool = False) -> None:
+                internal: bool = False, envelope: message.Envelope | None = None) -> None:
         """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
         reason = f"{'internal error: ' if internal else ''}{type(exc).__name__}: {str(exc)[:500]}"
         logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
@@ -351,6 +351,8 @@ class Consumer:
             meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
                     "worker": self.hostname, **exception_fields(exc, reason)}
             records.append((task_id, message.dumps(meta), True))
+        if envelope is not None and envelope.flow is not None:  # a chord's header task: failed
+            records = followups.never_ran(self.app, envelope, records)
         self.flusher.dead_letter(delivery, reason, records)
         if self.events:
             self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
@@ -361,11 +363,13 @@ class Consumer:
         meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
-        record = (envelope.id, message.dumps(meta), True)
+        records = [(envelope.id, message.dumps(meta), True)]
+        if envelope.flow is not None:  # a chord's header task counts as failed, with its record
+            records = followups.never_ran(self.app, envelope, records)
         if ack:
-            self.flusher.finish(delivery, [record])
+            self.flusher.finish(delivery, records)
         else:
-            self.flusher.store([record])
+            self.flusher.store(records)
         self._event("task-revoked", envelope, expired=why == "expired")
         if signals.task_revoked.receivers:
             send_revoked(task, self._request(envelope, delivery), expired=why == "expired")
