@@ -194,3 +194,22 @@ def test_a_dead_lettered_header_task_fails_the_chord(canvas: Path) -> None:
     assert type(caught.value).__name__ == "ChordError"
     assert "NotRegistered" in str(caught.value) or "no_such_task" in str(caught.value)
     assert lines(canvas, "ledger") == []
+
+
+def test_children_include_links_and_the_chains_next_step(canvas: Path) -> None:
+    """As Celery's: a finished task's children are its links and the chain's next step."""
+    result = (add.s(2, 2) | mul.s(4) | sub.s(1)).delay()
+    assert result.get(timeout=20) == 15
+    middle = result.parent
+    assert middle is not None and middle.parent is not None
+    # A step's result is stored by its worker's flusher, possibly after the next step finished.
+    assert middle.parent.get(timeout=5) == 4 and middle.get(timeout=5) == 16
+    assert [c.id for c in middle.parent.children] == [middle.id]
+    assert [c.id for c in middle.children] == [result.id]
+    assert result.children == []
+    linked = add.apply_async((2, 3), link=[collect.s("child-a"), collect.s("child-b")])
+    assert linked.get(timeout=20) == 5
+    children = linked.children
+    assert len(children) == 2
+    assert [c.get(timeout=20) for c in children] == [5, 5]
+    assert [c.name for c in children] == ["canvasapp.collect"] * 2

@@ -6,7 +6,7 @@ nothing else. For the others, :func:`conclude` runs once the outcome is known an
 record made:
 
 - success: each ``link`` is sent with the result as its first argument, then the chain's next
-  step (carrying the rest of the chain);
+  step (carrying the rest of the chain); both become the task's ``children``, as in Celery;
 - failure: each ``link_error`` is called, and the chain stops there;
 - a chord header task (success or failure) is counted into its chord in one atomic step with
   storing its result (:meth:`Coordination.chord_part`), so its record is not left to the flusher.
@@ -25,7 +25,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import states
+from .. import message, states
 from ..argtypes import untag
 from .signature import Signature, signature
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..app import Celery
     from ..execution import Outcome
     from ..message import Envelope
+    from ..result import AsyncResult
     from ..task import Context, Task
 
 logger = logging.getLogger("celeriac.task")
@@ -50,11 +51,11 @@ def conclude(app: Celery, task: Task[Any, Any], context: Context, outcome: Outco
     if state == states.SUCCESS:
         value = outcome.result
         options: dict[str, Any] = {"parent_id": context.id, "root_id": context.root_id}
-        for callback in flow.link:
-            _start(signature(untag(callback), app=app), (value,), options, eager)
+        sent = [_start(signature(untag(callback), app=app), (value,), options, eager) for callback in flow.link]
         if flow.chain:
             rest = flow.chain[1:]
-            _start(signature(untag(flow.chain[0]), app=app), (value,), {**options, "chain": rest}, eager)
+            sent.append(_start(signature(untag(flow.chain[0]), app=app), (value,), {**options, "chain": rest}, eager))
+        records = _with_children(records, context.id or "", [r.id for r in sent])
     elif state == states.FAILURE and flow.link_error:
         call_errbacks(app, [untag(e) for e in flow.link_error], context, outcome.exc, outcome.traceback, eager)
     if flow.chord is not None and state in states.READY_STATES and not eager:
@@ -77,11 +78,23 @@ def never_ran(app: Celery, envelope: Envelope, records: list[Record]) -> list[Re
     return []
 
 
-def _start(sig: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool) -> None:
-    if eager:
-        sig.apply(args, **options)
-    else:
-        sig.apply_async(args, **options)
+def _start(sig: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool) -> AsyncResult[Any]:
+    return sig.apply(args, **options) if eager else sig.apply_async(args, **options)
+
+
+def _with_children(records: list[Record], task_id: str, ids: list[str]) -> list[Record]:
+    """Add the links and the chain's next step to the task's ``children``, as Celery's worker
+    does (it sends them before storing the result). Only canvas tasks pay the re-encoding."""
+    if not ids:
+        return records
+    out = []
+    for record_id, data, ready in records:
+        if record_id == task_id:
+            meta = message.loads(data)
+            meta["children"] = [*(meta.get("children") or ()), *ids]
+            data = message.dumps(meta)
+        out.append((record_id, data, ready))
+    return out
 
 
 def call_errbacks(app: Celery, errbacks: Sequence[Any], request: Context, exc: BaseException | None,
