@@ -102,6 +102,13 @@ class Task(Generic[P, R]):
     })
 
     _requests = _RequestStack()
+    #: Celery's ``self.MaxRetriesExceededError``, for ``except self.MaxRetriesExceededError``.
+    MaxRetriesExceededError = MaxRetriesExceededError
+
+    @property
+    def backend(self) -> Any:
+        """The app's result store, as Celery's ``Task.backend``."""
+        return self.app.backend
 
     # -- running --------------------------------------------------------------------------
     def run(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -213,3 +213,31 @@ def test_children_include_links_and_the_chains_next_step(canvas: Path) -> None:
     assert len(children) == 2
     assert [c.get(timeout=20) for c in children] == [5, 5]
     assert [c.name for c in children] == ["canvasapp.collect"] * 2
+
+
+def test_collect_iterdeps_get_leaf_and_maybe_throw(canvas: Path) -> None:
+    """Celery's graph walks over children: a task that fans out is followed to its leaves."""
+    from celeriac.exceptions import IncompleteStream
+    from celeriac.result import AsyncResult
+
+    root = spawn.delay(3)
+    ids = root.get(timeout=20)
+    collected = list(root.collect(timeout=20))
+    assert [(r.id, v) for r, v in collected] == [(root.id, ids), *[(i, n + n) for n, i in enumerate(ids)]]
+    assert [(p.id if p else None, r.id) for p, r in root.iterdeps()] == [(None, root.id)] + [(root.id, i) for i in ids]
+    assert root.get_leaf() == 4
+    assert root.exists() and not AsyncResult("never-sent", app=canvasapp.app).exists()
+    with pytest.raises(IncompleteStream):
+        list(AsyncResult("never-sent", app=canvasapp.app).iterdeps())
+    failed = fail.delay(1)
+    with pytest.raises(ValueError):
+        failed.get(timeout=20)
+    with pytest.raises(ValueError):
+        failed.maybe_throw()
+    seen: list[tuple[str, object]] = []
+    assert isinstance(failed.maybe_throw(propagate=False, callback=lambda i, v: seen.append((i, v))), str)
+    assert seen and seen[0][0] == failed.id
+    both = GroupResult("g", [root, failed], app=canvasapp.app)
+    with pytest.raises(ValueError):
+        both.maybe_throw()
+    assert both.backend is canvasapp.app.backend and both.parent is None
