@@ -215,6 +215,17 @@ def celeriac_task() -> Any:
     return app.tasks["audit.noop"]
 
 
+def celeriac_result(cls: str) -> Any:
+    """An instance, so attributes set in ``__init__`` (``id``, ``results``, ``parent``) count."""
+    from celeriac import result
+
+    app = celeriac_app()
+    one = result.AsyncResult("audit-1", app=app)
+    return {"AsyncResult": one, "EagerResult": result.EagerResult("audit-2", {"status": "SUCCESS"}, app=app),
+            "ResultSet": result.ResultSet([one], app=app),
+            "GroupResult": result.GroupResult("audit-g", [one], app=app)}[cls]
+
+
 def _celery_cli() -> Any:
     from celery.bin.celery import celery as group
 
@@ -282,7 +293,7 @@ def areas() -> list[Area]:
     for cls in ("AsyncResult", "EagerResult", "ResultSet", "GroupResult"):
         out.append(Area(f"celery.result.{cls}", f"celeriac.result.{cls}",
                         lambda cls=cls: _public(dir(getattr(celery_result, cls))),
-                        _has_attr(lambda cls=cls: getattr(importlib.import_module("celeriac.result"), cls))))
+                        _has_attr(lambda cls=cls: celeriac_result(cls))))
     out += [
         Area("celery.canvas", "celeriac.canvas", lambda: _module_names("celery.canvas"), _in_module("celeriac.canvas")),
         Area("celery.canvas.Signature", "celeriac.Signature", lambda: _public(dir(celery.canvas.Signature)),

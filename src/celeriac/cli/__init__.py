@@ -62,6 +62,10 @@ def _register() -> None:
     from .migrate import migrate_from_celery
 
     cli.add_command(migrate_from_celery)
+    from . import info
+
+    for command in info.COMMANDS:
+        cli.add_command(command)
 
 
 _register()

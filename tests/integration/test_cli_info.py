@@ -1,0 +1,68 @@
+"""Celery's commands for looking at an app, run as a user runs them (a subprocess each):
+``report``, ``shell``, ``list bindings``, ``inspect --list``, ``control --list``, ``result --task``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import APPS
+
+
+def run_cli(*args: str, broker: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": APPS, "CELERIAC_BROKER_URL": broker}
+    return subprocess.run([sys.executable, "-m", "celeriac", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, input=stdin)
+
+
+def test_report_names_versions_and_hides_secrets(broker_url: str) -> None:
+    secret_url = "redis://:sekrit-pass@127.0.0.1:1/0"
+    out = run_cli("-A", "coreapp", "report", broker=secret_url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("software -> celeriac:")
+    assert "platform -> system:" in out.stdout and "broker:redis://" in out.stdout
+    assert "sekrit-pass" not in out.stdout
+
+
+def test_shell_has_the_app_and_its_tasks_and_reaches_a_worker(app: object, start_worker, broker_url: str) -> None:
+    start_worker()
+    script = "print('sum', add.delay(20, 22).get(timeout=20))\nprint('app', app.main, celery is app)\n"
+    out = run_cli("-A", "coreapp", "shell", "--python", broker=broker_url, stdin=script)
+    assert out.returncode == 0, out.stderr
+    assert "sum 42" in out.stdout and "app coreapp True" in out.stdout
+    bare = run_cli("-A", "coreapp", "shell", "--python", "--without-tasks", broker=broker_url,
+                   stdin="print('has add', 'add' in dir())\n")
+    assert "has add False" in bare.stdout
+
+
+def test_list_bindings_shows_each_queue_and_its_routing_key(app, broker_url: str) -> None:
+    import coreapp
+
+    coreapp.add.apply_async((1, 1), queue="images")
+    out = run_cli("-A", "coreapp", "list", "bindings", broker=broker_url)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()[2:]]
+    assert ["images", "images"] in rows and ["celery", "celery"] in rows
+
+
+def test_inspect_and_control_list_their_commands(broker_url: str) -> None:
+    inspect = run_cli("-A", "coreapp", "inspect", "--list", broker=broker_url)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "query_task TASK_ID..." in inspect.stdout.splitlines() and "active" in inspect.stdout.splitlines()
+    control = run_cli("-A", "coreapp", "control", "--list", broker=broker_url)
+    assert control.returncode == 0, control.stderr
+    assert any(line.startswith("rate_limit TASK_NAME RATE") for line in control.stdout.splitlines())
+    missing = run_cli("-A", "coreapp", "inspect", broker=broker_url)
+    assert missing.returncode == 2 and "missing COMMAND" in missing.stderr
+
+
+def test_result_task_option(app, start_worker, broker_url: str) -> None:
+    import coreapp
+
+    start_worker()
+    task_id = coreapp.add.delay(40, 2).id
+    out = run_cli("-A", "coreapp", "result", task_id, "--task", "coreapp.add", "--timeout", "20", broker=broker_url)
+    assert out.returncode == 0 and out.stdout.strip() == "42", out.stderr
+    wrong = run_cli("-A", "coreapp", "result", task_id, "--task", "coreapp.ad", broker=broker_url)
+    assert wrong.returncode == 2 and "unknown task 'coreapp.ad'" in wrong.stderr
