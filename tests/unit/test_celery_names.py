@@ -67,3 +67,12 @@ def test_subtask_and_log_names() -> None:
     assert celeriac.subtask("proj.add", (1, 2)) == celeriac.signature("proj.add", (1, 2))
     assert LOG_LEVELS["INFO"] == 20 and LOG_LEVELS[40] == "ERROR"
     assert base_logger.name == "celeriac"
+
+
+def test_signature_replace_swaps_parts_instead_of_merging() -> None:
+    sig = celeriac.signature("proj.add", (1,), {"y": 2}, queue="a", parent_id="p1", root_id="r1")
+    assert (sig.parent_id, sig.root_id) == ("p1", "r1")
+    swapped = sig.replace(args=(5,), options={"queue": "b"})
+    assert swapped.args == (5,) and swapped.kwargs == {"y": 2} and swapped.options == {"queue": "b"}
+    assert sig.args == (1,) and sig.options["queue"] == "a"  # the original is untouched
+    assert sig.clone((0,)).args == (0, 1)  # clone merges: call-time args first
