@@ -132,6 +132,11 @@ class AsyncResult(Generic[R]):
         return self._meta().get("worker")
 
     @property
+    def queue(self) -> str | None:
+        """The queue the task was taken from (stored with ``result_extended``)."""
+        return self._meta().get("queue")
+
+    @property
     def children(self) -> list[AsyncResult[Any]]:
         """Results of the tasks this one sent while it ran (stored with its result)."""
         return [AsyncResult(i, app=self.app) for i in self._meta().get("children") or ()]

@@ -176,7 +176,9 @@ def test_a_revoked_header_task_fails_the_chord_instead_of_hanging_it(canvas: Pat
     import uuid
 
     revoked_id = str(uuid.uuid4())
-    canvasapp.app.control.revoke(revoked_id)
+    # Until the worker replies, so its pool has the revocation before the header task arrives (a
+    # command sent as the worker starts can land before its control reader does: sent again).
+    wait_until(lambda: canvasapp.app.control.revoke(revoked_id, reply=True, timeout=2), timeout=30)
     result = chord([add.s(1, 1), add.s(2, 2).set(task_id=revoked_id)], ledger.s("revoked")).apply_async()
     with pytest.raises(Exception) as caught:
         result.get(timeout=30)
