@@ -315,6 +315,15 @@ class Task(Generic[P, R]):
             except Exception:  # progress is recorded above; its event is best-effort
                 pass
 
+    def send_event(self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any) -> None:
+        """Append a custom event (say ``task-thumbnail``) to the event stream with this run's id
+        and worker, where ``celeriac events`` and the dashboard's feed show it."""
+        from .events import EVENT_LOG, app_cap, event
+
+        request = self.request
+        data = event(type_, uuid=request.id, hostname=request.hostname, **fields)
+        self.app.broker.log_append(EVENT_LOG, data, app_cap(self.app)(data))
+
     # -- hooks a subclass may override (called by the worker) ----------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         pass

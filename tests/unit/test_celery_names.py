@@ -76,3 +76,26 @@ def test_signature_replace_swaps_parts_instead_of_merging() -> None:
     assert swapped.args == (5,) and swapped.kwargs == {"y": 2} and swapped.options == {"queue": "b"}
     assert sig.args == (1,) and sig.options["queue"] == "a"  # the original is untouched
     assert sig.clone((0,)).args == (0, 1)  # clone merges: call-time args first
+
+
+def test_send_event_reaches_the_event_stream_from_a_worker() -> None:
+    """Task.send_event from a task running on a (threads-pool, in-process) worker lands in the
+    broker's event log with the run's id and worker, as Celery's does in its event stream."""
+    from celeriac.events import EVENT_LOG, decode_entry
+    from celeriac.testing import start_worker
+
+    url = f"memory://send-event-{id(object())}"
+    app = Celery("events", broker_url=url, result_backend=url)
+
+    @app.task(bind=True)
+    def thumbnail(self: Any, size: int) -> int:
+        self.send_event("task-thumbnail", size=size)
+        return size
+
+    with start_worker(app):
+        result = thumbnail.delay(64)
+        assert result.get(timeout=10) == 64
+    events = [e for _, d in app.broker.log_read(EVENT_LOG, None, 1000) for e in decode_entry(d)]
+    (sent,) = [e for e in events if e["type"] == "task-thumbnail"]
+    assert sent["uuid"] == result.id and sent["size"] == 64 and sent["hostname"]
+    app.close()
