@@ -144,6 +144,16 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("celery.Celery", "uses_utc_timezone"): INTERNAL,
     ("celery.exceptions", "reraise"): INTERNAL,
     ("celery.exceptions", "CeleryCommandException"): "deliberately not: CLI errors are click's one-line errors",
+    ("celery.app.control.Inspect", "clock"): "deliberately not: celeriac uses the broker's clock, not a Lamport clock",
+    ("celery.app.control.Inspect", "hello"): "deliberately not: used by Celery's worker-to-worker mingle step",
+    ("celery.exceptions", "AlreadyRegistered"): INTERNAL,
+    ("celery.exceptions", "OperationalError"): KOMBU,
+    ("CLI options of `celery worker`", "--statedb"): "deliberately not: revocations live in the broker, "
+                                                     "cluster-wide, and survive restarts without a state file",
+    ("CLI options of `celery worker`", "--schedule-filename"): "deliberately not: no local schedule file; "
+                                                               "the schedule lives in the broker (DESIGN.md 1.5)",
+    **{("CLI options of `celery events`", n): "deliberately not: event snapshot cameras (django-celery-monitor); "
+       "the dashboard keeps the task history from the event stream" for n in ("--camera", "--frequency", "--maxrate")},
     ("celery.utils.log", "LoggingProxy"): INTERNAL,
     ("celery.utils.log", "set_in_sighandler"): INTERNAL,
     ("celery.utils.log", "in_sighandler"): INTERNAL,
