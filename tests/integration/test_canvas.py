@@ -243,3 +243,24 @@ def test_collect_iterdeps_get_leaf_and_maybe_throw(canvas: Path) -> None:
     with pytest.raises(ValueError):
         both.maybe_throw()
     assert both.backend is canvasapp.app.backend and both.parent is None
+
+
+def test_a_header_task_the_worker_kills_fails_the_chord(canvas: Path) -> None:
+    """A header task killed at its hard time limit, or terminated by revoke(terminate=True), is
+    recorded by the supervisor, not the task: it still counts into its chord as failed."""
+    from canvasapp import slow
+
+    if str(canvasapp.app.conf.broker_url).startswith("memory"):
+        pytest.skip("the in-process threads pool cannot kill a task")
+    limited = chord([add.s(1, 1), slow.s(2, 30).set(time_limit=1)], ledger.s("limit")).apply_async()
+    with pytest.raises(Exception) as caught:
+        limited.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError" and "TimeLimitExceeded" in str(caught.value)
+    terminated = chord([slow.s(3, 30)], ledger.s("terminated")).apply_async()
+    member = terminated.parent[0]
+    wait_until(lambda: any(line.startswith("3 ") for line in lines(canvas, "slow-started")), timeout=20)
+    canvasapp.app.control.revoke(member.id, terminate=True, signal="SIGKILL")
+    with pytest.raises(Exception) as caught:
+        terminated.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError" and member.id in str(caught.value)
+    assert lines(canvas, "ledger") == []

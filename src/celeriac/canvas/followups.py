@@ -32,7 +32,7 @@ from .signature import Signature, signature
 if TYPE_CHECKING:
     from ..app import Celery
     from ..execution import Outcome
-    from ..message import Envelope
+    from ..message import ChordRef, Envelope
     from ..result import AsyncResult
     from ..task import Context, Task
 
@@ -70,10 +70,16 @@ def never_ran(app: Celery, envelope: Envelope, records: list[Record]) -> list[Re
     """A task the worker will not run (revoked, expired, dead-lettered): if it is a chord's
     header task, count it as failed, storing ``records`` with the count; returns the records
     still to store."""
-    ref = envelope.flow.chord if envelope.flow is not None else None
+    return count_failed(app, envelope.flow.chord if envelope.flow is not None else None, envelope.id, records)
+
+
+def count_failed(app: Celery, ref: ChordRef | None, task_id: str, records: list[Record]) -> list[Record]:
+    """Count ``task_id`` as a failed member of chord ``ref`` (if any) with its ``records``;
+    returns the records still to store. The supervisor calls it for a header task it ends itself
+    (terminated, hard time limit, its process lost), from the chord its slot names."""
     if ref is None:
         return records
-    app.broker.chord_part(ref.id, envelope.id, queue=ref.queue, priority=ref.priority, records=records,
+    app.broker.chord_part(ref.id, task_id, queue=ref.queue, priority=ref.priority, records=records,
                           backend=app.backend, failed=True)
     return []
 

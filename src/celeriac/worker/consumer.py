@@ -432,12 +432,17 @@ class Consumer:
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
         if self.slots is not None:
-            self.slots.begin(self.index, {
+            info = {
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
                 "started": time.time(), "hard": hard or 0, "args": shown[0],
-                "kwargs": shown[1]}, hard)
+                "kwargs": shown[1]}
+            if envelope.flow is not None and envelope.flow.chord is not None:
+                # So the supervisor counts a header task it kills or loses into its chord.
+                chord = envelope.flow.chord
+                info["ch"] = [chord.id, chord.queue, chord.priority]
+            self.slots.begin(self.index, info, hard)
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
