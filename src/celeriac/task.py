@@ -91,6 +91,8 @@ class Task(Generic[P, R]):
     priority: int | None = None
     expires: float | datetime | None = None
     serializer: str | None = None
+    #: Exceptions the task is expected to raise: logged at INFO without a traceback, as Celery's.
+    throws: tuple[type[BaseException], ...] = ()
     #: Options a subclass or decorator may set, checked so a typo is an error, not silence.
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "name", "bind", "max_retries", "default_retry_delay", "autoretry_for", "dont_autoretry_for",
@@ -360,8 +362,9 @@ def make_task_class(fun: Callable[..., Any], base: type[Task[Any, Any]], options
 
         raise ConfigurationError(f"task {fun.__name__!r}: unknown option {name!r}{suggest(name, Task.OPTIONS)}")
     attrs = {k: v for k, v in options.items() if k not in ("base", "shared", "lazy", "pydantic", "filter")}
-    if isinstance(attrs.get("autoretry_for"), list):
-        attrs["autoretry_for"] = tuple(attrs["autoretry_for"])
+    for name in ("autoretry_for", "throws"):
+        if isinstance(attrs.get(name), list):
+            attrs[name] = tuple(attrs[name])
     attrs["run"] = fun if options.get("bind") else staticmethod(fun)
     attrs["__doc__"] = fun.__doc__
     attrs["__module__"] = fun.__module__

@@ -11,3 +11,14 @@ app.conf.update(result_extended=True, worker_shutdown_timeout=5)
 @app.task
 def add(x, y):
     return x + y
+
+
+@app.task(throws=(KeyError,))
+def lookup(key):
+    """Expected to raise KeyError for unknown keys (Celery's ``throws``)."""
+    raise KeyError(key)
+
+
+@app.task
+def broken(key):
+    raise KeyError(key)

@@ -1,5 +1,5 @@
-"""result_extended stores what Celery's does, read through AsyncResult by another process:
-name, args, kwargs, worker and queue."""
+"""What a worker records as Celery's does, read by another process: result_extended's name,
+args, kwargs, worker and queue; a task's ``throws`` logged as expected, without a traceback."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def test_the_stored_result_names_its_queue_args_and_worker(tmp_path: Path) -> No
         fresh = app.AsyncResult(result.id)
         assert (fresh.name, fresh.args, fresh.kwargs, fresh.queue) == ("extendedapp.add", [2, 3], {}, "reports")
         assert fresh.worker is not None and fresh.worker.startswith("ext@")
+        expected, unexpected = extendedapp.lookup.delay("sku-1"), extendedapp.broken.delay("sku-2")
+        for failed in (expected, unexpected):
+            assert failed.get(timeout=20, propagate=False) is not None and failed.state == "FAILURE"
+        log = proc.log()
+        (line,) = [li for li in log.splitlines() if expected.id in li and "raised" in li]
+        assert "INFO" in line and "raised expected: KeyError('sku-1')" in line
+        after = log.split(line, 1)[1].splitlines()
+        assert not after or "Traceback" not in after[0]
+        assert f"Task extendedapp.broken[{unexpected.id}] raised unexpected" in log
     finally:
         proc.kill()
         app.close()

@@ -471,6 +471,8 @@ class Consumer:
             logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
         elif state == states.RETRY:
             logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
+        elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
+            logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
         elif state == states.FAILURE:
             logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc,
                          outcome.traceback or "")
