@@ -1,5 +1,6 @@
 """Celery's commands for looking at an app, run as a user runs them (a subprocess each):
-``report``, ``shell``, ``list bindings``, ``inspect --list``, ``control --list``, ``result --task``."""
+``report``, ``shell``, ``list bindings``, ``inspect --list``, ``control --list``, ``result --task``,
+``--config`` and ``logtool``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 
+from celeriac.testing import wait_until
 from conftest import APPS
 
 
@@ -87,3 +89,30 @@ def test_config_option_loads_a_settings_module_over_the_app(tmp_path, broker_url
     bad = cli("-A", "coreapp", "--config", "no_such_settings", "report")
     assert bad.returncode == 1 and bad.stderr.strip().startswith("Error: --config 'no_such_settings'")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_logtool_reads_a_real_workers_log(app, start_worker, broker_url: str, tmp_path) -> None:
+    """logtool stats/errors/traces/incomplete over the log a real worker wrote."""
+    import coreapp
+
+    worker = start_worker("-c", "1")
+    ok = [coreapp.add.delay(i, i) for i in range(3)]
+    failing = coreapp.app.signature("coreapp.add", ("x", 1)).delay()  # str + int: TypeError in the task
+    assert [r.get(timeout=20) for r in ok] == [0, 2, 4]
+    assert failing.get(timeout=20, propagate=False) is not None and failing.state == "FAILURE"
+    wait_until(lambda: failing.id in worker.log() and "raised unexpected" in worker.log(), timeout=20)
+    log_file = str(tmp_path / "w1.log")  # where start_worker's first worker logs
+    stats = run_cli("logtool", "stats", log_file, broker=broker_url)
+    assert stats.returncode == 0, stats.stderr
+    assert "Task total: 4" in stats.stdout and "Task errors: 1" in stats.stdout
+    assert "Task success: 3" in stats.stdout and "coreapp.add: 4" in stats.stdout
+    errors = run_cli("logtool", "errors", log_file, broker=broker_url)
+    assert [line for line in errors.stdout.splitlines() if line] and failing.id in errors.stdout
+    traces = run_cli("logtool", "traces", log_file, broker=broker_url)
+    assert "Traceback" in traces.stdout and "TypeError" in traces.stdout
+    cut_line = "[2026-01-01 00:00:00,000: INFO/ForkPoolWorker-1] Task coreapp.add[abc] received\n"
+    (tmp_path / "cut.log").write_text(cut_line)
+    cut = run_cli("logtool", "incomplete", str(tmp_path / "cut.log"), log_file, broker=broker_url)
+    assert cut.stdout.strip() == "coreapp.add[abc]"
+    missing = run_cli("logtool", "stats", str(tmp_path / "nope.log"), broker=broker_url)
+    assert missing.returncode != 0 and "nope.log" in missing.stderr

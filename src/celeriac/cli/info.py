@@ -125,4 +125,10 @@ def bindings(obj: CLIContext) -> None:
         click.echo(f"{name:<{width}}  {'':<8}  {name}")
 
 
-COMMANDS = [report, shell, list_]
+def _logtool() -> click.Group:
+    from .logtool import logtool
+
+    return logtool
+
+
+COMMANDS = [report, shell, list_, _logtool()]
