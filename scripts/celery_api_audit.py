@@ -103,6 +103,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("celery.schedules", "maybe_schedule"): "deliberately not: celeriac.schedules.as_schedule does this",
     **{("celery.app.control.Control", n): KOMBU for n in (
         "mailbox", "Mailbox", "app", "election", "_error_handler", "heartbeat")},
+    ("celery.app.control.Control", "pool_restart"): "deliberately not: restart the worker (`celeriac multi restart`)",
     ("celery.app.control.Control", "discard_all"): "deliberately not: old name of purge (Celery 3)",
     ("celery.app.control.Control", "autoscale"): "missing",
     ("celery.app.control.Control", "enable_events"): "missing",
