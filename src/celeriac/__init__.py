@@ -78,6 +78,8 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # crontab lives with beat; import it only when asked so the package stays light
+    if name == "subtask":  # Celery's old name for signature
+        return signature
     if name in ("crontab", "schedule", "solar"):
         from . import schedules
 

@@ -258,6 +258,27 @@ class Celery:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    @property
+    def timezone(self) -> Any:
+        """The ``timezone`` setting as a tzinfo (UTC when unset), as Celery's ``app.timezone``."""
+        from .timezones import zone
+
+        return zone(self.conf.timezone, self.conf.enable_utc)
+
+    @property
+    def current_task(self) -> Task[Any, Any] | None:
+        """The task this thread is running or calling directly (None outside one)."""
+        stack = Task._requests.stack
+        return self.tasks.get(stack[-1].task or "") if stack else None
+
+    @property
+    def current_worker_task(self) -> Task[Any, Any] | None:
+        """The task this thread runs for a worker (or eagerly), not one merely called as a function."""
+        for request in reversed(Task._requests.stack):
+            if not request.called_directly:
+                return self.tasks.get(request.task or "")
+        return None
+
     @staticmethod
     def now_ts() -> float:
         return time.time()

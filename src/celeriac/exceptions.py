@@ -12,6 +12,7 @@
     ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
     ├── TaskRevoked (as result)     the task was revoked or expired before it ran
     ├── ChordError (as result)      a chord's header task failed, so its body did not run
+    ├── IncompleteStream            AsyncResult.iterdeps/collect met a result not ready yet
     └── TaskControl                 raised inside a task to steer the worker, never stored as a result
         ├── Retry                   self.retry(): run again later
         ├── Reject                  refuse the message (requeue or dead-letter it)
@@ -22,6 +23,9 @@
     TimeLimitExceeded and WorkerLostError are recorded by the worker, never raised in the task.
 
     RemoteTaskError                 the base of exceptions rebuilt from a stored FAILURE
+
+    Celery's names for the same errors are aliases, so ``except`` clauses carry over:
+    CeleryError, ImproperlyConfigured, TaskPredicate, TaskRevokedError.
 """
 
 from __future__ import annotations
@@ -169,8 +173,26 @@ __all__ = [
     "TaskRevoked",
     "TimeLimitExceeded",
     "WorkerLostError",
+    # appended: canvas and Celery's names
+    "ChordError",
+    "IncompleteStream",
+    "CeleryError",
+    "ImproperlyConfigured",
+    "TaskPredicate",
+    "TaskRevokedError",
 ]
+
+
+class IncompleteStream(CeleriacError):
+    """``AsyncResult.iterdeps``/``collect`` met a result whose children are not known yet."""
 
 
 class ChordError(CeleriacError):
     """A chord's header task failed: the body is recorded FAILURE with this and does not run."""
+
+
+# Celery's names, so code catching them keeps working with its imports changed.
+CeleryError = CeleriacError
+ImproperlyConfigured = ConfigurationError
+TaskPredicate = TaskControl
+TaskRevokedError = TaskRevoked

@@ -215,6 +215,7 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
         if redactor:
             args, kwargs = redactor.arguments(args, kwargs, task)
         fields["args"], fields["kwargs"] = args, kwargs
+        fields["queue"] = context.delivery_info.get("queue")
     if outcome.state in states.READY_STATES:
         fields["date_done"] = datetime.now(UTC).isoformat()
     children = context.__dict__.get("children")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from . import states
-from .exceptions import RemoteTaskError, ResultTimeout, TaskRevoked
+from .exceptions import IncompleteStream, RemoteTaskError, ResultTimeout, TaskRevoked
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -131,6 +132,11 @@ class AsyncResult(Generic[R]):
         return self._meta().get("worker")
 
     @property
+    def queue(self) -> str | None:
+        """The queue the task was taken from (stored with ``result_extended``)."""
+        return self._meta().get("queue")
+
+    @property
     def children(self) -> list[AsyncResult[Any]]:
         """Results of the tasks this one sent while it ran (stored with its result)."""
         return [AsyncResult(i, app=self.app) for i in self._meta().get("children") or ()]
@@ -179,6 +185,52 @@ class AsyncResult(Generic[R]):
     def revoke(self, terminate: bool = False, signal: str | int = "SIGTERM", **kwargs: Any) -> None:
         self.app.control.revoke(self.id, terminate=terminate, signal=signal, **kwargs)
 
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
+        """Without waiting: raise the task's exception if it failed or was revoked (when
+        ``propagate``), else return its result so far, passing ``(id, value)`` to ``callback``."""
+        meta = self._meta()
+        status = meta["status"]
+        if propagate and status == states.REVOKED:
+            raise TaskRevoked(f"task {self.id} was revoked: {meta.get('result') or meta.get('exc_message')}")
+        if propagate and status in states.PROPAGATE_STATES:
+            raise rebuild_exception(meta)
+        value = meta.get("result")
+        if callback is not None:
+            callback(self.id, value)
+        return value
+
+    maybe_reraise = maybe_throw
+
+    def exists(self) -> bool:
+        """Whether the store knows the task (any state but PENDING, which unknown ids report)."""
+        return self.state != states.PENDING
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[AsyncResult[Any] | None, AsyncResult[Any]]]:
+        """``(parent, result)`` for this result and, breadth first, every task sent from it
+        (``children``). A result not ready when its children are needed raises IncompleteStream,
+        unless ``intermediate``, which skips its children."""
+        queue: deque[tuple[AsyncResult[Any] | None, AsyncResult[Any]]] = deque([(None, self)])
+        while queue:
+            parent, node = queue.popleft()
+            yield parent, node
+            if node.ready():
+                queue.extend((node, child) for child in node.children)
+            elif not intermediate:
+                raise IncompleteStream(f"task {node.id} is not ready, so its children are unknown yet")
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[AsyncResult[Any], Any]]:
+        """``(result, value)`` for this result and every task sent from it, waiting for each
+        (``kwargs`` go to ``get``): follows a task that fans out (or replaces itself) to the end."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
+
+    def get_leaf(self) -> Any:
+        """The value of the last result :meth:`iterdeps` reaches."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get()
+        return value
+
     def as_tuple(self) -> tuple[str, None]:
         return (self.id, None)
 
@@ -224,6 +276,23 @@ class ResultSet:
     def __init__(self, results: Iterable[AsyncResult[Any]] = (), app: Celery | None = None, **_: Any) -> None:
         self.results = list(results)
         self.app = app
+        self.parent: Any = None
+
+    @property
+    def backend(self) -> ResultBackend:
+        if self.app is not None:
+            return self.app.backend
+        from .app import current_app
+
+        return current_app().backend
+
+    def maybe_throw(self, propagate: bool = True, callback: Any = None) -> None:
+        """Raise the first failed or revoked member's exception (when ``propagate``), without
+        waiting; passes each member's ``(id, value)`` to ``callback``."""
+        for result in self.results:
+            result.maybe_throw(propagate=propagate, callback=callback)
+
+    maybe_reraise = maybe_throw
 
     def add(self, result: AsyncResult[Any]) -> None:
         if result not in self.results:

@@ -8,6 +8,7 @@ SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"      # revoked or expired before or while running
 REJECTED = "REJECTED"    # refused by the task (Reject) and dead-lettered
+IGNORED = "IGNORED"      # the task raised Ignore: never stored, as in Celery
 
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
 UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, RETRY})
@@ -16,7 +17,21 @@ PROPAGATE_STATES = frozenset({FAILURE, REVOKED, REJECTED})
 
 ALL_STATES = frozenset({PENDING, RECEIVED, STARTED, RETRY, SUCCESS, FAILURE, REVOKED, REJECTED})
 
+#: Celery's order of states, most final first (``None``: any state not listed): a state with a
+#: lower index is the more settled one, e.g. for merging events that arrive out of order.
+PRECEDENCE = [SUCCESS, FAILURE, None, REVOKED, STARTED, RECEIVED, REJECTED, RETRY, PENDING]
+
+
+def precedence(state: str | None) -> int:
+    """``state``'s index in :data:`PRECEDENCE` (unknown states rank where ``None`` does)."""
+    try:
+        return PRECEDENCE.index(state)
+    except ValueError:
+        return PRECEDENCE.index(None)
+
+
 __all__ = [
     "ALL_STATES", "EXCEPTION_STATES", "FAILURE", "PENDING", "PROPAGATE_STATES", "READY_STATES",
     "RECEIVED", "REJECTED", "RETRY", "REVOKED", "STARTED", "SUCCESS", "UNREADY_STATES",
+    "IGNORED", "PRECEDENCE", "precedence",
 ]

@@ -110,6 +110,8 @@ class Task(Generic[P, R]):
     priority: int | None = None
     expires: float | datetime | None = None
     serializer: str | None = None
+    #: Exceptions the task is expected to raise: logged at INFO without a traceback, as Celery's.
+    throws: tuple[type[BaseException], ...] = ()
     #: Options a subclass or decorator may set, checked so a typo is an error, not silence.
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "name", "bind", "max_retries", "default_retry_delay", "autoretry_for", "dont_autoretry_for",
@@ -124,6 +126,13 @@ class Task(Generic[P, R]):
     is_async: ClassVar[bool] = False
 
     _requests = _RequestStack()
+    #: Celery's ``self.MaxRetriesExceededError``, for ``except self.MaxRetriesExceededError``.
+    MaxRetriesExceededError = MaxRetriesExceededError
+
+    @property
+    def backend(self) -> Any:
+        """The app's result store, as Celery's ``Task.backend``."""
+        return self.app.backend
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -342,6 +351,15 @@ class Task(Generic[P, R]):
             except Exception:  # progress is recorded above; its event is best-effort
                 pass
 
+    def send_event(self, type_: str, retry: bool = True, retry_policy: Any = None, **fields: Any) -> None:
+        """Append a custom event (say ``task-thumbnail``) to the event stream with this run's id
+        and worker, where ``celeriac events`` and the dashboard's feed show it."""
+        from .events import EVENT_LOG, app_cap, event
+
+        request = self.request
+        data = event(type_, uuid=request.id, hostname=request.hostname, **fields)
+        self.app.broker.log_append(EVENT_LOG, data, app_cap(self.app)(data))
+
     # -- hooks a subclass may override (called by the worker) ----------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         pass
@@ -378,8 +396,9 @@ def make_task_class(fun: Callable[..., Any], base: type[Task[Any, Any]], options
 
         raise ConfigurationError(f"task {fun.__name__!r}: unknown option {name!r}{suggest(name, Task.OPTIONS)}")
     attrs = {k: v for k, v in options.items() if k not in ("base", "shared", "lazy", "pydantic", "filter")}
-    if isinstance(attrs.get("autoretry_for"), list):
-        attrs["autoretry_for"] = tuple(attrs["autoretry_for"])
+    for name in ("autoretry_for", "throws"):
+        if isinstance(attrs.get(name), list):
+            attrs[name] = tuple(attrs[name])
     attrs["run"] = fun if options.get("bind") else staticmethod(fun)
     attrs["__doc__"] = fun.__doc__
     attrs["__module__"] = fun.__module__

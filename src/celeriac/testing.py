@@ -66,14 +66,15 @@ def push_raw(broker_url: str, queue: str, payload: bytes, *, priority: int = 0, 
 @contextlib.contextmanager
 def start_worker(app: Celery, *, queues: Sequence[str] | None = None, concurrency: int = 1,
                  hostname: str | None = None, prefetch_multiplier: int | None = None,
-                 shutdown_timeout: float = 10.0) -> Iterator[Any]:
-    """Run a threads-pool worker for ``app`` inside this process for the ``with`` block."""
+                 shutdown_timeout: float = 10.0, quiet: bool = True) -> Iterator[Any]:
+    """Run a threads-pool worker for ``app`` inside this process for the ``with`` block
+    (``quiet=False``: with the worker's logging)."""
     from .worker import Worker
 
     app.conf.worker_shutdown_timeout = shutdown_timeout
     worker = Worker(app, hostname=hostname or f"test-{os.getpid()}-{time.monotonic_ns()}@localhost",
                     concurrency=concurrency, queues=list(queues) if queues else None, pool="threads",
-                    prefetch_multiplier=prefetch_multiplier, quiet=True)
+                    prefetch_multiplier=prefetch_multiplier, quiet=quiet)
     supervisor = worker.prepare()
     thread = threading.Thread(target=supervisor.run, kwargs={"install_signals": False}, daemon=True,
                               name="celeriac-test-worker")

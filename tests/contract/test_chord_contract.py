@@ -105,3 +105,53 @@ def test_records_are_stored_with_the_count(broker: Broker, broker_url: str, url_
     finally:
         if same_store:
             store.close()
+
+
+def test_a_failed_member_fires_the_join_at_once_and_closes_the_chord(broker: Broker) -> None:
+    """As Celery, the first failed header task fails the chord without waiting for the rest; the
+    join goes out once: later members, failed or not, count nothing and fire nothing."""
+    broker.chord_start("c6", 4, b"join-c6", queue="q", priority=2, ttl=60)
+    assert broker.chord_part("c6", "a", queue="q", priority=2) is False
+    assert broker.chord_part("c6", "b", queue="q", priority=2, failed=True) is True
+    got = broker.fetch(["q"], "w/1", 10, 0)
+    assert [(d.body, d.priority) for d in got] == [(b"join-c6", 2)]
+    broker.ack(got)
+    assert broker.chord_part("c6", "c", queue="q", priority=2, failed=True) is False
+    assert broker.chord_part("c6", "b", queue="q", priority=2, failed=True) is False
+    assert broker.chord_part("c6", "d", queue="q", priority=2) is False
+    assert drain(broker, "q") == []
+
+
+def test_a_failed_member_after_completion_fires_nothing(broker: Broker) -> None:
+    """A re-run that fails after the chord completed (its first run counted) changes nothing."""
+    broker.chord_start("c7", 2, b"join-c7", queue="q", ttl=60)
+    assert broker.chord_part("c7", "a", queue="q") is False
+    assert broker.chord_part("c7", "b", queue="q") is True
+    assert broker.chord_part("c7", "a", queue="q", failed=True) is False
+    assert drain(broker, "q") == [b"join-c7"]
+
+
+def test_racing_failures_fire_the_join_exactly_once(make_broker: MakeBroker) -> None:
+    """Every member failing at once on several connections: one True, one join message."""
+    size, racers = 8, 4
+    first = make_broker()
+    first.chord_start("c8", size, b"join-c8", queue="q", ttl=60)
+    others = [make_broker() for _ in range(racers)]
+    fired: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(racers)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        for member in range(size):
+            result = others[i].chord_part("c8", f"m{(member + i) % size}", queue="q", failed=member % 2 == 0)
+            with lock:
+                fired.append(result)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert fired.count(True) == 1
+    assert drain(first, "q") == [b"join-c8"]

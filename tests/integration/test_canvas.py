@@ -146,3 +146,121 @@ def test_children_are_the_tasks_sent_while_running(canvas: Path) -> None:
     result = spawn.delay(3)
     ids = result.get(timeout=20)
     assert [child.id for child in result.children] == ids
+
+
+def test_a_failing_header_task_fails_the_chord_at_once_and_only_once(canvas: Path) -> None:
+    """As Celery: the body fails with ChordError as soon as one header task fails, without
+    waiting for a slow one; when the slow one finishes later, neither the body nor its errback
+    runs again."""
+    from canvasapp import slow
+
+    two_processes = not str(canvasapp.app.conf.broker_url).startswith("memory")
+    body = ledger.s("early").on_error(on_error.s())
+    result = chord([slow.s(1, 6), fail.s(7)], body).apply_async()
+    slow_result = result.parent[0]
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert "failed on purpose" in str(caught.value)
+    if two_processes:  # one pool process runs the slow task while the other fails the chord
+        assert not slow_result.ready()
+    assert slow_result.get(timeout=30) == 1
+    time.sleep(1.0)  # room for a wrong second join to run
+    assert lines(canvas, "ledger") == []
+    assert len(lines(canvas, "errors")) == 1
+
+
+def test_a_revoked_header_task_fails_the_chord_instead_of_hanging_it(canvas: Path) -> None:
+    """A header task revoked before it runs never finishes: it counts as failed, so the body gets
+    ChordError now rather than waiting until result_expires."""
+    import uuid
+
+    revoked_id = str(uuid.uuid4())
+    # Until the worker replies, so its pool has the revocation before the header task arrives (a
+    # command sent as the worker starts can land before its control reader does: sent again).
+    wait_until(lambda: canvasapp.app.control.revoke(revoked_id, reply=True, timeout=2), timeout=30)
+    result = chord([add.s(1, 1), add.s(2, 2).set(task_id=revoked_id)], ledger.s("revoked")).apply_async()
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert revoked_id in str(caught.value)
+    assert lines(canvas, "ledger") == []
+
+
+def test_a_dead_lettered_header_task_fails_the_chord(canvas: Path) -> None:
+    """A header task no worker knows is dead-lettered: it counts as failed (NotRegistered)."""
+    result = chord([add.s(1, 1), canvasapp.app.signature("canvasapp.no_such_task", (1,))],
+                   ledger.s("dead")).apply_async()
+    with pytest.raises(Exception) as caught:
+        result.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError"
+    assert "NotRegistered" in str(caught.value) or "no_such_task" in str(caught.value)
+    assert lines(canvas, "ledger") == []
+
+
+def test_children_include_links_and_the_chains_next_step(canvas: Path) -> None:
+    """As Celery's: a finished task's children are its links and the chain's next step."""
+    result = (add.s(2, 2) | mul.s(4) | sub.s(1)).delay()
+    assert result.get(timeout=20) == 15
+    middle = result.parent
+    assert middle is not None and middle.parent is not None
+    # A step's result is stored by its worker's flusher, possibly after the next step finished.
+    assert middle.parent.get(timeout=5) == 4 and middle.get(timeout=5) == 16
+    assert [c.id for c in middle.parent.children] == [middle.id]
+    assert [c.id for c in middle.children] == [result.id]
+    assert result.children == []
+    linked = add.apply_async((2, 3), link=[collect.s("child-a"), collect.s("child-b")])
+    assert linked.get(timeout=20) == 5
+    children = linked.children
+    assert len(children) == 2
+    assert [c.get(timeout=20) for c in children] == [5, 5]
+    assert [c.name for c in children] == ["canvasapp.collect"] * 2
+
+
+def test_collect_iterdeps_get_leaf_and_maybe_throw(canvas: Path) -> None:
+    """Celery's graph walks over children: a task that fans out is followed to its leaves."""
+    from celeriac.exceptions import IncompleteStream
+    from celeriac.result import AsyncResult
+
+    root = spawn.delay(3)
+    ids = root.get(timeout=20)
+    collected = list(root.collect(timeout=20))
+    assert [(r.id, v) for r, v in collected] == [(root.id, ids), *[(i, n + n) for n, i in enumerate(ids)]]
+    assert [(p.id if p else None, r.id) for p, r in root.iterdeps()] == [(None, root.id)] + [(root.id, i) for i in ids]
+    assert root.get_leaf() == 4
+    assert root.exists() and not AsyncResult("never-sent", app=canvasapp.app).exists()
+    with pytest.raises(IncompleteStream):
+        list(AsyncResult("never-sent", app=canvasapp.app).iterdeps())
+    failed = fail.delay(1)
+    with pytest.raises(ValueError):
+        failed.get(timeout=20)
+    with pytest.raises(ValueError):
+        failed.maybe_throw()
+    seen: list[tuple[str, object]] = []
+    assert isinstance(failed.maybe_throw(propagate=False, callback=lambda i, v: seen.append((i, v))), str)
+    assert seen and seen[0][0] == failed.id
+    both = GroupResult("g", [root, failed], app=canvasapp.app)
+    with pytest.raises(ValueError):
+        both.maybe_throw()
+    assert both.backend is canvasapp.app.backend and both.parent is None
+
+
+def test_a_header_task_the_worker_kills_fails_the_chord(canvas: Path) -> None:
+    """A header task killed at its hard time limit, or terminated by revoke(terminate=True), is
+    recorded by the supervisor, not the task: it still counts into its chord as failed."""
+    from canvasapp import slow
+
+    if str(canvasapp.app.conf.broker_url).startswith("memory"):
+        pytest.skip("the in-process threads pool cannot kill a task")
+    limited = chord([add.s(1, 1), slow.s(2, 30).set(time_limit=1)], ledger.s("limit")).apply_async()
+    with pytest.raises(Exception) as caught:
+        limited.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError" and "TimeLimitExceeded" in str(caught.value)
+    terminated = chord([slow.s(3, 30)], ledger.s("terminated")).apply_async()
+    member = terminated.parent[0]
+    wait_until(lambda: any(line.startswith("3 ") for line in lines(canvas, "slow-started")), timeout=20)
+    canvasapp.app.control.revoke(member.id, terminate=True, signal="SIGKILL")
+    with pytest.raises(Exception) as caught:
+        terminated.get(timeout=30)
+    assert type(caught.value).__name__ == "ChordError" and member.id in str(caught.value)
+    assert lines(canvas, "ledger") == []

@@ -102,3 +102,41 @@ def test_the_pytest_plugin_offers_celerys_fixture_names(tmp_path):
 def test_public_names():
     for name in ("Queue", "current_app", "current_task"):
         assert name in celeriac.__all__
+
+
+def test_the_pytest_plugin_registers_class_tasks_and_checks_the_pool(tmp_path):
+    """celery_class_tasks are registered on the app and run on the worker; a pool the in-process
+    worker cannot be is one clear error, not a silently different worker."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ("celeriac.contrib.pytest",)\n')
+    (tmp_path / "test_classes.py").write_text(textwrap.dedent('''
+        import pytest
+        from celeriac import Task
+
+        class Shout(Task):
+            name = "shop.shout"
+
+            def run(self, text):
+                return text.upper()
+
+        @pytest.fixture(scope="session")
+        def celery_class_tasks():
+            return [Shout]
+
+        def test_class_task_runs(celery_app, celery_worker):
+            assert celery_app.tasks["shop.shout"].delay("hi").get(timeout=10) == "HI"
+    '''))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "test_pool.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def celery_worker_pool():
+            return "prefork"
+
+        def test_prefork_is_refused(celery_app, celery_worker):
+            pass
+    '''))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "1 passed" in out.stdout and "1 error" in out.stdout, out.stdout + out.stderr
+    assert "celery_worker_pool 'prefork'" in out.stdout

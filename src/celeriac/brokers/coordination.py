@@ -14,7 +14,10 @@ dies in the middle (its header task is redelivered and run again) or two finish 
 :meth:`Coordination.chord_part` counts one header task, by id, in one atomic step with storing
 its result, and the step that counts the last distinct id enqueues the join message. Counting
 ids rather than calls is what makes a re-run harmless; enqueueing inside the same step is what
-makes a crash after counting unable to lose the body.
+makes a crash after counting unable to lose the body. As in Celery, a header task that fails (or
+is revoked or dead-lettered) fails the chord at once: counted with ``failed=True`` it enqueues the
+join message straight away, and once the join message went out (either way) the chord is closed:
+no later member counts or fires anything.
 """
 
 from __future__ import annotations
@@ -98,11 +101,14 @@ class Coordination(abc.ABC):
 
     @abc.abstractmethod
     def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
-                   records: Sequence[Record] = (), backend: Any = None) -> bool:
+                   records: Sequence[Record] = (), backend: Any = None, failed: bool = False) -> bool:
         """Store ``records`` in ``backend`` and count header task ``member`` into ``chord``,
         atomically when the result store lives in this same store (one script, transaction or
         lock), else results first. The call whose member completes the count enqueues the join
         message as a ready message and returns True, exactly once per chord; a member counted
         before (a re-run after its worker died) counts nothing and returns False, as does a
-        chord unknown or expired. ``queue`` and ``priority`` repeat :meth:`chord_start`'s,
-        so engines can address the queue's keys without reading first."""
+        chord unknown or expired. ``failed`` (the member failed, was revoked or dead-lettered)
+        enqueues the join message at once, returning True, unless the chord has already fired.
+        Once the join message is enqueued the chord is closed: every later call counts nothing
+        and returns False. ``queue`` and ``priority`` repeat :meth:`chord_start`'s, so engines
+        can address the queue's keys without reading first."""

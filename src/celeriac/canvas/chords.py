@@ -7,10 +7,12 @@ header tasks are sent, each carrying a :class:`~celeriac.message.ChordRef`.
 
 Joining: each header task that finishes (success or failure) is counted by
 :meth:`Coordination.chord_part`, in one atomic step with storing its result; the step that
-counts the last distinct header task enqueues the join message. A header task run twice (its
-worker was killed and the message redelivered) is counted once, so the join is enqueued
-exactly once. The join task reads the header's results and sends the body with them, or, if a
-header task failed, records the body FAILURE with ChordError and calls its errbacks.
+counts the last distinct header task enqueues the join message, or, as in Celery, the first
+header task that fails (or is revoked or dead-lettered) enqueues it at once and closes the
+chord. A header task run twice (its worker was killed and the message redelivered) is counted
+once, so the join is enqueued exactly once. The join task reads the header's results and sends
+the body with them, or, if a header task failed, records the body FAILURE with ChordError and
+calls its errbacks.
 """
 
 from __future__ import annotations
@@ -91,15 +93,19 @@ def join(task: Task[Any, Any], body: dict[str, Any], ids: list[str]) -> None:
     app = task.app
     sig = signature(body, app=app)
     metas = app.backend.get_many(ids)
-    for task_id, meta in zip(ids, metas, strict=True):
-        if meta["status"] == states.SUCCESS:
-            continue
-        if meta["status"] in states.EXCEPTION_STATES:
-            why = f"Dependency {task_id} raised {rebuild_exception(meta)!r}"
-        else:  # counted, so it finished: its result was not kept (ignore_result)
-            why = f"Dependency {task_id} has no stored result (state {meta['status']}; ignore_result?)"
-        fail_body(app, sig, ChordError(why))
+    # A failed member fires the join at once, so other members may still be running: name the
+    # failure, not the first member that is not done.
+    failed = [(task_id, meta) for task_id, meta in zip(ids, metas, strict=True)
+              if meta["status"] in states.PROPAGATE_STATES]
+    if failed:
+        task_id, meta = failed[0]
+        fail_body(app, sig, ChordError(f"Dependency {task_id} raised {rebuild_exception(meta)!r}"))
         return
+    for task_id, meta in zip(ids, metas, strict=True):
+        if meta["status"] != states.SUCCESS:  # counted, yet no result kept (ignore_result)
+            why = f"Dependency {task_id} has no stored result (state {meta['status']}; ignore_result?)"
+            fail_body(app, sig, ChordError(why))
+            return
     request = task.request
     sig.apply_async(([meta.get("result") for meta in metas],), parent_id=request.id,
                     root_id=request.root_id)

@@ -6,10 +6,13 @@ nothing else. For the others, :func:`conclude` runs once the outcome is known an
 record made:
 
 - success: each ``link`` is sent with the result as its first argument, then the chain's next
-  step (carrying the rest of the chain);
+  step (carrying the rest of the chain); both become the task's ``children``, as in Celery;
 - failure: each ``link_error`` is called, and the chain stops there;
 - a chord header task (success or failure) is counted into its chord in one atomic step with
   storing its result (:meth:`Coordination.chord_part`), so its record is not left to the flusher.
+  A failure fails the chord at once, as in Celery; so does a header task that never runs
+  (revoked, expired or dead-lettered: :func:`never_ran`), which would otherwise leave its chord
+  waiting until it expires.
 
 Errbacks follow Celery: one whose task takes more than one argument is called here, in the
 worker, with ``(request, exc, traceback)``; any other is sent with the failed task's id.
@@ -22,13 +25,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import states
+from .. import message, states
 from ..argtypes import untag
 from .signature import Signature, signature
 
 if TYPE_CHECKING:
     from ..app import Celery
     from ..execution import Outcome
+    from ..message import ChordRef, Envelope
+    from ..result import AsyncResult
     from ..task import Context, Task
 
 logger = logging.getLogger("celeriac.task")
@@ -46,26 +51,56 @@ def conclude(app: Celery, task: Task[Any, Any], context: Context, outcome: Outco
     if state == states.SUCCESS:
         value = outcome.result
         options: dict[str, Any] = {"parent_id": context.id, "root_id": context.root_id}
-        for callback in flow.link:
-            _start(signature(untag(callback), app=app), (value,), options, eager)
+        sent = [_start(signature(untag(callback), app=app), (value,), options, eager) for callback in flow.link]
         if flow.chain:
             rest = flow.chain[1:]
-            _start(signature(untag(flow.chain[0]), app=app), (value,), {**options, "chain": rest}, eager)
+            sent.append(_start(signature(untag(flow.chain[0]), app=app), (value,), {**options, "chain": rest}, eager))
+        records = _with_children(records, context.id or "", [r.id for r in sent])
     elif state == states.FAILURE and flow.link_error:
         call_errbacks(app, [untag(e) for e in flow.link_error], context, outcome.exc, outcome.traceback, eager)
     if flow.chord is not None and state in states.READY_STATES and not eager:
         ref = flow.chord
         app.broker.chord_part(ref.id, context.id or "", queue=ref.queue, priority=ref.priority,
-                              records=records, backend=app.backend)
+                              records=records, backend=app.backend, failed=state != states.SUCCESS)
         return []
     return records
 
 
-def _start(sig: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool) -> None:
-    if eager:
-        sig.apply(args, **options)
-    else:
-        sig.apply_async(args, **options)
+def never_ran(app: Celery, envelope: Envelope, records: list[Record]) -> list[Record]:
+    """A task the worker will not run (revoked, expired, dead-lettered): if it is a chord's
+    header task, count it as failed, storing ``records`` with the count; returns the records
+    still to store."""
+    return count_failed(app, envelope.flow.chord if envelope.flow is not None else None, envelope.id, records)
+
+
+def count_failed(app: Celery, ref: ChordRef | None, task_id: str, records: list[Record]) -> list[Record]:
+    """Count ``task_id`` as a failed member of chord ``ref`` (if any) with its ``records``;
+    returns the records still to store. The supervisor calls it for a header task it ends itself
+    (terminated, hard time limit, its process lost), from the chord its slot names."""
+    if ref is None:
+        return records
+    app.broker.chord_part(ref.id, task_id, queue=ref.queue, priority=ref.priority, records=records,
+                          backend=app.backend, failed=True)
+    return []
+
+
+def _start(sig: Signature, args: tuple[Any, ...], options: dict[str, Any], eager: bool) -> AsyncResult[Any]:
+    return sig.apply(args, **options) if eager else sig.apply_async(args, **options)
+
+
+def _with_children(records: list[Record], task_id: str, ids: list[str]) -> list[Record]:
+    """Add the links and the chain's next step to the task's ``children``, as Celery's worker
+    does (it sends them before storing the result). Only canvas tasks pay the re-encoding."""
+    if not ids:
+        return records
+    out = []
+    for record_id, data, ready in records:
+        if record_id == task_id:
+            meta = message.loads(data)
+            meta["children"] = [*(meta.get("children") or ()), *ids]
+            data = message.dumps(meta)
+        out.append((record_id, data, ready))
+    return out
 
 
 def call_errbacks(app: Celery, errbacks: Sequence[Any], request: Context, exc: BaseException | None,

@@ -118,6 +118,27 @@ class Signature(dict[str, Any]):
 
     partial = clone
 
+    def replace(self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                options: dict[str, Any] | None = None) -> Signature:
+        """A copy with ``args``, ``kwargs`` or ``options`` swapped for the ones given (a part
+        left None is kept), unlike :meth:`clone`, which merges."""
+        new = self.clone()
+        if args is not None:
+            new["args"] = tuple(args)
+        if kwargs is not None:
+            new["kwargs"] = dict(kwargs)
+        if options is not None:
+            new["options"] = dict(options)
+        return new
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.options.get("parent_id")
+
+    @property
+    def root_id(self) -> str | None:
+        return self.options.get("root_id")
+
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         """Set sending options (``queue``, ``countdown``, ...) in place; returns the signature."""
         if immutable is not None:

@@ -28,10 +28,11 @@ class Group(click.Group):
 @click.option("-b", "--broker", help="Broker URL (overrides the app's broker_url).")
 @click.option("--result-backend", help="Result store URL (overrides result_backend).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Change to this directory first.")
+@click.option("--config", help="A settings module to load over the app's (app.config_from_object).")
 @click.version_option(__version__, "--version", prog_name="celeriac", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_backend: str | None,
-        workdir: str | None) -> None:
+        workdir: str | None, config: str | None) -> None:
     """celeriac: a distributed task queue with Celery's API and CLI."""
     import logging
 
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_bac
         import os
 
         os.chdir(workdir)
-    ctx.obj = CLIContext(app_spec, broker, result_backend)
+    ctx.obj = CLIContext(app_spec, broker, result_backend, config)
 
 
 def _register() -> None:
@@ -62,6 +63,10 @@ def _register() -> None:
     from .migrate import migrate_from_celery
 
     cli.add_command(migrate_from_celery)
+    from . import info
+
+    for command in info.COMMANDS:
+        cli.add_command(command)
 
 
 _register()

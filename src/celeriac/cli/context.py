@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..app import Celery
+from ..exceptions import ConfigurationError
 
 
 @dataclass
@@ -12,6 +13,7 @@ class CLIContext:
     app_spec: str | None
     broker: str | None = None
     result_backend: str | None = None
+    config: str | None = None  # --config: a settings module applied over the app's (Celery's option)
     _app: Celery | None = field(default=None, repr=False)
 
     @property
@@ -23,6 +25,11 @@ class CLIContext:
                 app = find_app(self.app_spec)
             else:
                 app = Celery("default")
+            if self.config:
+                try:
+                    app.config_from_object(self.config)
+                except ImportError as exc:
+                    raise ConfigurationError(f"--config {self.config!r}: {exc}") from None
             if self.broker:
                 app.conf.broker_url = self.broker
                 app._reset_connections()

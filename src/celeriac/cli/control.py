@@ -159,14 +159,20 @@ def _scheduled(app: Celery) -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("what", metavar="COMMAND")
+@click.argument("what", metavar="COMMAND", required=False)
 @click.argument("ids", nargs=-1, metavar="[TASK_ID]...")
 @remote_options
+@click.option("-l", "--list", "list_commands", is_flag=True, help="List the inspect commands and exit.")
 @click.pass_obj
-def inspect(obj: CLIContext, what: str, ids: tuple[str, ...], destination: str | None, timeout: float,
-            as_json: bool) -> None:
+def inspect(obj: CLIContext, what: str | None, ids: tuple[str, ...], destination: str | None, timeout: float,
+            as_json: bool, list_commands: bool) -> None:
     """Ask workers what they are doing: active, reserved, scheduled, registered, stats, ping,
     active_queues, conf, revoked, or query_task TASK_ID..."""
+    if list_commands:
+        click.echo("\n".join(f"{name}{' TASK_ID...' if name == 'query_task' else ''}" for name in INSPECT))
+        return
+    if what is None:
+        raise click.UsageError("missing COMMAND (see --list)")
     if what not in INSPECT:
         raise click.ClickException(f"unknown inspect command {what!r}{suggest(what, list(INSPECT))}; "
                                    f"choose from {', '.join(INSPECT)}")
@@ -240,14 +246,20 @@ def _signal_name(name: str) -> str:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("command", metavar="COMMAND")
+@click.argument("command", metavar="COMMAND", required=False)
 @click.argument("args", nargs=-1, metavar="[ARGS]...")
 @remote_options
+@click.option("-l", "--list", "list_commands", is_flag=True, help="List the control commands and exit.")
 @click.pass_obj
-def control(obj: CLIContext, command: str, args: tuple[str, ...], destination: str | None, timeout: float,
-            as_json: bool) -> None:
+def control(obj: CLIContext, command: str | None, args: tuple[str, ...], destination: str | None, timeout: float,
+            as_json: bool, list_commands: bool) -> None:
     """Steer workers: rate_limit TASK RATE, time_limit TASK SOFT [HARD], add_consumer QUEUE,
     cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], shutdown, revoke ID..., terminate SIGNAL ID..."""
+    if list_commands:
+        click.echo("\n".join(f"{name} {spec[0]}".rstrip() for name, spec in CONTROL.items()))
+        return
+    if command is None:
+        raise click.UsageError("missing COMMAND (see --list)")
     if command not in CONTROL:
         raise click.ClickException(f"unknown control command {command!r}{suggest(command, list(CONTROL))}; "
                                    f"choose from {', '.join(CONTROL)}")

@@ -144,6 +144,8 @@ def _alive(pid: int) -> bool:
 def multi(obj: CLIContext, action: str, args: tuple[str, ...], wait_seconds: float) -> None:
     """Start or stop several workers in the background: ``celeriac multi start w1 w2 -A proj``."""
     p = plan(list(args), obj.app_spec)
+    if obj.config:  # each node loads the same settings module
+        p.global_args += ["--config", obj.config]
     ok = True
     for node in p.nodes:
         if action == "show":

@@ -62,12 +62,18 @@ def call(obj: CLIContext, name: str, args_json: str | None, kwargs_json: str | N
 @click.argument("task_id")
 @click.option("-t", "--timeout", type=float, help="Seconds to wait (default: forever).")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Print the traceback of a failure.")
+@click.option("--task", "task_name", help="The task's name, so its own result class reads it.")
 @click.pass_obj
-def result(obj: CLIContext, task_id: str, timeout: float | None, show_traceback: bool) -> None:
+def result(obj: CLIContext, task_id: str, timeout: float | None, show_traceback: bool,
+           task_name: str | None) -> None:
     """Wait for a task's result and print it: the value on stdout (what scripts read, as Celery
     prints it), its state and the worker that ran it on stderr; a failure prints the exception
     (its traceback with --traceback) and exits 1."""
-    handle = obj.app.AsyncResult(task_id)
+    app = obj.app
+    if task_name is not None and task_name not in app.tasks:
+        raise click.BadParameter(f"unknown task {task_name!r}{suggest(task_name, list(app.tasks))}",
+                                 param_hint="--task")
+    handle = app.tasks[task_name].AsyncResult(task_id) if task_name else app.AsyncResult(task_id)
     try:
         value = handle.get(timeout=timeout, propagate=False)
     except ResultTimeout:

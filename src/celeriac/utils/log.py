@@ -5,6 +5,13 @@ from __future__ import annotations
 import logging
 
 TASK_LOGGER = "celeriac.task"
+#: Level names and numbers both ways, as Celery's ``LOG_LEVELS``.
+LOG_LEVELS: dict[str | int, int | str] = {}
+for _name, _number in logging.getLevelNamesMapping().items():
+    LOG_LEVELS[_name] = _number
+    LOG_LEVELS[_number] = logging.getLevelName(_number)
+#: The root of celeriac's own loggers (Celery's ``base_logger`` is ``celery``'s).
+base_logger = logging.getLogger("celeriac")
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -22,4 +29,4 @@ def get_task_logger(name: str) -> logging.Logger:
     return logger
 
 
-__all__ = ["get_logger", "get_task_logger"]
+__all__ = ["LOG_LEVELS", "base_logger", "get_logger", "get_task_logger"]

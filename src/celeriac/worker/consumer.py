@@ -310,7 +310,7 @@ class Consumer:
             if signals.task_unknown.receivers:
                 signals.task_unknown.send(sender=self, name=envelope.task, id=envelope.id, message=delivery,
                                           exc=exc)
-            self._refuse(delivery, envelope.id, envelope.task, exc)
+            self._refuse(delivery, envelope.id, envelope.task, exc, envelope=envelope)
             return
         if signals.task_received.receivers:
             signals.task_received.send(sender=self, request=self._request(envelope, delivery))
@@ -348,7 +348,7 @@ class Consumer:
             self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
 
     def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception,
-                internal: bool = False) -> None:
+                internal: bool = False, envelope: message.Envelope | None = None) -> None:
         """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
         reason = f"{'internal error: ' if internal else ''}{type(exc).__name__}: {str(exc)[:500]}"
         logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
@@ -357,6 +357,8 @@ class Consumer:
             meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
                     "worker": self.hostname, **exception_fields(exc, reason)}
             records.append((task_id, message.dumps(meta), True))
+        if envelope is not None and envelope.flow is not None:  # a chord's header task: failed
+            records = followups.never_ran(self.app, envelope, records)
         self.flusher.dead_letter(delivery, reason, records)
         if self.events:
             self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
@@ -367,11 +369,13 @@ class Consumer:
         meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
                 "worker": self.hostname}
-        record = (envelope.id, message.dumps(meta), True)
+        records = [(envelope.id, message.dumps(meta), True)]
+        if envelope.flow is not None:  # a chord's header task counts as failed, with its record
+            records = followups.never_ran(self.app, envelope, records)
         if ack:
-            self.flusher.finish(delivery, [record])
+            self.flusher.finish(delivery, records)
         else:
-            self.flusher.store([record])
+            self.flusher.store(records)
         terminated = why == "terminated"  # cancelled while running (-P asyncio's revoke(terminate=True))
         self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
         if signals.task_revoked.receivers:
@@ -461,12 +465,17 @@ class Consumer:
         hard = envelope.time_limit or limits[0]
         soft = envelope.soft_time_limit or limits[1]
         if self.slots is not None:
-            self.slots.begin(slot, {
+            info = {
                 "id": task_id, "name": name, "tag": delivery.tag, "q": delivery.queue,
                 "p": delivery.priority, "d": delivery.redeliveries, "al": bool(acks_late),
                 "rl": bool(task.option("reject_on_worker_lost", "task_reject_on_worker_lost")),
                 "started": time.time(), "hard": hard or 0, "args": shown[0],
-                "kwargs": shown[1]}, hard + grace if hard else None)
+                "kwargs": shown[1]}
+            if envelope.flow is not None and envelope.flow.chord is not None:
+                # So the supervisor counts a header task it kills or loses into its chord.
+                chord = envelope.flow.chord
+                info["ch"] = [chord.id, chord.queue, chord.priority]
+            self.slots.begin(slot, info, hard + grace if hard else None)
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
@@ -486,6 +495,8 @@ class Consumer:
             logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
         elif state == states.RETRY:
             logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
+        elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
+            logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
         elif state == states.FAILURE:
             logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc,
                          outcome.traceback or "")

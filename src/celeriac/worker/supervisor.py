@@ -22,9 +22,11 @@ import msgspec
 
 from .. import __version__, message, signals, states
 from ..brokers.base import BEAT_FORGOTTEN, BEAT_LAPSED, Delivery
+from ..canvas import followups
 from ..events import EVENT_LOG, EventCap, event
 from ..exceptions import BrokerError, SignatureError, TimeLimitExceeded, WorkerLostError
 from ..execution import ExceptionInfo, exception_fields, send_revoked
+from ..message import ChordRef
 from ..task import Context
 from .identity import identity, new_incarnation, proved_dead
 from .pools import POOLS, Pool
@@ -244,10 +246,21 @@ class Supervisor:
         info = running.info
         return Delivery(info["q"], int(info["p"]), b"", info["tag"], int(info.get("d", 0)))
 
-    def _store_failure(self, task_id: str, name: str | None, exc: BaseException, why: str) -> None:
+    def _store_failure(self, task_id: str, name: str | None, exc: BaseException, why: str,
+                       chord: ChordRef | None = None) -> None:
         meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
                 "worker": self.hostname, **exception_fields(exc, why)}
-        self.backend.write([(task_id, message.dumps(meta), True)])
+        self._write_final(task_id, [(task_id, message.dumps(meta), True)], chord)
+
+    def _write_final(self, task_id: str, records: list[tuple[str, bytes, bool]], chord: ChordRef | None) -> None:
+        """Store a task's final record; a chord header task also fails its chord (followups)."""
+        records = followups.count_failed(self.app, chord, task_id, records)
+        if records:
+            self.backend.write(records)
+
+    @staticmethod
+    def _chord(info: dict[str, Any]) -> ChordRef | None:
+        return ChordRef(*info["ch"]) if info.get("ch") else None
 
     def _record_terminated(self, running: Running, signum: int | None) -> None:
         info = running.info
@@ -255,7 +268,7 @@ class Supervisor:
         meta = {"task_id": info["id"], "status": states.REVOKED, "name": info["name"], "result": "terminated",
                 "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": ["terminated"],
                 "worker": self.hostname}
-        self.backend.write([(info["id"], message.dumps(meta), True)])
+        self._write_final(info["id"], [(info["id"], message.dumps(meta), True)], self._chord(info))
         self.broker.ack([self._delivery(running)])
         self._task_event("task-revoked", info, terminated=True)
         if signals.task_revoked.receivers:
@@ -269,7 +282,8 @@ class Supervisor:
         exc = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
         logger.error("Hard time limit (%gs) exceeded for %s[%s]", limit, info["name"], info["id"])
         self._store_failure(info["id"], info["name"], exc, f"TimeLimitExceeded: hard time limit "
-                            f"({limit:g}s) exceeded; the process running it was killed")
+                            f"({limit:g}s) exceeded; the process running it was killed",
+                            self._chord(info))
         self.broker.ack([self._delivery(running)])
         self._task_event("task-failed", info, exception=repr(exc))
         self._send_failure(running, exc, "TimeLimitExceeded")
@@ -302,7 +316,7 @@ class Supervisor:
             return [self._delivery(running)]
         exc = WorkerLostError(f"Worker exited prematurely: {how}.")
         logger.error("Process running %s[%s] died: %s", info["name"], info["id"], exc)
-        self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}")
+        self._store_failure(info["id"], info["name"], exc, f"WorkerLostError: {exc}", self._chord(info))
         self._task_event("task-failed", info, exception=repr(exc))
         self._send_failure(running, exc, "WorkerLostError")
         self.broker.ack([self._delivery(running)])
@@ -320,17 +334,18 @@ class Supervisor:
                 envelope = message.decode(delivery.body, accept=frozenset(self.app.conf.accept_content),
                                           signing_key=self.app.signing_key, arguments=False)
                 name: str | None = envelope.task
+                chord = envelope.flow.chord if envelope.flow is not None else None
             except SignatureError as exc:
                 if not exc.authentic:
                     continue  # an id nobody vouches for: recording it could overwrite a real result
-                name = None
+                name, chord = None, None
             except Exception:
-                name = None
+                name, chord = None, None
             why = (f"redelivered {delivery.redeliveries} times and the process running it died each "
                    "time; dead-lettered as a poison message")
             logger.error("Task %s[%s] dead-lettered: %s", name, task_id, why)
             lost = WorkerLostError(why)
-            self._store_failure(task_id, name, lost, f"WorkerLostError: {why}")
+            self._store_failure(task_id, name, lost, f"WorkerLostError: {why}", chord)
             self._task_event("task-dead-lettered", {"id": task_id, "name": name, "q": delivery.queue},
                              reason=why)
             # Its final failure: alerting hung on task_failure hears of it.

@@ -374,7 +374,8 @@ class MemoryBroker(Broker):
             st.chords[chord] = [size, join, set(), now + ttl]
 
     def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
-                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None,
+                   failed: bool = False) -> bool:
         st = self._st
         with st.cond:  # held while the result is stored, so counting and storing are one step
             if records:
@@ -383,8 +384,9 @@ class MemoryBroker(Broker):
             if entry is None or entry[3] <= time.time() or member in entry[2]:
                 return False
             entry[2].add(member)
-            if len(entry[2]) != entry[0]:
+            if len(entry[2]) != entry[0] and not failed:
                 return False
+            del st.chords[chord]  # fired: closed to every later member
             st.known.add(queue)
             st.make_ready(Message(next(st.ids), queue, clamp_priority(priority), entry[1], ""))
             st.cond.notify_all()

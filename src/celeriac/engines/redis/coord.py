@@ -77,11 +77,12 @@ class RedisCoordination:
 
     @translate_errors
     def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
-                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None,
+                   failed: bool = False) -> bool:
         from .results import RedisBackend, done_key, meta_key
 
         keys = [*chord_keys(queue, chord), f"{{celeriac:q:{queue}}}:p{clamp_priority(priority)}"]
-        args: list[Any] = [member, 0]
+        args: list[Any] = [member, 0, "1" if failed else "0"]
         # Results go into the counting script only on one server: on a cluster their keys are in
         # other slots, so they are stored first (a member re-run after a crash stores them again
         # and counts nothing, since members are counted by id).

@@ -40,7 +40,8 @@ class SQLiteCoordination:
         self._db.write(start)
 
     def chord_part(self, chord: str, member: str, *, queue: str, priority: int = 0,
-                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None) -> bool:
+                   records: Sequence[tuple[str, bytes, bool]] = (), backend: Any = None,
+                   failed: bool = False) -> bool:
         from .results import SQLiteBackend
 
         same_file = isinstance(backend, SQLiteBackend) and backend.path == self.path
@@ -60,8 +61,11 @@ class SQLiteCoordination:
                             (chord, member)).rowcount == 0:
                 return False  # counted before: a re-run after its worker died
             counted = conn.execute("SELECT COUNT(*) FROM chord_members WHERE chord = ?", (chord,)).fetchone()[0]
-            if counted != row[0]:
+            if counted != row[0] and not failed:
                 return False
+            # Fired: the chord is closed to every later member (its member rows go with it).
+            conn.execute("DELETE FROM chord_members WHERE chord = ?", (chord,))
+            conn.execute("DELETE FROM chords WHERE id = ?", (chord,))
             conn.execute("INSERT OR IGNORE INTO queues (name) VALUES (?)", (queue,))
             conn.execute("INSERT INTO messages (queue, priority, body, key) VALUES (?, ?, ?, '')",
                          (queue, clamp_priority(priority), row[1]))
