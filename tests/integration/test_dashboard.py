@@ -369,7 +369,7 @@ def test_the_v1_api_holds_to_its_openapi_schema_under_schemathesis(app, start_wo
     that match the schema, invalid requests refused (the progress stream waits by design: left out)."""
     import sys
 
-    pytest.importorskip("schemathesis")
+    import schemathesis  # noqa: F401  (the dev extra; a missing one fails loudly)
     start_worker("-c", "1", name="w1")
     dashboard = dashboards()
     runner = "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())"

@@ -49,7 +49,7 @@ document.addEventListener("securitypolicyviolation",
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' (playwright)")
+    import playwright.sync_api as playwright_api  # the dev extra; a missing one fails loudly
     if not os.access(CHROMIUM, os.X_OK):
         raise AssertionError(f"no Chromium at {CHROMIUM}: run ./scripts/setup --browser (apt-get install chromium)")
     with playwright_api.sync_playwright() as p:

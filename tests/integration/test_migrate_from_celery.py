@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import celery  # noqa: F401  (the dev extra; a missing one fails loudly)
 import pytest
 
 from celeriac import message
-
-pytest.importorskip("celery")
 
 APPS = str(Path(__file__).parent.parent / "apps")
 if APPS not in sys.path:

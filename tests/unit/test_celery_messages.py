@@ -11,13 +11,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import celery
 import msgspec
 import pytest
+from kombu import serialization
 
 from celeriac.migration.convert import Refused, convert
-
-celery = pytest.importorskip("celery")
-from kombu import serialization  # noqa: E402
 
 NOW = 1_800_000_000.0
 

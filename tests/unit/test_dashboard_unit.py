@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sys
 
+import fastapi  # noqa: F401  (the dev extra; a missing one fails loudly)
 import pytest
 from click.testing import CliRunner
 
 from celeriac.cli import cli
+from celeriac.dashboard.settings import Settings, is_loopback, parse_basic_auth
+from celeriac.dashboard.shapes import FLOWER_TASK_KEYS, args_repr, record_from_meta, task_dict
 from celeriac.exceptions import ConfigurationError
 from celeriac.monitor.state import TaskRecord
 from celeriac.redaction import redactor
-
-pytest.importorskip("fastapi")
-
-from celeriac.dashboard.settings import Settings, is_loopback, parse_basic_auth
-from celeriac.dashboard.shapes import FLOWER_TASK_KEYS, args_repr, record_from_meta, task_dict
 
 
 def test_args_are_shown_as_celerys_tuple():

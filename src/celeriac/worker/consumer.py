@@ -160,7 +160,11 @@ class Consumer:
     def stop(self) -> None:
         """Warm stop: finish the running task; prefetched ones go back to the queue at once."""
         self.stopping = True
-        self.flusher.give_back(self.reserved)
+        # A threads-pool consumer may be stopped before its thread reached run(): nothing is
+        # reserved yet, and run() sees ``stopping`` before its first fetch.
+        flusher = getattr(self, "flusher", None)
+        if flusher is not None:
+            flusher.give_back(self.reserved)
 
     def _on_term(self, signum: int, frame: Any) -> None:
         if self.slots is not None and self.slots.terminating(self.index):
