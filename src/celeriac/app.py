@@ -318,6 +318,15 @@ class Celery:
         cls = make_task_class(fun, base, {**options, "name": name})
         task: Task[Any, Any] = cls()
         task.app = self
+        existing = getattr(type(self.tasks.get(name)), "__wrapped__", fun)
+        if existing is not fun:  # the same function imported twice is no clash; two functions are
+            import warnings
+
+            from .exceptions import DuplicateTaskNameWarning
+
+            warnings.warn(DuplicateTaskNameWarning(
+                f"task {name!r} was {existing.__module__}.{existing.__qualname__}; now "
+                f"{fun.__module__}.{fun.__qualname__} replaces it (give one of them name=...)"), stacklevel=3)
         self.tasks[name] = task
         return task
 

@@ -180,6 +180,16 @@ __all__ = [
     "ImproperlyConfigured",
     "TaskPredicate",
     "TaskRevokedError",
+    "BackendError",
+    "BackendGetMetaError",
+    "BackendStoreError",
+    "CeleryWarning",
+    "DuplicateTaskNameWarning",
+    "InvalidTaskError",
+    "TaskError",
+    "Terminated",
+    "WorkerShutdown",
+    "WorkerTerminate",
 ]
 
 
@@ -196,3 +206,50 @@ CeleryError = CeleriacError
 ImproperlyConfigured = ConfigurationError
 TaskPredicate = TaskControl
 TaskRevokedError = TaskRevoked
+
+
+# The rest of celery.exceptions that Celery code imports, catches or raises.
+TaskError = CeleriacError  # Celery's base of task errors; celeriac's errors share one root
+InvalidTaskError = DecodeError  # a message the worker cannot accept (Celery raises it for the same)
+
+
+class Terminated(CeleriacError):
+    """A task ended by ``revoke(terminate=True)``. As in Celery, such a task is recorded REVOKED
+    and ``get()`` raises TaskRevoked; this is the name Celery code imports for it."""
+
+
+class WorkerShutdown(SystemExit):
+    """Celery's request for a warm shutdown. Raised in the process that runs the worker (a signal
+    handler, a ``worker_*`` signal receiver) it ends the worker as SystemExit does. Raised inside
+    a task it ends only that pool process: the task is recorded as a lost worker (or redelivered,
+    task_reject_on_worker_lost) and the worker replaces the process; stop a worker from a task
+    with ``app.control.shutdown(destination=[self.request.hostname])``."""
+
+
+class WorkerTerminate(SystemExit):
+    """Celery's request for an immediate stop; a SystemExit, as WorkerShutdown."""
+
+
+class BackendError(CeleriacError):
+    """Reading or writing the result store failed."""
+
+
+class BackendGetMetaError(BackendError):
+    def __init__(self, *args: Any, task_id: str = "", **_: Any) -> None:
+        super().__init__(*args)
+        self.task_id = task_id
+
+
+class BackendStoreError(BackendError):
+    def __init__(self, *args: Any, state: str = "", task_id: str = "", **_: Any) -> None:
+        super().__init__(*args)
+        self.state = state
+        self.task_id = task_id
+
+
+class CeleryWarning(UserWarning):
+    """Base of the warnings celeriac issues under Celery's name."""
+
+
+class DuplicateTaskNameWarning(CeleryWarning):
+    """Two different functions were registered under one task name; the later one wins."""
