@@ -29,21 +29,30 @@ class Group(click.Group):
 @click.option("--result-backend", help="Result store URL (overrides result_backend).")
 @click.option("--workdir", type=click.Path(file_okay=False), help="Change to this directory first.")
 @click.option("--config", help="A settings module to load over the app's (app.config_from_object).")
+@click.option("-q", "--quiet", is_flag=True, help="No banners (worker, beat).")
+@click.option("--no-color", is_flag=True, help="No colour in output (as NO_COLOR=1 does).")
+@click.option("--skip-checks", envvar="SKIP_CHECKS", is_flag=True,
+              help="Accepted for Celery compatibility: celeriac runs no Django system checks at start.")
 @click.version_option(__version__, "--version", prog_name="celeriac", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, app_spec: str | None, broker: str | None, result_backend: str | None,
-        workdir: str | None, config: str | None) -> None:
+        workdir: str | None, config: str | None, quiet: bool = False, no_color: bool = False,
+        skip_checks: bool = False) -> None:
     """celeriac: a distributed task queue with Celery's API and CLI."""
     import logging
 
     # Commands other than worker/beat speak through their output and one-line errors;
     # library warnings (publish retries) would only repeat the error. worker/beat reconfigure.
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
+    if no_color:
+        import os
+
+        os.environ["NO_COLOR"] = "1"  # rich, which draws the tables and live views, reads it
     if workdir:
         import os
 
         os.chdir(workdir)
-    ctx.obj = CLIContext(app_spec, broker, result_backend, config)
+    ctx.obj = CLIContext(app_spec, broker, result_backend, config, quiet=quiet)
 
 
 def _register() -> None:

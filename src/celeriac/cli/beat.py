@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..brokers.base import redact_url
 from ..worker import logs as worker_logs
+from ..worker.nodenames import node_name
 from .context import CLIContext
 
 logger = logging.getLogger("celeriac.beat")
@@ -30,22 +31,20 @@ logger = logging.getLogger("celeriac.beat")
 @click.option("-s", "--schedule", "schedule_file", help="Ignored: there is no schedule file (state is in the broker).")
 @click.option("-S", "--scheduler", "scheduler_cls",
               help="Refused: celeriac has one scheduler, its schedule in the broker (beat.Schedule).")
+@click.option("-n", "--hostname", help="This beat's name in its banner and log (default celeriac-beat@%h).")
+@click.option("--no-enable-remote-control", "no_remote_control", is_flag=True,
+              help="Accepted for Celery compatibility: beat has no remote control to turn off.")
 @click.option("--detach", is_flag=True, hidden=True)
 @click.option("-q", "--quiet", is_flag=True, help="No banner.")
 @click.pass_obj
 def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | None, max_interval: float | None,
          list_entries: bool, next_count: int, schedule_file: str | None, scheduler_cls: str | None,
-         detach: bool, quiet: bool) -> None:
+         detach: bool, quiet: bool, hostname: str | None = None, no_remote_control: bool = False) -> None:
     """Run the periodic scheduler: ``celeriac -A proj beat -l info``. Any number may run."""
     if detach:
         raise click.UsageError("--detach is not supported: run beat under systemd, supervisor or docker")
     if scheduler_cls:
-        # A database scheduler (django_celery_beat's) would be ignored without a word otherwise:
-        # its entries are edited in the admin and would silently never run.
-        raise click.UsageError(
-            f"--scheduler {scheduler_cls} is not supported: celeriac's schedule lives in the broker; "
-            "declare entries in beat_schedule, or change them at run time with "
-            "celeriac.beat.Schedule(app).add(...)/remove/pause/resume")
+        refuse_scheduler(scheduler_cls)
     app = obj.app
     if list_entries:
         _print_list(app, next_count)
@@ -57,8 +56,10 @@ def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | Non
     from ..beat import Scheduler
 
     scheduler = Scheduler(app, max_interval=max_interval)
-    if not quiet:
-        click.echo(_banner(app, scheduler))
+    node = node_name(hostname or "celeriac-beat@%h")
+    if not (quiet or obj.quiet):
+        click.echo(_banner(app, scheduler, node))
+    logger.info("beat %s: starting", node)
     if pidfile:
         with open(pidfile, "w") as f:
             f.write(f"{os.getpid()}\n")
@@ -75,11 +76,12 @@ def beat(obj: CLIContext, loglevel: str, logfile: str | None, pidfile: str | Non
             os.unlink(pidfile)
 
 
-def _banner(app: Any, scheduler: Any) -> str:
+def _banner(app: Any, scheduler: Any, node: str) -> str:
     zone = scheduler.tz
     entries = scheduler.schedule.code_entries()
     return "\n".join([
         f"celeriac beat v{__version__} is starting.",
+        f"Node -> {node}",
         f"LocalTime -> {datetime.now(zone).strftime('%Y-%m-%d %H:%M:%S %Z')}",
         "Configuration ->",
         f"    . broker -> {redact_url(app.broker_url)}",
@@ -129,3 +131,12 @@ def _print_list(app: Any, count: int) -> None:
 
 def _zone_suffix(moment: datetime, zone: Any) -> str:
     return "" if moment.tzinfo == zone else f" {moment.tzname()}"
+
+
+def refuse_scheduler(scheduler_cls: str) -> None:
+    # A database scheduler (django_celery_beat's) would be ignored without a word otherwise:
+    # its entries are edited in the admin and would silently never run.
+    raise click.UsageError(
+        f"--scheduler {scheduler_cls} is not supported: celeriac's schedule lives in the broker; "
+        "declare entries in beat_schedule, or change them at run time with "
+        "celeriac.beat.Schedule(app).add(...)/remove/pause/resume")

@@ -14,6 +14,7 @@ class CLIContext:
     broker: str | None = None
     result_backend: str | None = None
     config: str | None = None  # --config: a settings module applied over the app's (Celery's option)
+    quiet: bool = False  # the global -q: no banners
     _app: Celery | None = field(default=None, repr=False)
 
     @property

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+from typing import Any
 
 import click
 
@@ -80,8 +82,20 @@ def _explain_accepted(task_events: bool, without_gossip: bool, without_mingle: b
 @click.option("--without-gossip", is_flag=True, help="Accepted for Celery compatibility (no gossip here).")
 @click.option("--without-mingle", is_flag=True, help="Accepted for Celery compatibility (no mingle here).")
 @click.option("--without-heartbeat", is_flag=True, help="Accepted and ignored: the heartbeat holds the leases.")
-@click.option("-O", "optimization", help="Accepted for Celery compatibility (-O fair is how celeriac works).")
+@click.option("-O", "--optimization", "optimization", type=click.Choice(("default", "fair")),
+              help="Accepted for Celery compatibility (-O fair is how celeriac works).")
 @click.option("-q", "--quiet", is_flag=True, help="No banner.")
+@click.option("--purge", "--discard", "purge", is_flag=True,
+              help="Delete every task waiting in this worker's queues before starting (no confirmation).")
+@click.option("-I", "--include", multiple=True, help="More modules to import, comma-separated (the include setting).")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between heartbeats (worker_heartbeat_interval; at most a third of broker_lease_seconds).")
+@click.option("--disable-prefetch", is_flag=True,
+              help="Lease a task only when a process is free to run it (prefetch multiplier 1).")
+@click.option("--pool-start-method", type=click.Choice(("fork", "spawn")),
+              help="How pool processes start: fork (the only one celeriac has).")
+@click.option("-S", "--scheduler", "scheduler_cls",
+              help="Refused: the -B scheduler keeps its schedule in the broker (as `celeriac beat`).")
 @click.pass_obj
 def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: tuple[int, int] | None,
            queues: tuple[str, ...], exclude_queues: tuple[str, ...], hostname: str | None, pool: str | None,
@@ -89,11 +103,21 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: t
            prefetch_multiplier: int | None, max_tasks_per_child: int | None,
            max_memory_per_child: int | None, logfile: str | None, pidfile: str | None, detach: bool,
            beat: bool, task_events: bool, without_gossip: bool, without_mingle: bool, without_heartbeat: bool,
-           optimization: str | None, quiet: bool) -> None:
+           optimization: str | None, quiet: bool, purge: bool, include: tuple[str, ...],
+           heartbeat_interval: float | None, disable_prefetch: bool, pool_start_method: str | None,
+           scheduler_cls: str | None) -> None:
     """Start a worker: ``celeriac -A proj worker -l info -c 2 -Q high,low``."""
     if not obj.app_spec:
         # Without the app the worker knows no task: everything it took would be dead-lettered.
         raise click.UsageError("the worker needs your app: celeriac -A proj worker (or set CELERIAC_APP)")
+    if pool_start_method == "spawn":
+        raise click.BadParameter("celeriac forks its pool processes; spawn is not offered (use fork)",
+                                 param_hint="--pool-start-method")
+    if scheduler_cls:
+        from .beat import refuse_scheduler
+
+        refuse_scheduler(scheduler_cls)
+    quiet = quiet or obj.quiet
     node = node_name(hostname)
     logfile = os.path.abspath(file_name(logfile, node)) if logfile else None
     pidfile = os.path.abspath(file_name(pidfile, node)) if pidfile else None
@@ -109,6 +133,9 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: t
     worker_logs.setup(loglevel, fmt=app.conf.worker_log_format, logfile=logfile,
                       hijack=bool(app.conf.worker_hijack_root_logger))
     _explain_accepted(task_events, without_gossip, without_mingle, without_heartbeat, optimization)
+    _apply_options(app, include, heartbeat_interval)
+    if disable_prefetch:
+        prefetch_multiplier = 1
     if time_limit is not None:
         app.conf.task_time_limit = time_limit
     if soft_time_limit is not None:
@@ -119,6 +146,8 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: t
         selected = [q for q in (selected or app.queues()) if q not in excluded]
         if not selected:
             raise click.UsageError("every queue is excluded by -X")
+    if purge:
+        _purge(app, selected or app.queues())
     if pidfile:
         write_pidfile(pidfile)
     try:
@@ -138,3 +167,24 @@ def worker(obj: CLIContext, loglevel: str, concurrency: int | None, autoscale: t
         if pidfile and read_pid(pidfile) == os.getpid():
             os.unlink(pidfile)
     raise SystemExit(code)
+
+
+def _apply_options(app: Any, include: tuple[str, ...], heartbeat_interval: float | None) -> None:
+    modules = _split(include)
+    for module in modules:
+        try:  # a typo is said in one line here, not as a traceback from the worker's start-up
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise click.BadParameter(f"cannot import {module!r}: {exc}", param_hint="--include") from None
+    if modules:
+        app.conf.include = (*app.conf.include, *modules)
+    if heartbeat_interval is not None:
+        app.conf.worker_heartbeat_interval = heartbeat_interval
+
+
+def _purge(app: Any, queues: list[str]) -> None:
+    """``--purge``/``--discard``: as Celery, without asking, and said only when something went."""
+    count = app.broker.purge(list(queues))
+    if count:
+        click.echo(f"purge: Erased {count} {'message' if count == 1 else 'messages'} from "
+                   f"{', '.join(queues)}.")
