@@ -246,6 +246,22 @@ class Control:
                     timeout: float = 1.0, **_: Any) -> Any:
         return self.broadcast("pool_shrink", {"n": n}, destination=destination, reply=reply, timeout=timeout)
 
+    def enable_events(self, destination: str | Sequence[str] | None = None, reply: bool = False,
+                      timeout: float = 1.0, **_: Any) -> Any:
+        """Turn task events back on in the workers (``disable_events`` turned them off)."""
+        return self.broadcast("enable_events", destination=destination, reply=reply, timeout=timeout)
+
+    def disable_events(self, destination: str | Sequence[str] | None = None, reply: bool = False,
+                       timeout: float = 1.0, **_: Any) -> Any:
+        """Stop the workers sending task events until ``enable_events`` (or a restart)."""
+        return self.broadcast("disable_events", destination=destination, reply=reply, timeout=timeout)
+
+    def autoscale(self, max: int, min: int, destination: str | Sequence[str] | None = None,
+                  reply: bool = False, timeout: float = 1.0, **_: Any) -> Any:
+        """New --autoscale bounds for workers started with it."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, destination=destination, reply=reply,
+                              timeout=timeout)
+
     def shutdown(self, destination: str | Sequence[str] | None = None, reply: bool = False,
                  timeout: float = 1.0, **_: Any) -> Any:
         return self.broadcast("shutdown", destination=destination, reply=reply, timeout=timeout)
@@ -334,6 +350,10 @@ class Inspect:
 
     def query_task(self, *ids: str) -> dict[str, Any] | None:
         return self._ask("query_task", ids=list(ids))
+
+    def report(self) -> dict[str, Any] | None:
+        """``{hostname: {"ok": text}}``: versions, platform and settings (secrets hidden) for a bug report."""
+        return self._ask("report")
 
     def scheduled(self) -> dict[str, Any] | None:
         """Delayed tasks wait in the broker, not in a worker: they are listed under ``"broker"``."""

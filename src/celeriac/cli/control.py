@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 EX_UNAVAILABLE = 69
 
 INSPECT = ("active", "reserved", "scheduled", "registered", "stats", "ping", "active_queues", "conf",
-           "revoked", "query_task")
+           "revoked", "query_task", "report")
 
 
 class NoReplies(click.ClickException):
@@ -229,6 +229,9 @@ CONTROL: dict[str, tuple[str, int, int, Callable[[tuple[str, ...]], dict[str, An
     "pool_grow": ("[N]", 0, 1, lambda a: {"n": _pool_size(a)}),
     "pool_shrink": ("[N]", 0, 1, lambda a: {"n": _pool_size(a)}),
     "shutdown": ("", 0, 0, lambda a: {}),
+    "enable_events": ("", 0, 0, lambda a: {}),
+    "disable_events": ("", 0, 0, lambda a: {}),
+    "autoscale": ("MAX MIN", 2, 2, lambda a: {"max": _pool_size(a[:1]), "min": int(_number(a[1], "MIN", int))}),
     "revoke": ("TASK_ID...", 1, MANY, lambda a: {"task_ids": list(a), "terminate": False, "signal": "SIGTERM"}),
     "terminate": ("SIGNAL TASK_ID...", 2, MANY,
                   lambda a: {"task_ids": list(a[1:]), "terminate": True, "signal": _signal_name(a[0])}),

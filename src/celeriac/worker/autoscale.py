@@ -71,6 +71,23 @@ class Autoscaler:
             self.idle_since = now
             self._resize(-1, busy)
 
+    def update(self, maximum: int | None, minimum: int | None) -> tuple[int, int]:
+        """Remote control's ``autoscale``: new bounds, and the pool moved inside them now. The
+        maximum cannot pass the slots the worker set up at start (``--autoscale``'s max, at least 16)."""
+        capacity = self.supervisor.slots.count // self.supervisor.pool.width
+        high = self.maximum if maximum is None else int(maximum)
+        low = self.minimum if minimum is None else int(minimum)
+        if high < 1 or low < 0:
+            raise ValueError(f"autoscale {high},{low}: the maximum must be at least 1 and the minimum not negative")
+        high = min(high, capacity)
+        self.maximum, self.minimum = high, max(1, min(low, high))
+        size = self.supervisor.concurrency
+        if size > self.maximum:
+            self._resize(self.maximum - size, len(self.supervisor.running()))
+        elif size < self.minimum:
+            self._resize(self.minimum - size, len(self.supervisor.running()))
+        return self.maximum, self.minimum
+
     def _ready(self) -> int:
         try:
             return sum(s.ready_total for s in self.supervisor.broker.stats(self.supervisor.queues))

@@ -42,6 +42,7 @@ class Remote:
         self.rate_limits: dict[str, Any] = {}
         self.time_limits: dict[str, list[float | None]] = {}
         self.revoked_version = 0
+        self.task_events = bool(supervisor.events)  # enable_events/disable_events turn it at run time
         self.signing_key = self.app.signing_key
         self.seen: dict[str, float] = {}  # signed command id -> until when it is remembered
         self.thread = threading.Thread(target=self._loop, name="remote-control", daemon=True)
@@ -66,7 +67,8 @@ class Remote:
     def publish(self) -> None:
         """Tell pool processes the current overrides through the shared page."""
         self.sup.slots.publish({"rate_limits": self.rate_limits, "time_limits": self.time_limits,
-                                "queues": self.sup.queues, "revoked_version": self.revoked_version})
+                                "queues": self.sup.queues, "revoked_version": self.revoked_version,
+                                "events": self.task_events})
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -259,6 +261,34 @@ class Remote:
     def do_pool_shrink(self, n: int = 1) -> dict[str, str]:
         shrunk = self.sup.resize(-int(n))
         return {"ok": f"pool will shrink to {shrunk}"}
+
+    def do_enable_events(self) -> dict[str, str]:
+        return self._task_events(True)
+
+    def do_disable_events(self) -> dict[str, str]:
+        return self._task_events(False)
+
+    def _task_events(self, on: bool) -> dict[str, str]:
+        """Task events only, as Celery's: worker heartbeats/online/offline keep flowing, so
+        monitors still see the worker."""
+        word = "enabled" if on else "disabled"
+        if self.task_events == on:
+            return {"ok": f"task events already {word}"}
+        self.task_events = on
+        self.publish()
+        logger.info("task events %s by remote control", word)
+        return {"ok": f"task events {word}"}
+
+    def do_autoscale(self, max: int | None = None, min: int | None = None) -> dict[str, str]:
+        if self.sup.autoscaler is None:
+            raise ValueError("Autoscale not enabled")  # Celery's reply when the worker has no --autoscale
+        high, low = self.sup.autoscaler.update(max, min)
+        return {"ok": f"autoscale now max={high} min={low}"}
+
+    def do_report(self) -> dict[str, str]:
+        from ..utils.report import report
+
+        return {"ok": report(self.app)}
 
     def do_shutdown(self) -> dict[str, str]:
         self.sup.stop()
