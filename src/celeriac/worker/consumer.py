@@ -121,6 +121,7 @@ class Consumer:
         self._generation = generation
         self.rate_limits = dict(state.get("rate_limits", {}))
         self.time_limits = {k: (v[0], v[1]) for k, v in state.get("time_limits", {}).items()}
+        self.events = bool(state.get("events", self.events))  # enable_events/disable_events
         if state.get("queues"):
             self.queues = list(state["queues"])
         if state.get("revoked_version", 0) != self._revoked_version:
