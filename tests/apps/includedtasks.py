@@ -1,0 +1,10 @@
+"""A task module coreapp does not import: only ``worker -I includedtasks`` registers it."""
+
+from __future__ import annotations
+
+from coreapp import app
+
+
+@app.task(name="includedtasks.double")
+def double(x):
+    return 2 * x
