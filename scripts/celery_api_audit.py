@@ -105,9 +105,6 @@ DECISIONS: dict[tuple[str, str], str] = {
         "mailbox", "Mailbox", "app", "election", "_error_handler", "heartbeat")},
     ("celery.app.control.Control", "pool_restart"): "deliberately not: restart the worker (`celeriac multi restart`)",
     ("celery.app.control.Control", "discard_all"): "deliberately not: old name of purge (Celery 3)",
-    ("celery.app.control.Control", "autoscale"): "missing",
-    ("celery.app.control.Control", "enable_events"): "missing",
-    ("celery.app.control.Control", "disable_events"): "missing",
     **{("celery.app.control.Inspect", n): DEBUG for n in ("memdump", "memsample", "objgraph")},
     **{("celery.app.control.Inspect", n): INTERNAL for n in ("app", "callback", "connection", "limit",
                                                              "pattern", "matcher", "_prepare", "_request")},
@@ -169,6 +166,22 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("CLI commands", "logtool"): "missing",
     ("CLI commands", "migrate"): "deliberately not: `celeriac migrate-from-celery` moves a Celery broker's "
                                  "tasks; broker-to-broker moves within celeriac are not offered",
+    # appended (gaps): what stays out after the Celery-compatibility pass, and why
+    **{(f"CLI options of `celery {c}`", n): "deliberately not: drop privileges and set the umask in the service "
+       "manager (systemd User=/Group=/UMask=, docker USER); the process is never started as root to switch"
+       for c in ("worker", "beat", "events") for n in ("--uid", "--gid", "--umask", "--executable")},
+    **{("CLI options of `celery events`", n): "deliberately not: daemon options of the snapshot camera, which "
+       "celeriac does not have (the dashboard keeps the task history)"
+       for n in ("--detach", "--logfile", "--loglevel", "--pidfile")},
+    ("celery.Task", "retry_on_worker_lost"): "deliberately not: task_reject_on_worker_lost (on by default) runs "
+                                             "the task again, capped by the poison-message redelivery limit",
+    **{("celery.Task", n): "deliberately not: a failed or timed-out task is acked once its FAILURE is stored "
+       "(Celery's default); raise Reject(requeue=True) to keep a message" for n in ("acks_on_failure",
+                                                                                 "acks_on_timeout")},
+    ("celery.Celery", "events"): "deliberately not: kombu's event Dispatcher/Receiver/State; read the stream with "
+                                 "`celeriac events --dump` or app.broker.log_read(celeriac.events.EVENT_LOG)",
+    **{(f"celery.result.{c}", n): "deliberately not: Celery's DependencyGraph for dot output; iterdeps/collect "
+       "walk a result's tree" for c in ("AsyncResult", "EagerResult") for n in ("build_graph", "graph")},
 }
 @dataclass
 class Area:

@@ -167,7 +167,7 @@ def _scheduled(app: Celery) -> dict[str, Any]:
 def inspect(obj: CLIContext, what: str | None, ids: tuple[str, ...], destination: str | None, timeout: float,
             as_json: bool, list_commands: bool) -> None:
     """Ask workers what they are doing: active, reserved, scheduled, registered, stats, ping,
-    active_queues, conf, revoked, or query_task TASK_ID..."""
+    active_queues, conf, revoked, report, or query_task TASK_ID..."""
     if list_commands:
         click.echo("\n".join(f"{name}{' TASK_ID...' if name == 'query_task' else ''}" for name in INSPECT))
         return
@@ -257,7 +257,8 @@ def _signal_name(name: str) -> str:
 def control(obj: CLIContext, command: str | None, args: tuple[str, ...], destination: str | None, timeout: float,
             as_json: bool, list_commands: bool) -> None:
     """Steer workers: rate_limit TASK RATE, time_limit TASK SOFT [HARD], add_consumer QUEUE,
-    cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], shutdown, revoke ID..., terminate SIGNAL ID..."""
+    cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], autoscale MAX MIN, enable_events, disable_events,
+    shutdown, revoke ID..., terminate SIGNAL ID..."""
     if list_commands:
         click.echo("\n".join(f"{name} {spec[0]}".rstrip() for name, spec in CONTROL.items()))
         return
