@@ -8,3 +8,11 @@ from coreapp import app
 @app.task(name="includedtasks.double")
 def double(x):
     return 2 * x
+
+
+@app.task(name="includedtasks.debugged")
+def debugged(x):
+    from celeriac.contrib import rdb
+
+    rdb.set_trace()  # the test connects, looks at x, and continues
+    return x + 1

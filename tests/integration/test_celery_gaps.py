@@ -197,3 +197,41 @@ def test_beat_hostname_names_the_beat_in_its_banner(app, broker_url, tmp_path):
         proc.terminate()
         proc.wait(20)
         proc.stdout.close()  # type: ignore[union-attr]
+
+
+def test_rdb_stops_a_task_in_a_pool_process_until_a_client_continues_it(app, start, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = start("-c", "1", "-I", "includedtasks", name="dbg", env={"CELERIAC_RDB_PORT": str(port)})
+    result = app.send_task("includedtasks.debugged", (5,))
+
+    def connect() -> socket.socket | None:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            return None
+
+    client = wait_until(connect, 20, 0.1, message="the debugger listening")
+    with client, client.makefile("rw") as session:
+        def until_prompt() -> str:
+            seen = ""
+            while not seen.endswith("(Pdb) "):
+                char = session.read(1)
+                assert char, seen
+                seen += char
+            return seen
+
+        until_prompt()
+        session.write("p x * 10\n")
+        session.flush()
+        assert "50" in until_prompt()
+        assert result.state == states.PENDING  # held in the debugger
+        session.write("c\n")
+        session.flush()
+    assert wait_for(result, 20) == 6
+    log = worker.log()
+    assert f"Remote Debugger:{port}: Ready to connect: telnet 127.0.0.1 {port}" in log
+    assert "Session with 127.0.0.1:" in log
