@@ -219,15 +219,12 @@ class Terminated(CeleriacError):
 
 
 class WorkerShutdown(SystemExit):
-    """Celery's request for a warm shutdown. Raised in the process that runs the worker (a signal
-    handler, a ``worker_*`` signal receiver) it ends the worker as SystemExit does. Raised inside
-    a task it ends only that pool process: the task is recorded as a lost worker (or redelivered,
-    task_reject_on_worker_lost) and the worker replaces the process; stop a worker from a task
-    with ``app.control.shutdown(destination=[self.request.hostname])``."""
+    """Raised in a task, as in Celery: the task is recorded FAILURE with it and its worker shuts
+    down warmly (running tasks finish, as on SIGTERM). In eager mode it is only the failure."""
 
 
 class WorkerTerminate(SystemExit):
-    """Celery's request for an immediate stop; a SystemExit, as WorkerShutdown."""
+    """Raised in a task: recorded FAILURE, and its worker shuts down cold (as on SIGQUIT)."""
 
 
 class BackendError(CeleriacError):

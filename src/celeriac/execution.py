@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import message, signals, states
-from .exceptions import EncodeError, Ignore, Reject, Retry
+from .exceptions import EncodeError, Ignore, Reject, Retry, WorkerShutdown, WorkerTerminate
 from .message import Envelope
 from .redaction import Redactor
 from .task import Context, Task
@@ -23,6 +23,10 @@ from .task import Context, Task
 logger = logging.getLogger("celeriac.task")
 
 IGNORED = "IGNORED"  # not a stored state: the task asked for its message to be dropped
+
+# The worker's main process, set when a worker starts (pool processes inherit it); None in eager
+# mode and in callers. A task raising WorkerShutdown/WorkerTerminate stops that worker.
+worker_pid: int | None = None
 
 
 @dataclass(slots=True)
@@ -141,7 +145,23 @@ def caught(task: Task[Any, Any], exc: BaseException) -> Outcome:
         return Outcome(states.REJECTED, exc=exc, traceback=tb.format_exc(), requeue=exc.requeue)
     if isinstance(exc, Ignore):
         return Outcome(IGNORED)
+    if isinstance(exc, (WorkerShutdown, WorkerTerminate)) and worker_pid is not None:
+        _stop_worker(cold=isinstance(exc, WorkerTerminate))
     return _autoretry(task, exc) or Outcome(states.FAILURE, exc=exc, traceback=tb.format_exc())
+
+
+def _stop_worker(cold: bool) -> None:
+    """As in Celery: WorkerShutdown from a task is a warm shutdown of its worker (the signal
+    `celeriac multi stop` sends), WorkerTerminate a cold one. The task itself is recorded FAILURE."""
+    import os
+    import signal
+
+    logger.warning("a task raised %s: %s shutdown of the worker", "WorkerTerminate" if cold else "WorkerShutdown",
+                   "cold" if cold else "warm")
+    try:
+        os.kill(worker_pid or 0, signal.SIGQUIT if cold else signal.SIGTERM)
+    except OSError as exc:
+        logger.error("could not signal the worker (pid %s): %s", worker_pid, exc)
 
 
 def settle(task: Task[Any, Any], context: Context, outcome: Outcome, started: float) -> None:

@@ -16,3 +16,10 @@ def debugged(x):
 
     rdb.set_trace()  # the test connects, looks at x, and continues
     return x + 1
+
+
+@app.task(name="includedtasks.stop_worker")
+def stop_worker():
+    from celeriac.exceptions import WorkerShutdown
+
+    raise WorkerShutdown(0)

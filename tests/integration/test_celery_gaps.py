@@ -235,3 +235,20 @@ def test_rdb_stops_a_task_in_a_pool_process_until_a_client_continues_it(app, sta
     log = worker.log()
     assert f"Remote Debugger:{port}: Ready to connect: telnet 127.0.0.1 {port}" in log
     assert "Session with 127.0.0.1:" in log
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_worker_shutdown_raised_in_a_task_stops_its_worker_warmly(app, start, pool):
+    import coreapp
+
+    worker = start("-c", "2", "-P", pool, "-I", "includedtasks", name=f"stop-{pool}")
+    running = coreapp.sleep.delay(1.5, "warm")
+    wait_until(lambda: (app.control.inspect(timeout=5).active() or {}).get(node(f"stop-{pool}")), 20, 0.1,
+               message="the sleep task running")
+    stopper = app.send_task("includedtasks.stop_worker")
+    assert worker.proc is not None
+    assert worker.proc.wait(30) == 0
+    assert wait_for(running, 5) == "warm"  # warm: the running task finished first
+    failed = wait_for(stopper, 5, propagate=False)
+    assert type(failed).__name__ == "WorkerShutdown"
+    assert "a task raised WorkerShutdown: warm shutdown of the worker" in worker.log()

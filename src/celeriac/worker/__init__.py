@@ -111,6 +111,9 @@ class Worker:
                 "hostname": self.hostname, "concurrency": self.concurrency, "pool": self.pool,
                 "queues": self.queues, "prefetch_multiplier": self.prefetch})
         self.app.finalize()
+        from .. import execution
+
+        execution.worker_pid = os.getpid()  # so WorkerShutdown raised in a task stops this worker
         if signals.worker_init.receivers:
             signals.worker_init.send(sender=self)
         warnings = self._connect()
