@@ -439,7 +439,9 @@ class Celery:
             publish.after_publish(envelope)
         if self.conf.task_send_sent_event:
             publish.sent_event(self, envelope)
-        return AsyncResult(envelope.id, app=self, task_name=name)
+        result: AsyncResult[Any] = AsyncResult(envelope.id, app=self, task_name=name)
+        result._ignored = envelope.ignore_result
+        return result
 
     def send_many(self, name: str, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]],
                   **options: Any) -> list[AsyncResult[Any]]:

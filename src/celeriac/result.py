@@ -56,7 +56,7 @@ class AsyncResult(Generic[R]):
     ``R`` is what the task returns, so ``add.delay(2, 2).get()`` type-checks as ``int``."""
 
     # No per-instance dict: send_many makes tens of thousands of these at once.
-    __slots__ = ("__weakref__", "_backend", "_cache", "app", "id", "parent", "task_id", "task_name")
+    __slots__ = ("__weakref__", "_backend", "_cache", "_ignored", "app", "id", "parent", "task_id", "task_name")
 
     def __init__(self, id: str, app: Celery | None = None, backend: ResultBackend | None = None,
                  task_name: str | None = None) -> None:
@@ -70,12 +70,23 @@ class AsyncResult(Generic[R]):
         self._backend = backend
         self.task_name = task_name
         self._cache: Meta | None = None
+        self._ignored = False
         #: The result of the step before this one in a chain (set when the chain is sent).
         self.parent: AsyncResult[Any] | GroupResult | None = None
 
     @property
     def backend(self) -> ResultBackend:
         return self._backend or self.app.backend
+
+    @property
+    def ignored(self) -> bool:
+        """True when the task was sent with ignore_result: nothing will be stored, so ``get()``
+        returns None at once instead of waiting for its timeout (Celery's behaviour)."""
+        return self._ignored
+
+    @ignored.setter
+    def ignored(self, value: bool) -> None:
+        self._ignored = bool(value)
 
     # -- reading --------------------------------------------------------------------------
     def _meta(self) -> Meta:
@@ -158,6 +169,8 @@ class AsyncResult(Generic[R]):
         TimeoutError) after ``timeout`` seconds, and re-raises the task's exception when
         ``propagate`` and it failed.
         """
+        if self._ignored:
+            return cast("R", None)
         meta = self._cache or self.backend.wait_for(self.id, timeout)
         if meta is None:
             raise ResultTimeout(f"The operation timed out: task {self.id} not ready after {timeout}s")

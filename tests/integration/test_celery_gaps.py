@@ -252,3 +252,19 @@ def test_worker_shutdown_raised_in_a_task_stops_its_worker_warmly(app, start, po
     failed = wait_for(stopper, 5, propagate=False)
     assert type(failed).__name__ == "WorkerShutdown"
     assert "a task raised WorkerShutdown: warm shutdown of the worker" in worker.log()
+
+
+def test_a_result_sent_with_ignore_result_is_ignored_and_get_does_not_wait(app):
+    import coreapp
+
+    from celeriac.exceptions import ResultTimeout
+
+    started = time.monotonic()
+    assert coreapp.quiet.delay("q").ignored is True  # the task's own ignore_result=True
+    sent = coreapp.add.apply_async((1, 2), ignore_result=True)
+    assert sent.ignored is True and sent.get(timeout=5) is None
+    assert time.monotonic() - started < 2
+    kept = coreapp.add.delay(1, 2)
+    assert kept.ignored is False
+    with pytest.raises(ResultTimeout):
+        kept.get(timeout=0.2)  # no worker runs here: a stored result is waited for
