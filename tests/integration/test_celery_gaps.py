@@ -56,6 +56,8 @@ def test_disable_events_stops_task_events_in_pool_processes_until_enable_events(
     assert again == [{node("ev"): {"ok": "task events already disabled"}}]
     quiet = coreapp.noop.delay()
     wait_for(quiet, 20)
+    lost = coreapp.crash.delay()  # its process dies: the supervisor records it, and sends no event either
+    assert type(wait_for(lost, 30, propagate=False)).__name__ == "WorkerLostError"
 
     assert app.control.enable_events(reply=True, timeout=5) == [{node("ev"): {"ok": "task events enabled"}}]
     loud = coreapp.noop.delay()
@@ -63,6 +65,7 @@ def test_disable_events_stops_task_events_in_pool_processes_until_enable_events(
     wait_until(lambda: "task-succeeded" in _events_for(app, loud.id), 10, 0.1, message="events after enable")
     # One process flushes its events in order: the later task's are in, so the quiet one's would be.
     assert [k for k in _events_for(app, quiet.id) if k != "task-sent"] == []
+    assert [k for k in _events_for(app, lost.id) if k != "task-sent"] == []
     # Worker events are not task events: the heartbeat keeps flowing while task events are off.
     assert any(e["type"] == "worker-heartbeat" for _, e in read_log(app.broker, EVENT_LOG))
 

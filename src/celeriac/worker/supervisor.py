@@ -437,6 +437,9 @@ class Supervisor:
             logger.debug("could not send %s: %s", kind, exc)
 
     def _task_event(self, kind: str, info: dict[str, Any], **fields: Any) -> None:
+        remote = getattr(self, "remote", None)  # made in run()
+        if remote is not None and not remote.task_events:  # disable_events: task events off, worker's own on
+            return
         self._worker_event(kind, uuid=info.get("id"), name=info.get("name"), queue=info.get("q"), **fields)
 
     # -- remote control hooks -------------------------------------------------------------------
