@@ -251,7 +251,6 @@ class Task(Generic[P, R]):
         chain and chord, and this task ends without a result of its own (Celery's
         ``Task.replace``). Raises Ignore; in eager mode returns the replacement's result."""
         from .canvas import chord, group, maybe_signature
-        from .exceptions import Ignore
 
         request = self.request
         sig = maybe_signature(sig, self.app)
@@ -260,13 +259,23 @@ class Task(Generic[P, R]):
         envelope = request.envelope
         flow = envelope.flow if envelope is not None else None
         if request.is_eager or envelope is None:
-            return sig.apply().get()
+            return self.on_replace(sig)
         options: dict[str, Any] = {"task_id": request.id, "group_id": request.group, "root_id": request.root_id,
                                    "parent_id": request.parent_id}
         if flow is not None:
             options.update(link=list(flow.link) or None, link_error=list(flow.link_error) or None,
                            chain=list(flow.chain) or None, chord=flow.chord)
-        sig.apply_async(**{k: v for k, v in options.items() if v is not None})
+        return self.on_replace(sig.set(**{k: v for k, v in options.items() if v is not None}))
+
+    def on_replace(self, sig: Any) -> Any:
+        """Called by ``replace`` with the replacement, already given this task's id, callbacks
+        and chord: sends it and raises Ignore (in eager mode runs it and returns its result). An
+        override (Celery's hook, e.g. to log or stamp) must end with ``super().on_replace(sig)``."""
+        from .exceptions import Ignore
+
+        if self.request.is_eager or self.request.envelope is None:
+            return sig.apply().get()
+        sig.apply_async()
         raise Ignore()
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:

@@ -271,3 +271,10 @@ def test_a_result_sent_with_ignore_result_is_ignored_and_get_does_not_wait(app):
     assert kept.ignored is False
     with pytest.raises(ResultTimeout):
         kept.get(timeout=0.2)  # no worker runs here: a stored result is waited for
+
+
+def test_on_replace_is_called_with_the_replacement_carrying_this_tasks_id(app, start, marks):
+    start("-c", "1", "-I", "includedtasks", name="repl")
+    result = app.send_task("includedtasks.replaced", (4,))
+    assert wait_for(result, 20) == 5
+    assert read_marks(marks, "on_replace") == [f"{result.id} coreapp.add {result.id}"]
