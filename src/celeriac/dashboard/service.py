@@ -15,7 +15,7 @@ from ..monitor.indexer import Indexer
 from ..monitor.state import TaskRecord
 from . import alerts
 from .csrf import Csrf
-from .metrics import Metrics
+from .metrics import GapCollector, Metrics
 from .settings import Settings, default_db
 from .shapes import record_from_meta
 
@@ -38,6 +38,7 @@ class Dashboard:
         self.csrf = Csrf(settings.url_prefix or "/")
         self.metrics = Metrics(self.queue_stats)
         self.indexer.listeners.append(self.metrics.observe)
+        self.metrics.registry.register(GapCollector(self.history.gap_totals))
         self.alerts = alerts.from_app(app, self.indexer.tasks.get, self.queue_stats)
         if self.alerts is not None:
             self.indexer.listeners.append(self.alerts.observe)

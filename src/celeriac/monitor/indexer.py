@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import EVENT_LOG
 from ..exceptions import BrokerError
 from .history import History
-from .reader import FROM_START, EventReader
+from .reader import FROM_START, EventReader, Gap
 from .state import TaskRecord, TaskStates, WorkerStates
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class Indexer:
         self.error: str | None = None
         self.changes = 0  # bumped after every batch stored, so live views know when to look again
         self.caught_up = threading.Event()  # set once a read found nothing more to fold
+        self._gaps: list[Gap] = []  # found by the current read, stored with its batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -69,7 +70,8 @@ class Indexer:
         next_prune = 0.0
         while reader is None and not self._stop.is_set():
             try:
-                reader = EventReader(self.broker, self.start_position())
+                reader = EventReader(self.broker, self.start_position(), on_gap=self._on_gap,
+                                     last_time=self.history.last_event_time())
             except BrokerError as exc:
                 self.error = str(exc)
                 logger.warning("history: cannot reach the broker: %s", exc)
@@ -92,10 +94,22 @@ class Indexer:
                 except Exception:
                     logger.exception("history: retention pass failed")
 
+    def _on_gap(self, gap: Gap) -> None:
+        lost = "an unknown number of" if gap.entries is None else str(gap.entries)
+        logger.warning("history: the event log was trimmed past the last entry read: %s entries between %s (%s) "
+                       "and %s (%s) were dropped unread, so the history is incomplete for that window; "
+                       "raise event_stream_max_bytes / event_stream_maxlen if this recurs", lost, gap.after,
+                       _when(gap.since), gap.until, _when(gap.to))
+        self._gaps.append(gap)
+
     def step(self, reader: EventReader) -> int:
         """One read: fold, store, tell listeners. Returns how many events it folded."""
+        self._gaps = []
         batch = reader.read(self.wait)
         if not batch:
+            if self._gaps:  # entries that held no readable event still end a gap
+                self.history.save((), reader.position, gaps=self._gaps)
+                self._gaps = []
             self.caught_up.set()
             return 0
         events = [event for _, event in batch]
@@ -116,7 +130,8 @@ class Indexer:
             changed[record.uuid] = record
         self.tasks.touched = []
         self.tasks.unknown = set()
-        self.history.save(changed.values(), reader.position)
+        self.history.save(changed.values(), reader.position, gaps=self._gaps)
+        self._gaps = []
         if changed:  # worker heartbeats alone change no task a page shows
             self.changes += 1
         for listener in self.listeners:
@@ -125,3 +140,9 @@ class Indexer:
             except Exception:
                 logger.exception("history: a listener failed")
         return len(events)
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "time unknown"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
