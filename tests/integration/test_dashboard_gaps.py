@@ -1,0 +1,87 @@
+"""What the dashboard shows must be true: when the capped event log trims entries the dashboard
+had not read yet (here: it is paused with SIGSTOP while a real worker runs a burst), the gap is
+found, logged once, counted on /metrics and shown on the overview, and reading goes on after it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("dashboard_support")
+
+from dashboard_support import DashboardProcess, start_dashboard  # noqa: E402
+
+from celeriac.testing import wait_until  # noqa: E402
+
+MAXLEN = 5   # Redis trims whole nodes (100 entries) with MAXLEN ~: the log keeps about 100 entries
+BURST = 400  # one task-sent entry each, plus the worker's batches: several times what is kept
+
+
+def gaps_metric(dashboard: DashboardProcess) -> float:
+    text = dashboard.get("/metrics").text
+    found = re.search(r"^celeriac_dashboard_event_gaps_total ([0-9.e+]+)$", text, re.M)
+    assert found, "celeriac_dashboard_event_gaps_total is missing from /metrics"
+    return float(found.group(1))
+
+
+def history_ids(dashboard: DashboardProcess) -> set[str]:
+    return set(dashboard.get("/api/tasks", params={"limit": 10_000}).json())
+
+
+@pytest.fixture
+def tiny_log(app: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    conf = app.conf  # type: ignore[attr-defined]
+    saved = conf.event_stream_maxlen, conf.task_send_sent_event
+    conf.event_stream_maxlen, conf.task_send_sent_event = MAXLEN, True
+    yield
+    conf.event_stream_maxlen, conf.task_send_sent_event = saved
+
+
+def test_a_trim_past_a_paused_dashboard_is_detected_counted_and_shown(app, tiny_log, start_worker, tmp_path: Path):
+    import coreapp
+
+    start_worker("-c", "2", name="w1", env={"CELERIAC_TEST_EVENT_MAXLEN": str(MAXLEN)})
+    dashboard = start_dashboard(str(app.conf.broker_url), tmp_path)
+    try:
+        first = coreapp.add.delay(0, 0)
+        assert first.get(timeout=20) == 0
+        wait_until(lambda: first.id in history_ids(dashboard), 20, 0.1, message="the first task in the history")
+        assert gaps_metric(dashboard) == 0
+        assert "events were lost" not in dashboard.get("/overview").text
+
+        os.kill(dashboard.proc.pid, signal.SIGSTOP)
+        try:
+            results = [coreapp.add.delay(i, 1) for i in range(BURST)]
+            assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(BURST)]
+        finally:
+            os.kill(dashboard.proc.pid, signal.SIGCONT)
+        # After the burst, one more task: read after the gap, so the history goes on.
+        last = coreapp.add.delay(7, 7)
+        assert last.get(timeout=20) == 14
+
+        wait_until(lambda: last.id in history_ids(dashboard), 30, 0.2, message="the task after the gap")
+        assert gaps_metric(dashboard) == 1
+        missing = {r.id for r in results} - history_ids(dashboard)
+        assert missing, "the log kept everything: the test did not make it trim past the dashboard"
+        page = dashboard.get("/overview")
+        assert page.status_code == 200 and "script-src" in page.headers["content-security-policy"]
+        assert "The history is incomplete" in page.text
+        assert re.search(r"events were lost between \d{4}-\d\d-\d\d \d\d:\d\d:\d\d and "
+                         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: the history is incomplete for that window", page.text)
+        assert "<script>" not in page.text.split("The history is incomplete")[1].split("</section>")[0]
+        log = dashboard.log()
+        assert log.count("dropped unread") == 1, log[-3000:]
+        assert "WARNING" in log.split("dropped unread")[0].splitlines()[-1]
+
+        # A restart neither forgets the gap nor counts it again.
+        dashboard.stop()
+        dashboard = start_dashboard(str(app.conf.broker_url), tmp_path)
+        assert gaps_metric(dashboard) == 1
+        assert "events were lost between" in dashboard.get("/overview/body").text
+    finally:
+        dashboard.stop()
