@@ -30,7 +30,13 @@ def gaps_metric(dashboard: DashboardProcess) -> float:
 
 
 def history_ids(dashboard: DashboardProcess) -> set[str]:
-    return set(dashboard.get("/api/tasks", params={"limit": 10_000}).json())
+    return set(history(dashboard))
+
+
+def history(dashboard: DashboardProcess) -> dict[str, dict[str, object]]:
+    """What the history holds (``/api/tasks`` never asks the result store, unlike task info)."""
+    found: dict[str, dict[str, object]] = dashboard.get("/api/tasks", params={"limit": 10_000}).json()
+    return found
 
 
 @pytest.fixture
@@ -53,9 +59,14 @@ def test_a_trim_past_a_paused_dashboard_is_detected_counted_and_shown(app, tiny_
         wait_until(lambda: first.id in history_ids(dashboard), 20, 0.1, message="the first task in the history")
         assert gaps_metric(dashboard) == 0
         assert "events were lost" not in dashboard.get("/overview").text
+        # A task the dashboard sees begin, whose end is logged (and trimmed) while it is paused.
+        slow = coreapp.progress.delay(3, 0.7)  # update_state is logged at once: the history shows it running
+        wait_until(lambda: history(dashboard).get(slow.id, {}).get("state") == "PROGRESS", 20, 0.05,
+                   message="the slow task shown running")
 
         os.kill(dashboard.proc.pid, signal.SIGSTOP)
         try:
+            slow.get(timeout=20)
             results = [coreapp.add.delay(i, 1) for i in range(BURST)]
             assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(BURST)]
         finally:
@@ -68,6 +79,9 @@ def test_a_trim_past_a_paused_dashboard_is_detected_counted_and_shown(app, tiny_
         assert gaps_metric(dashboard) == 1
         missing = {r.id for r in results} - history_ids(dashboard)
         assert missing, "the log kept everything: the test did not make it trim past the dashboard"
+        # Its end was among the events lost; the result store, written first, says how it ended.
+        wait_until(lambda: history(dashboard)[slow.id]["state"] == "SUCCESS", 10, 0.1,
+                   message="the slow task repaired from the result store")
         page = dashboard.get("/overview")
         assert page.status_code == 200 and "script-src" in page.headers["content-security-policy"]
         assert "The history is incomplete" in page.text
@@ -77,6 +91,7 @@ def test_a_trim_past_a_paused_dashboard_is_detected_counted_and_shown(app, tiny_
         log = dashboard.log()
         assert log.count("dropped unread") == 1, log[-3000:]
         assert "WARNING" in log.split("dropped unread")[0].splitlines()[-1]
+        assert re.search(r"after the gap, [1-9]\d* of \d+ unfinished tasks were found finished", log), log[-3000:]
 
         # A restart neither forgets the gap nor counts it again.
         dashboard.stop()

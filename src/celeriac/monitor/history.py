@@ -193,6 +193,17 @@ class History:
             db.execute("ROLLBACK")
             raise
 
+    def unfinished(self, until: float | None, limit: int = 10_000) -> list[TaskRecord]:
+        """Tasks not in a final state whose last event is no newer than ``until`` (any, with None),
+        newest first: those whose final events may have been lost in a gap of the log."""
+        sql = "SELECT record FROM tasks WHERE state NOT IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED')"
+        params: list[Any] = []
+        if until is not None:
+            sql += " AND timestamp <= ?"
+            params.append(until)
+        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [TaskRecord.from_dict(_decode(row[0])) for row in rows]
+
     def gaps(self, limit: int = 10) -> list[Gap]:
         """The newest gaps in what was read of the event log, newest first."""
         rows = self._db().execute("SELECT after, until, since, upto, entries FROM gaps ORDER BY id DESC LIMIT ?",

@@ -25,12 +25,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.monitor")
 
 Listener = Callable[[list[dict[str, Any]]], None]
+#: Given tasks the history shows unfinished, those another source (the result store) knows to
+#: have finished, brought up to that state.
+Repair = Callable[[list[TaskRecord]], list[TaskRecord]]
+REPAIR_MAX = 10_000  # unfinished tasks checked after a gap, newest first
 
 PRUNE_EVERY = 10.0  # seconds between retention passes
 
 
 class Indexer:
-    def __init__(self, broker: Broker, history: History, *, wait: float = 0.5, keep: int = 10_000) -> None:
+    def __init__(self, broker: Broker, history: History, *, wait: float = 0.5, keep: int = 10_000,
+                 repair: Repair | None = None) -> None:
         self.broker = broker
         self.history = history
         self.wait = wait
@@ -41,6 +46,7 @@ class Indexer:
         self.changes = 0  # bumped after every batch stored, so live views know when to look again
         self.caught_up = threading.Event()  # set once a read found nothing more to fold
         self._gaps: list[Gap] = []  # found by the current read, stored with its batch
+        self.repair = repair
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,6 +108,27 @@ class Indexer:
                        _when(gap.since), gap.until, _when(gap.to))
         self._gaps.append(gap)
 
+    def _repair(self, gaps: list[Gap]) -> None:
+        """Tasks whose final events may be among those lost: the history would show them
+        unfinished for good. The result store is written before those events, so it can say."""
+        if self.repair is None:
+            return
+        until = None if any(g.to is None for g in gaps) else max(g.to or 0.0 for g in gaps)
+        stale = [self.tasks.get(r.uuid) or r for r in self.history.unfinished(until, REPAIR_MAX)]
+        if not stale:
+            return
+        try:
+            fixed = self.repair(stale)
+        except Exception:  # the store away: the gap is still shown, the tasks stay as they were
+            logger.exception("history: could not check the result store after a gap")
+            return
+        if fixed:
+            self.history.save(fixed)
+            self.tasks.adopt(fixed)
+            self.changes += 1
+        logger.warning("history: after the gap, %d of %d unfinished tasks were found finished in the result store",
+                       len(fixed), len(stale))
+
     def step(self, reader: EventReader) -> int:
         """One read: fold, store, tell listeners. Returns how many events it folded."""
         self._gaps = []
@@ -109,6 +136,7 @@ class Indexer:
         if not batch:
             if self._gaps:  # entries that held no readable event still end a gap
                 self.history.save((), reader.position, gaps=self._gaps)
+                self._repair(self._gaps)
                 self._gaps = []
             self.caught_up.set()
             return 0
@@ -131,6 +159,8 @@ class Indexer:
         self.tasks.touched = []
         self.tasks.unknown = set()
         self.history.save(changed.values(), reader.position, gaps=self._gaps)
+        if self._gaps:
+            self._repair(self._gaps)
         self._gaps = []
         if changed:  # worker heartbeats alone change no task a page shows
             self.changes += 1
