@@ -15,6 +15,7 @@ from celeriac.brokers.base import Broker
 from celeriac.monitor.history import History
 from celeriac.monitor.indexer import Indexer
 from celeriac.monitor.reader import FROM_START, EventReader, Gap, before
+from celeriac.monitor.state import TaskRecord
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -109,4 +110,29 @@ def test_the_indexer_stores_a_gap_once_and_finds_one_left_while_it_was_stopped(b
     assert history.gap_totals()[0] == 1
     [gap] = history.gaps()
     assert gap.since == 4.0 and gap.to is not None and gap.to > 4.0
+    history.close()
+
+
+def test_a_reader_slower_than_the_writers_warns_and_checks_the_store_once_per_quiet_spell(
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    history = History(str(tmp_path / "history.db"))
+    checked: list[int] = []
+
+    def repair(records: list[TaskRecord]) -> list[TaskRecord]:
+        checked.append(len(records))
+        return []
+
+    indexer = Indexer(broker, history, wait=0.05, repair=repair)
+    append(broker, 5, 1000)
+    reader = EventReader(broker, indexer.start_position(), on_gap=indexer._on_gap)
+    while indexer.step(reader):
+        pass
+    with caplog.at_level("WARNING", logger="celeriac.monitor"):
+        for round in range(3):
+            append(broker, 700, 150, start=5 + 700 * round)
+            while indexer.step(reader):
+                pass
+    assert history.gap_totals()[0] == 3 and len(history.gaps()) == 3
+    assert len([r for r in caplog.records if "dropped unread" in r.getMessage()]) == 1
+    assert len(checked) == 1 and checked[0] > 0
     history.close()

@@ -29,6 +29,10 @@ Listener = Callable[[list[dict[str, Any]]], None]
 #: have finished, brought up to that state.
 Repair = Callable[[list[TaskRecord]], list[TaskRecord]]
 REPAIR_MAX = 10_000  # unfinished tasks checked after a gap, newest first
+# A reader slower than the writers finds a gap on every read: one warning and one check of the
+# result store per this many seconds then, not one per read (each gap is still stored and counted).
+GAP_QUIET = 10.0
+_ALL = float("inf")  # repair every unfinished task: a gap whose end time is not known
 
 PRUNE_EVERY = 10.0  # seconds between retention passes
 
@@ -47,6 +51,10 @@ class Indexer:
         self.caught_up = threading.Event()  # set once a read found nothing more to fold
         self._gaps: list[Gap] = []  # found by the current read, stored with its batch
         self.repair = repair
+        self._repair_until: float | None = None  # pending: unfinished tasks last seen before this
+        self._next_repair = 0.0
+        self._quiet_until = 0.0
+        self._unlogged = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,19 +109,31 @@ class Indexer:
                     logger.exception("history: retention pass failed")
 
     def _on_gap(self, gap: Gap) -> None:
-        lost = "an unknown number of" if gap.entries is None else str(gap.entries)
-        logger.warning("history: the event log was trimmed past the last entry read: %s entries between %s (%s) "
-                       "and %s (%s) were dropped unread, so the history is incomplete for that window; "
-                       "raise event_stream_max_bytes / event_stream_maxlen if this recurs", lost, gap.after,
-                       _when(gap.since), gap.until, _when(gap.to))
         self._gaps.append(gap)
+        until = _ALL if gap.to is None else gap.to
+        self._repair_until = until if self._repair_until is None else max(self._repair_until, until)
+        now = time.monotonic()
+        if now < self._quiet_until:
+            self._unlogged += 1
+            return
+        self._quiet_until = now + GAP_QUIET
+        lost = "an unknown number of" if gap.entries is None else str(gap.entries)
+        more = f" ({self._unlogged} more gaps since the last warning)" if self._unlogged else ""
+        self._unlogged = 0
+        logger.warning("history: the event log was trimmed past the last entry read: %s entries between %s (%s) "
+                       "and %s (%s) were dropped unread, so the history is incomplete for that window%s; "
+                       "raise event_stream_max_bytes / event_stream_maxlen if this recurs", lost, gap.after,
+                       _when(gap.since), gap.until, _when(gap.to), more)
 
-    def _repair(self, gaps: list[Gap]) -> None:
+    def _repair(self) -> None:
         """Tasks whose final events may be among those lost: the history would show them
         unfinished for good. The result store is written before those events, so it can say."""
-        if self.repair is None:
+        pending = self._repair_until
+        if self.repair is None or pending is None or time.monotonic() < self._next_repair:
             return
-        until = None if any(g.to is None for g in gaps) else max(g.to or 0.0 for g in gaps)
+        self._repair_until = None
+        self._next_repair = time.monotonic() + GAP_QUIET
+        until = None if pending == _ALL else pending
         stale = [self.tasks.get(r.uuid) or r for r in self.history.unfinished(until, REPAIR_MAX)]
         if not stale:
             return
@@ -136,8 +156,8 @@ class Indexer:
         if not batch:
             if self._gaps:  # entries that held no readable event still end a gap
                 self.history.save((), reader.position, gaps=self._gaps)
-                self._repair(self._gaps)
                 self._gaps = []
+            self._repair()
             self.caught_up.set()
             return 0
         events = [event for _, event in batch]
@@ -159,9 +179,8 @@ class Indexer:
         self.tasks.touched = []
         self.tasks.unknown = set()
         self.history.save(changed.values(), reader.position, gaps=self._gaps)
-        if self._gaps:
-            self._repair(self._gaps)
         self._gaps = []
+        self._repair()
         if changed:  # worker heartbeats alone change no task a page shows
             self.changes += 1
         for listener in self.listeners:
