@@ -70,11 +70,11 @@ class Gap:
     entries: int | None = None
 
     @classmethod
-    def between(cls, after: str, until: str, since: float | None, to: float | None) -> Gap:
+    def between(cls, after: str, until: str, since: float | None, to: float | None, *, dense: bool = False) -> Gap:
+        """``dense``: the log numbers its entries one by one (SQLite), so their ids count what
+        was dropped; Redis ids are times, and the memory broker's counter is shared by every log."""
         entries = None
-        # Only SQLite numbers each log's entries one by one; Redis ids are times, and the memory
-        # broker's counter is shared by every log, so there the count is not known.
-        if _SEQ_ID.match(after) and _SEQ_ID.match(until) and len(after) == len(until) == 16:
+        if dense and _SEQ_ID.match(after) and _SEQ_ID.match(until):
             entries = max(0, int(until) - int(after) - 1)
         return cls(after, until, since, to, entries)
 
@@ -119,7 +119,8 @@ class EventReader:
                 events = []
             if gap_after is not None:
                 stamps = [e["timestamp"] for e in events if isinstance(e.get("timestamp"), (int, float))]
-                self._gap(Gap.between(gap_after, entry_id, self.last_time, min(stamps, default=None)))
+                self._gap(Gap.between(gap_after, entry_id, self.last_time, min(stamps, default=None),
+                                      dense=bool(getattr(self.broker, "log_ids_dense", False))))
                 gap_after = None
             for one in events:
                 stamp = one.get("timestamp")
