@@ -138,3 +138,20 @@ def test_a_reader_slower_than_the_writers_warns_and_checks_the_store_once_per_qu
     assert len([r for r in caplog.records if "dropped unread" in r.getMessage()]) == 1
     assert len(checked) == 1 and checked[0] > 0
     history.close()
+
+
+def test_follow_tells_on_gap_and_the_dump_says_so_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    from celeriac.cli.events_view import _say_gap
+    from celeriac.monitor import follow
+
+    broker = from_url(f"memory://gaps-{uuid.uuid4().hex}")
+    append(broker, 3, 1000)
+    gaps: list[Gap] = []
+    batches = follow(broker, FROM_START, wait=0.01, on_gap=gaps.append)
+    assert len(next(batches)) == 3
+    append(broker, 50, 10, start=3)
+    assert [e["uuid"] for e in next(batches)] == [f"t{i}" for i in range(43, 53)]
+    assert len(gaps) == 1 and gaps[0].since == 2.0 and gaps[0].to == 43.0
+    _say_gap(gaps[0])
+    assert "events were lost after entry" in capsys.readouterr().err
+    broker.close()

@@ -150,11 +150,13 @@ class EventReader:
 
 def follow(broker: Broker, after: str | None = FROM_START, *, max_events: int | None = None,
            deadline: float | None = None, wait: float = 0.25,
-           on_error: Callable[[BrokerError], None] | None = None) -> Iterator[list[Event]]:
+           on_error: Callable[[BrokerError], None] | None = None,
+           on_gap: Callable[[Gap], None] | None = None) -> Iterator[list[Event]]:
     """Batches of events; an empty batch at least every ``wait`` seconds, so the caller can
     refresh while the cluster is quiet. Ends after ``max_events`` or at ``deadline`` (monotonic).
-    With ``on_error``, a broker error is reported to it and reading resumes where it stopped."""
-    reader = EventReader(broker, after)
+    With ``on_error``, a broker error is reported to it and reading resumes where it stopped;
+    ``on_gap`` hears of entries the log's cap dropped before they were read."""
+    reader = EventReader(broker, after, on_gap=on_gap)
     seen = 0
     while True:
         timeout = wait
