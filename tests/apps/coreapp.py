@@ -20,6 +20,8 @@ app.conf.update(
     task_max_redeliveries=int(os.environ.get("CELERIAC_TEST_MAX_REDELIVERIES", "3")),
     worker_autoscale_keepalive=float(os.environ.get("CELERIAC_TEST_AUTOSCALE_KEEPALIVE", "30")),
 )
+if os.environ.get("CELERIAC_TEST_EVENT_MAXLEN"):  # a tiny event log, so a test can make it trim
+    app.conf.event_stream_maxlen = int(os.environ["CELERIAC_TEST_EVENT_MAXLEN"])
 if os.environ.get("CELERIAC_TEST_REDACT"):  # task_redact_args for the worker and dashboard processes
     app.conf.task_redact_args = os.environ["CELERIAC_TEST_REDACT"].split(",")
 if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a sentinel:// one

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ..exceptions import BrokerError
 from ..monitor import TaskStates, follow
-from ..monitor.reader import FROM_NOW, FROM_START
+from ..monitor.reader import FROM_NOW, FROM_START, Gap
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -75,11 +75,18 @@ def dump_events(app: Celery, *, from_start: bool, max_events: int | None, deadli
                 as_json: bool) -> None:
     out = sys.stdout
     for batch in follow(app.broker, FROM_START if from_start else FROM_NOW, max_events=max_events,
-                        deadline=deadline, wait=READ_WAIT):
+                        deadline=deadline, wait=READ_WAIT, on_gap=_say_gap):
         for event in batch:
             out.write((json.dumps(event, default=str) if as_json else format_event(event)) + "\n")
         if batch:
             out.flush()
+
+
+def _say_gap(gap: Gap) -> None:
+    # On stderr: the dump on stdout stays events only, and a reader of it still learns of the hole.
+    lost = "" if gap.entries is None else f" ({gap.entries} log entries)"
+    print(f"celeriac events: events were lost after entry {gap.after} up to {gap.until}{lost}: the event log's "
+          "cap trimmed them before they were read", file=sys.stderr, flush=True)
 
 
 # -- tables ----------------------------------------------------------------------------------------

@@ -98,9 +98,14 @@ def create_app(app: Celery, settings: Settings | None = None, *, dashboard: Dash
 
 def serve(app: Celery, settings: Settings) -> None:
     """Run the dashboard until interrupted (uvicorn, one process)."""
+    import logging
+
     import uvicorn
 
     settings.check()
+    # The CLI shows only errors, but what the history reports (the broker away, events lost to
+    # the log's cap) is what an operator must see in the dashboard's own output.
+    logging.getLogger("celeriac.monitor").setLevel(logging.WARNING)
     uvicorn.run(create_app(app, settings), host=settings.address, port=settings.port, log_level="warning",
                 access_log=False, server_header=False)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..brokers.base import QueueStats
@@ -47,6 +47,22 @@ class QueueCollector(Collector):
             unacked.add_metric([s.name], s.unacked)
             dead.add_metric([s.name], s.dead)
         return [ready, delayed, unacked, dead]
+
+
+class GapCollector(Collector):
+    """Gaps in what the dashboard read of the event log (the capped log trimmed entries before
+    they were read), from the history at scrape time: counted once each, across restarts."""
+
+    def __init__(self, totals: Callable[[], tuple[int, int]]) -> None:
+        self.totals = totals
+
+    def collect(self) -> Iterable[Metric]:
+        gaps, entries = self.totals()
+        yield CounterMetricFamily("celeriac_dashboard_event_gaps", "Times the event log was trimmed past what "
+                                  "the dashboard had read, losing events: the history is incomplete", value=gaps)
+        yield CounterMetricFamily("celeriac_dashboard_event_entries_missed", "Event log entries (an event or a "
+                                  "worker's batch) known to be lost in those gaps; not counted where the "
+                                  "broker's ids do not tell (Redis)", value=entries)
 
 
 class Metrics:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import states
 from ..brokers.base import QueueStats
 from ..monitor.history import TaskQuery, Timings
+from ..monitor.reader import Gap
 from ..monitor.state import TaskRecord
 from .chart import Bucket
 from .service import Dashboard
@@ -21,6 +22,7 @@ MINUTES = 60          # the chart's window
 TIMINGS_WINDOW = 3600.0
 TIMINGS_SAMPLE = 20_000  # the newest finished tasks the percentiles are taken from
 RECENT_FAILURES = 10
+SHOWN_GAPS = 5
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Overview:
     workers: list[dict[str, Any]]
     failures: list[TaskRecord]
     timings: dict[str, Timings]
+    gaps: list[Gap] = field(default_factory=list)  # newest first: windows the history misses
+    gap_count: int = 0
 
     @property
     def online(self) -> int:
@@ -54,7 +58,9 @@ class Gatherer:
         now = time.time() if now is None else now
         buckets, failures, timings = self._history(now)
         workers = sorted(self.dash.app.control.workers(), key=lambda w: (not w["alive"], w["hostname"]))
-        return Overview(buckets, self.dash.queue_stats(), workers, failures, timings)
+        history = self.dash.history
+        return Overview(buckets, self.dash.queue_stats(), workers, failures, timings,
+                        history.gaps(SHOWN_GAPS), history.gap_totals()[0])
 
     def _history(self, now: float) -> tuple[list[Bucket], list[TaskRecord], dict[str, Timings]]:
         with self._lock:

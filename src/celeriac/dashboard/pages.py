@@ -194,6 +194,9 @@ class Pages:
     async def schedules(self, request: Request) -> Response:
         return self.page(request, "schedules.html", "schedules", entries=await run_in_threadpool(self._schedules))
 
+    async def schedule_rows(self, request: Request) -> Response:
+        return self.page(request, "schedule_rows.html", "schedules", entries=await run_in_threadpool(self._schedules))
+
     async def queue_rows(self, request: Request) -> Response:
         return self.page(request, "queue_rows.html", "queues",
                          queues=await run_in_threadpool(self.dash.queue_stats))
@@ -225,7 +228,8 @@ class Pages:
 
 
 ROUTES = (("/", "home"), ("/overview", "overview"), ("/overview/body", "overview_body"),
-          ("/schedules", "schedules"), ("/tasks", "tasks"), ("/tasks/rows", "task_rows"), ("/tasks/{task_id}", "task"),
+          ("/schedules", "schedules"), ("/schedules/rows", "schedule_rows"), ("/tasks", "tasks"),
+          ("/tasks/rows", "task_rows"), ("/tasks/{task_id}", "task"),
           ("/workers", "workers"), ("/workers/rows", "worker_rows"), ("/queues", "queues"),
           ("/queues/rows", "queue_rows"), ("/docs", "docs"), ("/events/changes", "changes"))
 

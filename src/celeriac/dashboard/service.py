@@ -15,7 +15,7 @@ from ..monitor.indexer import Indexer
 from ..monitor.state import TaskRecord
 from . import alerts
 from .csrf import Csrf
-from .metrics import Metrics
+from .metrics import GapCollector, Metrics
 from .settings import Settings, default_db
 from .shapes import record_from_meta
 
@@ -34,10 +34,11 @@ class Dashboard:
         self.settings = settings
         self.history = History(settings.db or default_db(app.broker_url), max_tasks=settings.max_tasks,
                                max_age=settings.max_age)
-        self.indexer = Indexer(app.new_broker(), self.history)
+        self.indexer = Indexer(app.new_broker(), self.history, repair=self.finished_in_store)
         self.csrf = Csrf(settings.url_prefix or "/")
         self.metrics = Metrics(self.queue_stats)
         self.indexer.listeners.append(self.metrics.observe)
+        self.metrics.registry.register(GapCollector(self.history.gap_totals))
         self.alerts = alerts.from_app(app, self.indexer.tasks.get, self.queue_stats)
         if self.alerts is not None:
             self.indexer.listeners.append(self.alerts.observe)
@@ -75,6 +76,22 @@ class Dashboard:
             return record
         name = meta.get("name") or (record.name if record else None)
         return record_from_meta(task_id, meta, self.app.redactor, into=record, task=self.app.tasks.get(name or ""))
+
+    def finished_in_store(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        """Of these tasks the history shows unfinished, those the result store holds finished,
+        brought up to that state (after events were lost, their final events may be among them)."""
+        fixed = []
+        for start in range(0, len(records), 500):
+            chunk = records[start:start + 500]
+            for record, data in zip(chunk, self.app.backend.read_many([r.uuid for r in chunk]), strict=True):
+                if data is None:
+                    continue
+                meta = message.loads(data)
+                if str(meta.get("status")) in states.READY_STATES:
+                    name = meta.get("name") or record.name
+                    fixed.append(record_from_meta(record.uuid, meta, self.app.redactor, into=record,
+                                                  task=self.app.tasks.get(name or "")))
+        return fixed
 
     # -- queues ---------------------------------------------------------------------------------
     def queue_names(self) -> list[str]:

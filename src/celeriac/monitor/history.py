@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from .reader import Gap
 from .state import TaskRecord
 
 SCHEMA = """
@@ -46,7 +47,12 @@ CREATE INDEX IF NOT EXISTS tasks_received ON tasks(received);
 CREATE INDEX IF NOT EXISTS tasks_started ON tasks(started);
 CREATE VIRTUAL TABLE IF NOT EXISTS tasks_text USING fts5(text, tokenize='trigram');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY, after TEXT NOT NULL, until TEXT NOT NULL,
+    since REAL, upto REAL, entries INTEGER, found REAL NOT NULL
+);
 """
+KEEP_GAPS = 100  # the newest gaps kept in detail; their total count is kept in meta
 
 # Added after the first release of the history: a file written before gets the columns on open.
 ADDED_COLUMNS = (("finished", "REAL"), ("runtime", "REAL"), ("wait", "REAL"))
@@ -147,8 +153,10 @@ class History:
         row = self._db().execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
         return None if row is None else str(row[0])
 
-    def save(self, records: Iterable[TaskRecord], cursor: str | None = None, *, only_new: bool = False) -> None:
-        """Store these tasks' latest state and, in the same transaction, the log position.
+    def save(self, records: Iterable[TaskRecord], cursor: str | None = None, *, only_new: bool = False,
+             gaps: Iterable[Gap] = ()) -> None:
+        """Store these tasks' latest state and, in the same transaction, the log position and
+        the gaps found reading up to it (so a gap is recorded exactly once, restart or not).
         ``only_new``: leave a task the history already holds as it is."""
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
@@ -169,10 +177,48 @@ class History:
                 db.executemany("UPDATE tasks SET indexed = ? WHERE id = ?", [(f[2], f[0]) for f in fresh])
             if cursor is not None:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", (cursor,))
+            gaps = list(gaps)
+            if gaps:
+                now = time.time()
+                db.executemany("INSERT INTO gaps (after, until, since, upto, entries, found) VALUES (?, ?, ?, ?, ?, ?)",
+                               [(g.after, g.until, g.since, g.to, g.entries, now) for g in gaps])
+                db.execute("DELETE FROM gaps WHERE id <= (SELECT MAX(id) FROM gaps) - ?", (KEEP_GAPS,))
+                db.execute("INSERT INTO meta (key, value) VALUES ('gaps', ?) ON CONFLICT(key) DO UPDATE"
+                           " SET value = CAST(value AS INTEGER) + excluded.value", (len(gaps),))
+                known = sum(g.entries or 0 for g in gaps)
+                db.execute("INSERT INTO meta (key, value) VALUES ('gap_entries', ?) ON CONFLICT(key) DO UPDATE"
+                           " SET value = CAST(value AS INTEGER) + excluded.value", (known,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def unfinished(self, until: float | None, limit: int = 10_000) -> list[TaskRecord]:
+        """Tasks not in a final state whose last event is no newer than ``until`` (any, with None),
+        newest first: those whose final events may have been lost in a gap of the log."""
+        sql = "SELECT record FROM tasks WHERE state NOT IN ('SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED')"
+        params: list[Any] = []
+        if until is not None:
+            sql += " AND timestamp <= ?"
+            params.append(until)
+        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [TaskRecord.from_dict(_decode(row[0])) for row in rows]
+
+    def gaps(self, limit: int = 10) -> list[Gap]:
+        """The newest gaps in what was read of the event log, newest first."""
+        rows = self._db().execute("SELECT after, until, since, upto, entries FROM gaps ORDER BY id DESC LIMIT ?",
+                                  (limit,)).fetchall()
+        return [Gap(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def gap_totals(self) -> tuple[int, int]:
+        """How many gaps were ever found, and how many log entries they are known to have lost."""
+        rows = dict(self._db().execute("SELECT key, value FROM meta WHERE key IN ('gaps', 'gap_entries')").fetchall())
+        return int(rows.get("gaps", 0)), int(rows.get("gap_entries", 0))
+
+    def last_event_time(self) -> float | None:
+        """The newest task event time stored: where a gap found on restart began, at the latest."""
+        row = self._db().execute("SELECT MAX(timestamp) FROM tasks").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def prune(self, now: float | None = None) -> int:
         """Drop tasks past the retention bounds; returns how many went."""

@@ -23,6 +23,9 @@ class SQLiteCoordination:
     _db: Database
     _bell: Doorbell
     path: str
+    #: Each log numbers its entries one by one, so a reader can count the entries between two ids
+    #: (what a trim dropped before it read them).
+    log_ids_dense = True
 
     def now(self) -> float:
         return time.time()
