@@ -45,7 +45,7 @@ def test_abort_stops_a_running_task_that_checks(worker: None) -> None:
     assert result.is_aborted() and result.state == ABORTED
     outcome = result.get(timeout=20)
     assert outcome.startswith("aborted after ")
-    assert 0 < int(outcome.rsplit(" ", 1)[1]) < 200
+    assert 0 <= int(outcome.rsplit(" ", 1)[1]) < 200  # 0: aborted before its first step
 
 
 def test_a_task_not_aborted_runs_to_its_end(worker: None) -> None:

@@ -44,7 +44,10 @@ def _queues_by_master(cluster: ClusterSetup) -> dict[int, str]:
 
 @pytest.fixture
 def app(cluster: ClusterSetup) -> Iterator[Any]:
-    app = Celery("durable-cluster", broker=cluster.url)
+    # Every node as a seed: the tests here fail masters over and kill replicas, and a new client
+    # must still find the cluster when the first seeds are gone.
+    seeds = ",".join(f"127.0.0.1:{s.port}" for s in cluster.servers)
+    app = Celery("durable-cluster", broker=f"rediscluster://{seeds}/0")
     app.conf.broker_transport_options = {"wait_replicas": 1, "wait_timeout": TIMEOUT}
     app.conf.task_publish_retry = False
     yield app
