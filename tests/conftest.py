@@ -85,3 +85,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+# -- the fault battery's table -------------------------------------------------------------------
+# Here, not in tests/faults/conftest.py: under pytest-xdist the controller process, which prints
+# the summary, loads only this conftest. Rows run in worker processes, so their outcomes travel
+# in each report's user properties.
+_FAULT_OUTCOMES: list[object] = []
+_FAULT_LOG_ROOTS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == "fault_outcome":
+            import json
+
+            from faults.check import Outcome
+
+            _FAULT_OUTCOMES.append(Outcome(**json.loads(str(value))))
+        elif key == "fault_logs" and value not in _FAULT_LOG_ROOTS:
+            _FAULT_LOG_ROOTS.append(str(value))
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if not _FAULT_OUTCOMES:
+        return
+    from faults.battery import table
+
+    reporter: object = terminalreporter
+    reporter.section("fault battery (quick profile)")  # type: ignore[attr-defined]
+    reporter.write_line(table(_FAULT_OUTCOMES))  # type: ignore[attr-defined]
+    for root in _FAULT_LOG_ROOTS:
+        reporter.write_line(f"logs and ledgers: {root}")  # type: ignore[attr-defined]
