@@ -29,7 +29,8 @@ import msgspec
 
 from . import message, signing
 from .brokers.base import DeadLetter, QueueStats
-from .exceptions import SignatureError
+from .events import EVENT_LOG, app_cap, event
+from .exceptions import BrokerError, SignatureError
 
 if TYPE_CHECKING:
     from .app import Celery
@@ -197,6 +198,13 @@ class Control:
         meta = {"task_id": task_id, "status": "REVOKED", "result": "revoked", "exc_type": "TaskRevoked",
                 "exc_module": "celeriac.exceptions", "exc_message": ["revoked"]}
         self.app.backend.write([(task_id, message.dumps(meta), True)])
+        # No worker will ever see this message, so no worker will say it was revoked: without this
+        # event, readers of the event log (the dashboard's history) would show it pending for good.
+        try:
+            data = event("task-revoked", uuid=task_id, reason="revoked before it was due")
+            self.broker.log_append(EVENT_LOG, data, app_cap(self.app)(data))
+        except BrokerError as exc:  # the store says REVOKED already; readers fall back to it
+            logger.debug("could not write task-revoked for %s: %s", task_id, exc)
 
     def _prune(self, now: float) -> dict[str, float]:
         """Drop revocations past their time, and the oldest beyond ``worker_revokes_max``."""

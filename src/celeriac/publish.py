@@ -186,7 +186,10 @@ def sent_event(app: Celery, envelope: Envelope) -> None:
         data = event(
             "task-sent", uuid=envelope.id, name=envelope.task, args=safe_repr(args), kwargs=safe_repr(kwargs),
             queue=envelope.queue, priority=envelope.priority, eta=envelope.eta, expires=envelope.expires,
-            retries=envelope.retries, hostname=ORIGIN)
+            retries=envelope.retries, hostname=ORIGIN,
+            # When it was sent, as the message says, not after the send returned: a worker may
+            # have started it meanwhile, and the event must not look newer than that.
+            **({"timestamp": envelope.sent} if envelope.sent is not None else {}))
         app.broker.log_append(EVENT_LOG, data, app_cap(app)(data))
     except BrokerError as exc:  # the task is sent; a lost event must not fail the call
         logger.debug("could not write task-sent for %s: %s", envelope.id, exc)

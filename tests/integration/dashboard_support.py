@@ -91,9 +91,27 @@ def wait_for_task(dashboard: DashboardProcess, task_id: str, state: str, timeout
         return found.get("state") == state
 
     started = time.monotonic()
-    wait_until(shown, timeout, 0.1, message=f"task {task_id} to show {state} (last: {found.get('state')})")
+    try:
+        wait_until(shown, timeout, 0.1, message=f"task {task_id} to show {state}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; it shows {found.get('state')}: {found}") from None
     assert time.monotonic() - started < timeout
     return found
+
+
+def wait_for_listed(dashboard: DashboardProcess, task_id: str, state: str, timeout: float = 20) -> None:
+    """The history's task list (not only the task's own route, which also asks the result store)
+    shows ``state``: what the Tasks page and ``/api/tasks`` show is true too."""
+    listed: dict[str, object] = {}
+
+    def shown() -> bool:
+        listed.update(dashboard.get("/api/tasks", params={"limit": 1000}).json().get(task_id) or {})
+        return listed.get("state") == state
+
+    try:
+        wait_until(shown, timeout, 0.1, message=f"task {task_id} listed {state}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; listed as {listed.get('state')}") from None
 
 
 FLOWER_TASK_KEYS = {

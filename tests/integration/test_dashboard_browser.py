@@ -27,7 +27,13 @@ import pytest
 
 pytest.register_assert_rewrite("dashboard_support")
 
-from dashboard_support import DashboardProcess, cli_env, start_dashboard, wait_for_task  # noqa: E402
+from dashboard_support import (  # noqa: E402
+    DashboardProcess,
+    cli_env,
+    start_dashboard,
+    wait_for_listed,
+    wait_for_task,
+)
 
 from celeriac.testing import wait_until  # noqa: E402
 
@@ -275,9 +281,11 @@ def test_retry_revoke_and_terminate_from_the_task_page(app, sent_events, start_w
     w.page.wait_for_url(re.compile(r"notice="))
     assert "Revoked" in notice(w)
     wait_for_task(dashboard, later.id, "REVOKED", timeout=20)
+    wait_for_listed(dashboard, later.id, "REVOKED")  # no worker saw it: the history knows anyway
 
-    sleeping = coreapp.sleep.delay(30, "long")
+    sleeping = coreapp.sleep.delay(30, "long")  # started before its caller's task-sent is written
     wait_for_task(dashboard, sleeping.id, "STARTED")
+    wait_for_listed(dashboard, sleeping.id, "STARTED")
     w.page.goto(f"{dashboard.url}/tasks/{sleeping.id}")
     w.page.get_by_role("button", name="Terminate").click()  # confirms, then posts
     w.page.wait_for_url(re.compile(r"notice="))

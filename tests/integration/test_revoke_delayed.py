@@ -65,3 +65,29 @@ def test_revocations_are_pruned_past_their_time_and_beyond_the_cap():
         assert "t4" in app.control.revoked()  # the others keep their own time
     finally:
         app.close()
+
+
+def test_a_countdown_task_revoked_says_so_in_the_event_log_for_the_history():
+    """No worker ever sees it, so no worker reports it revoked: the revoke itself does, or the
+    dashboard's history (which folds the event log) would show it pending for good."""
+    from celeriac.monitor import EventReader, TaskStates
+    from celeriac.monitor.reader import FROM_START
+
+    app = Celery("revokes", broker="memory://revokes-event", set_as_current=False)
+    try:
+        app.conf.task_send_sent_event = True
+
+        @app.task(name="later")
+        def later() -> None: ...
+
+        result = later.apply_async(countdown=60)
+        app.control.revoke(result.id)
+        fold = TaskStates()
+        for _, event in EventReader(app.broker, FROM_START).read():
+            fold.apply(event)
+        record = fold.get(result.id)
+        assert record is not None and record.state == states.REVOKED and record.revoked is not None
+        assert record.timeline[-1][1:] == ["task-revoked", "revoked before it was due"]
+        assert record.worker is None  # no worker had it
+    finally:
+        app.close()

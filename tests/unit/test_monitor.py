@@ -38,6 +38,18 @@ def test_progress_read_before_started_keeps_the_newer_state():
     assert task.progress == {"percent": 40}
 
 
+def test_task_sent_from_a_clock_running_ahead_never_undoes_what_a_worker_said():
+    """The caller's clock is not the worker's: its task-sent can carry a later time than the
+    worker's task-started, and be read after it. The task is started, not pending."""
+    fold = TaskStates()
+    fold.apply(ev("task-received", ts=10.0, hostname="w@h"))
+    fold.apply(ev("task-started", ts=10.1, hostname="w@h"))
+    task = fold.apply(ev("task-sent", ts=12.0, name="sleep", args="(30,)", hostname="client"))
+    assert task is not None and task.state == "STARTED" and task.worker == "w@h"
+    assert (task.sent, task.name, task.args, task.client) == (12.0, "sleep", "(30,)", "client")
+    assert task.wait == 0.0  # never negative, whatever the clocks say
+
+
 def test_a_final_state_gives_way_only_to_a_final_one():
     fold = TaskStates()
     fold.apply(ev("task-succeeded", ts=5.0))

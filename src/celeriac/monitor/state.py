@@ -4,8 +4,9 @@ Events reach a reader out of order more often than one would think: a pool proce
 task events in batches, while ``update_state`` writes ``task-progress`` at once, so a task's
 progress can be read before its ``task-started``; ``task-sent`` comes from the caller's clock.
 So a task's state moves to an event's state only when the event is newer than the one that set
-the current state, and a final state (SUCCESS, FAILURE, REVOKED, REJECTED) gives way only to
-another final one. Every other field an event carries is merged whatever its age.
+the current state, a final state (SUCCESS, FAILURE, REVOKED, REJECTED) gives way only to
+another final one, and ``task-sent`` never undoes what a worker reported, whatever the clocks
+say. Every other field an event carries is merged whatever its age.
 """
 
 from __future__ import annotations
@@ -133,6 +134,10 @@ class TaskRecord:
             return True
         if self.state in states.READY_STATES and new not in states.READY_STATES:
             return False
+        if new == states.PENDING and self.state != states.PENDING:
+            # ``task-sent`` is stamped by the caller's clock, which may run ahead of the
+            # worker's: whatever a worker said of the task happened after it was sent.
+            return False
         return stamp is None or stamp >= self.state_time
 
     @property
@@ -188,7 +193,7 @@ def _detail(kind: str, event: Event) -> str | None:
     elif kind == "task-dead-lettered":
         text = event.get("reason")
     elif kind == "task-revoked":
-        text = "expired" if event.get("expired") else "terminated" if event.get("terminated") else None
+        text = "expired" if event.get("expired") else "terminated" if event.get("terminated") else event.get("reason")
     elif kind == "task-succeeded" and event.get("runtime") is not None:
         text = f"in {float(event['runtime']):.3f} s"
     elif kind in ("task-received", "task-started"):
