@@ -59,6 +59,15 @@ def test_a_final_state_gives_way_only_to_a_final_one():
     assert task is not None and task.state == "REVOKED"
 
 
+def test_a_final_state_from_a_clock_running_behind_still_ends_the_task():
+    """Retried on one machine, finished on another whose clock is a little behind: the task is
+    over, not waiting for a retry for good."""
+    fold = TaskStates()
+    fold.apply(ev("task-retried", ts=20.0, hostname="a@h", exception="ValueError('x')"))
+    task = fold.apply(ev("task-succeeded", ts=19.5, hostname="b@h", result="1"))
+    assert task is not None and task.state == "SUCCESS" and task.finished == 19.5
+
+
 def test_a_retried_task_runs_again_and_counts_its_retries():
     fold = TaskStates()
     fold.apply(ev("task-received", ts=1.0, retries=0))

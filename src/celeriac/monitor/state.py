@@ -4,9 +4,10 @@ Events reach a reader out of order more often than one would think: a pool proce
 task events in batches, while ``update_state`` writes ``task-progress`` at once, so a task's
 progress can be read before its ``task-started``; ``task-sent`` comes from the caller's clock.
 So a task's state moves to an event's state only when the event is newer than the one that set
-the current state, a final state (SUCCESS, FAILURE, REVOKED, REJECTED) gives way only to
-another final one, and ``task-sent`` never undoes what a worker reported, whatever the clocks
-say. Every other field an event carries is merged whatever its age.
+the current state; but a final state (SUCCESS, FAILURE, REVOKED, REJECTED) always ends an
+unfinished one and gives way only to another final one, and ``task-sent`` never undoes what a
+worker reported, whatever the clocks say. Every other field an event carries is merged whatever
+its age.
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ class TaskRecord:
             return True
         if self.state in states.READY_STATES and new not in states.READY_STATES:
             return False
+        if new in states.READY_STATES and self.state not in states.READY_STATES:
+            return True  # how it ended, from whichever clock: nothing comes after that
         if new == states.PENDING and self.state != states.PENDING:
             # ``task-sent`` is stamped by the caller's clock, which may run ahead of the
             # worker's: whatever a worker said of the task happened after it was sent.
