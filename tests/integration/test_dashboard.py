@@ -99,8 +99,11 @@ def test_sending_tasks_waiting_for_results_and_revoking(app, start_worker, dashb
     assert applied["state"] == "FAILURE" and "ValueError" in applied["traceback"]
     assert applied["result"] == "ValueError('no')"
 
-    by_name = dashboard.post("/api/task/send-task/not.registered.anywhere", json={"kwargs": {"a": 1}})
+    # To a queue no worker reads: the worker would dead-letter an unknown name before the reply.
+    by_name = dashboard.post("/api/task/send-task/not.registered.anywhere", json={"kwargs": {"a": 1},
+                                                                                 "queue": "nobody"})
     assert by_name.json()["state"] == "PENDING"
+    assert [s.ready_total for s in app.broker.stats(["nobody"])] == [1]
 
     assert dashboard.post("/api/task/async-apply/no.such.task", json={}).status_code == 404
     assert dashboard.post("/api/task/async-apply/coreapp.add", content=b"{nope").status_code == 400
