@@ -8,7 +8,8 @@
     ├── NotRegistered               a task name this app does not know
     ├── BrokerError                 the broker is unreachable or refused a command
     │   ├── BrokerFull              the broker has no room (disk full, maxmemory); nothing was written
-    │   └── NotReplicated           written on the master, but too few replicas confirmed it in time
+    │   ├── NotReplicated           written on the master, but too few replicas confirmed it in time
+    │   └── OutcomeUnknown          the connection was lost after the command was sent: it may have been applied
     ├── ResultTimeout               AsyncResult.get(timeout=...) ran out
     ├── TaskRevoked (as result)     the task was revoked or expired before it ran
     ├── ChordError (as result)      a chord's header task failed, so its body did not run
@@ -75,6 +76,12 @@ class NotReplicated(BrokerError):
     """An enqueue reached the Redis master, but fewer replicas than ``wait_replicas`` confirmed
     it within ``wait_timeout``. The message is queued and normally runs; only a failover before a
     replica copies it loses it. Sending it again risks running it twice, so nothing retries it."""
+
+
+class OutcomeUnknown(BrokerError):
+    """The broker went away after a command reached it and before its reply came back: it may or
+    may not have been applied. From ``apply_async``: the task may have been queued (and then
+    runs), so sending it again may run it twice; it was not refused."""
 
 
 class ResultTimeout(CeleriacError, TimeoutError):
@@ -156,6 +163,7 @@ class RemoteTaskError(CeleriacError):
 __all__ = [
     "BrokerError",
     "BrokerFull",
+    "OutcomeUnknown",
     "CeleriacError",
     "ConfigurationError",
     "DecodeError",

@@ -20,7 +20,7 @@ from . import signals
 from .argtypes import tag
 from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
-from .exceptions import BrokerError, ConfigurationError, EncodeError, NotReplicated
+from .exceptions import BrokerError, ConfigurationError, EncodeError, NotReplicated, OutcomeUnknown
 from .message import Envelope, Flow
 from .options import SendOptions
 from .queues import describe
@@ -316,8 +316,12 @@ class Batch:
 
 
 def publish(app: Celery, items: list[Item] | Batch, retry: bool | None, policy: dict[str, Any] | None) -> None:
+    """Enqueue ``items``, retrying by the publish retry policy. An attempt that lost the broker
+    after sending may have landed: a retry then may queue the task twice (at least once, never
+    lost), and if every attempt fails the caller hears :class:`OutcomeUnknown`, not "not sent"."""
     broker = app.broker
     attempt = 0
+    maybe_landed = False
     while True:
         try:
             if len(items) == 1:
@@ -329,16 +333,25 @@ def publish(app: Celery, items: list[Item] | Batch, retry: bool | None, policy: 
         except NotReplicated:
             raise  # it is on the master already: sending it again could run it twice
         except BrokerError as exc:
+            maybe_landed = maybe_landed or isinstance(exc, OutcomeUnknown)
             if retry is None:
                 retry = app.conf.task_publish_retry
             policy = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
                       **(app.conf.task_publish_retry_policy or {}), **(policy or {})}
             max_retries = policy.get("max_retries")
             if not retry or (max_retries is not None and attempt >= max_retries):
+                if maybe_landed and not isinstance(exc, OutcomeUnknown):
+                    raise OutcomeUnknown(f"{_what(items)} may have been queued: an earlier attempt lost the broker "
+                                         f"after sending, and the last failed with: {exc}") from exc
                 raise
             pause = min(float(policy["interval_max"]),
                         float(policy["interval_start"]) + attempt * float(policy["interval_step"]))
-            logger.warning("publish failed (%s); retry %d in %.1fs", exc, attempt + 1, pause)
+            logger.warning("publishing %s failed (%s); retry %d in %.1fs", _what(items), exc, attempt + 1, pause)
             time.sleep(pause)
             attempt += 1
 
+
+def _what(items: list[Item] | Batch) -> str:
+    if len(items) == 1:
+        return f"task {next(iter(items))[4]}"
+    return f"{len(items)} tasks"

@@ -52,6 +52,10 @@ FLUSH_WINDOW = 1.0
 class Faults:
     kills: list[tuple[float, frozenset[int]]] = field(default_factory=list)
     pauses: list[tuple[float, float, frozenset[int]]] = field(default_factory=list)
+    # (moment, seconds): the broker restarted without the writes it acknowledged in the
+    # ``seconds`` before ``moment`` (appendfsync everysec), so acks of tasks that ended then
+    # were lost with them, and those tasks run again.
+    lost_writes: list[tuple[float, float]] = field(default_factory=list)
     first: float | None = None
     last: float | None = None
 
@@ -76,7 +80,9 @@ class Faults:
                     and (attempt.end is None or attempt.end >= moment - FLUSH_WINDOW))
 
         return (any(hit(moment, pids) for moment, pids in self.kills)
-                or any(hit(began, pids) for began, _, pids in self.pauses))
+                or any(hit(began, pids) for began, _, pids in self.pauses)
+                or any(attempt.start <= moment and attempt.end is not None and attempt.end >= moment - window
+                       for moment, window in self.lost_writes))
 
 
 @dataclass

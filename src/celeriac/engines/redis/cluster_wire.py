@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.crc import key_slot
 
-from .wire import Command
+from .wire import Command, reply_lost
 
 _pack = hiredis.pack_command
 REDIRECTS = 5  # MOVED / ASK hops one command may take before the error reaches the caller
@@ -178,10 +178,13 @@ class ClusterWire:
                 data, loads = self._pack(name, indexes, commands, asked)
                 conn.send_packed_command([data + tail])
                 sent.append((name, conn, indexes, loads))
-        except BaseException:
+        except BaseException as exc:
             for name in groups:
                 self._drop(name)
-            raise
+            lost = reply_lost(exc) if sent else exc  # a node written before the failure may have applied it
+            if lost is exc:
+                raise
+            raise lost from exc
         out: dict[int, Any] = {}
         trailers: dict[str, Any] = {}
         failure: BaseException | None = None
@@ -205,7 +208,10 @@ class ClusterWire:
                     self._loaded.pop(name, None)  # the node lost its cache: load with the resend
                 out[i] = reply
         if failure is not None:
-            raise failure
+            lost = reply_lost(failure)
+            if lost is failure:
+                raise failure
+            raise lost from failure
         return out, trailers
 
     def _pack(self, name: str, indexes: list[int], commands: Sequence[Command],

@@ -10,9 +10,9 @@ from typing import Any, cast
 import redis
 
 from ...brokers.base import clamp_priority, redact_url
-from ...exceptions import BrokerError, BrokerFull
+from ...exceptions import BrokerError, BrokerFull, OutcomeUnknown
 from .connect import CLUSTER_UNAVAILABLE
-from .wire import Connections
+from .wire import Connections, ReplyLost
 
 # The clients are made without decode_responses (connect.py), so every reply is bytes where
 # redis-py's annotations say ``bytes | str``; the casts below name the shapes that holds for.
@@ -26,6 +26,9 @@ def translate_errors(func: Any) -> Any:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return func(self, *args, **kwargs)
+        except ReplyLost as exc:
+            raise OutcomeUnknown(f"lost Redis at {redact_url(self.url)} before it answered, so what was sent "
+                                 f"may or may not have been applied: {exc}") from None
         except redis.exceptions.ConnectionError as exc:
             raise BrokerError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from None
         except redis.exceptions.TimeoutError as exc:

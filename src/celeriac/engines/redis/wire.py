@@ -55,6 +55,18 @@ def is_local(conn: Any) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+class ReplyLost(redis.exceptions.ConnectionError):
+    """The connection failed after the commands were written: the server may have applied them."""
+
+
+def reply_lost(exc: BaseException) -> BaseException:
+    """``exc`` as met once the commands were written: a lost connection becomes ReplyLost."""
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)) \
+            and not isinstance(exc, ReplyLost):
+        return ReplyLost(f"{exc} (after the command was sent)")
+    return exc
+
+
 class _Held:
     """A thread's connection, closed as soon as the thread's locals are dropped (the thread
     ended) rather than whenever the cycle collector reaches it."""
@@ -140,8 +152,10 @@ class Wire:
 
     def _round_trip(self, commands: Sequence[Command], spin: bool = False) -> list[Any]:
         conn = self._conn()
+        written = False
         try:
             conn.send_packed_command([b"".join([_pack(tuple(c)) for c in commands])])
+            written = True
             if spin and self._local.spin:
                 deadline = time.perf_counter() + SPIN_SECONDS
                 while not conn.can_read(0) and time.perf_counter() < deadline:
@@ -152,14 +166,17 @@ class Wire:
                     replies.append(conn.read_response(disable_decoding=True))
                 except redis.exceptions.ResponseError as exc:
                     replies.append(exc)
-        except BaseException:
+        except BaseException as exc:
             # A connection error, or anything that interrupted us mid-reply (a soft time limit's
             # SIGALRM in a task that was enqueueing): replies may be left unread, and the next
             # caller must not take them for its own. The next call opens a new connection, so
             # under Sentinel it goes to whichever server is master by then.
             conn.disconnect()
             self._local.held = None
-            raise
+            lost = reply_lost(exc) if written else exc
+            if lost is exc:
+                raise
+            raise lost from exc
         return replies
 
     def one(self, *command: Any, spin: bool = False) -> Any:
