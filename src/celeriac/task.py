@@ -52,6 +52,17 @@ class Context:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 
+    @property
+    def stamped_headers(self) -> list[str]:
+        """The names of the stamps this task's message carries (``Signature.stamp``)."""
+        return list(self.headers.get("stamped_headers") or ())
+
+    @property
+    def stamps(self) -> dict[str, Any]:
+        """The stamps this task's message carries: name -> value."""
+        stamps = self.headers.get("stamps") or {}
+        return {name: stamps.get(name) for name in self.stamped_headers}
+
     def __repr__(self) -> str:
         return f"<Context id={self.id} task={self.task} retries={self.retries}>"
 
