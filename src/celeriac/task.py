@@ -224,6 +224,14 @@ class Task(Generic[P, R]):
                              retries=retries, headers=headers or {}, options=options)
 
     # -- canvas ---------------------------------------------------------------------------
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Signature | AsyncResult[Any]:
+        """From a running chord header task: make ``sig`` one more member of its chord (the body
+        waits for it too, and gets its result last) and send it, or with ``lazy`` only prepare it
+        (``sig.delay()`` sends it). ValueError outside a chord's header."""
+        from .canvas.chords import add_to_chord
+
+        return add_to_chord(self, sig, lazy)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature: ``add.s(2)`` (call-time arguments go before these)."""
         return Signature(self, args, kwargs)
