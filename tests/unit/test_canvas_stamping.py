@@ -112,3 +112,19 @@ def test_revocation_matching_by_stamp() -> None:
         stamp_headers_of(["batch"])
     with pytest.raises(ValueError, match="non-empty dict"):
         stamp_headers_of({})
+
+
+def test_stamp_revocations_are_read_only_when_signed_for_their_field() -> None:
+    """With a signing key, a stamp revocation written by anyone without it revokes nothing, nor
+    does a signed one moved to another (header, value)."""
+    from celeriac.control import live_stamp_revocations, seal, stamp_field, stamp_revocation_purpose
+
+    key, now = b"k" * 32, 1000.0
+    record = message.dumps({"time": now, "until": now + 60})
+    field, other = stamp_field("batch", "b1"), stamp_field("batch", "b2")
+    signed = seal(record, key, stamp_revocation_purpose(field))
+    assert live_stamp_revocations({field: signed}, now, key) == {"batch": ["b1"]}
+    assert live_stamp_revocations({field: record}, now, key) == {}  # unsigned
+    assert live_stamp_revocations({other: signed}, now, key) == {}  # signed for b1, not b2
+    assert live_stamp_revocations({field: signed}, now + 61, key) == {}  # past worker_revoke_expires
+    assert live_stamp_revocations({field: record}, now, None) == {"batch": ["b1"]}  # no key: as written
