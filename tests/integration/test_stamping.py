@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_control import TIMEOUT, blocks, control_workers, node, ok, run_cli
+from test_control import TIMEOUT, blocks, control_workers, node, ok, one_line_error, run_cli
 
 from celeriac import chain, group, states
 from celeriac.testing import WorkerProcess, wait_until
@@ -90,3 +90,11 @@ def test_revoke_by_stamped_headers_with_terminate_stops_the_running_task(app, st
     assert replies and f"terminated {long.id}" in replies[0][node("w1")]["ok"]
     wait_until(lambda: long.state == states.REVOKED, 8, message="running stamped task REVOKED")
     assert read_marks(marks, "finished") == ["other " + read_marks(marks, "finished")[0].split()[1]]
+
+
+def test_revoke_by_stamped_headers_from_the_command_line_without_workers(app, broker_url):
+    out = ok(run_cli(broker_url, "control", "revoke_by_stamped_headers", "batch=b9", "-t", "0.3"))
+    assert out.strip() == "revoked tasks so stamped; no worker replied: a worker that picks one up later skips it"
+    assert app.control.revoked_stamps() == {"batch": ["b9"]}
+    line = one_line_error(run_cli(broker_url, "control", "revoke_by_stamped_headers", "batch"))
+    assert line == "Error: revoke_by_stamped_headers: 'batch' is not 'header=value'"
