@@ -11,6 +11,7 @@ what to stamp, with a hook for each kind of primitive it walks through.
 
 from __future__ import annotations
 
+import abc
 import copy
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
 STAMPED = "stamped_headers"
 
 
-class StampingVisitor:
-    """Decides the stamps of each signature of a canvas. Subclasses override the hooks they
-    need; each ``on_*`` returning a dict returns stamps to add (all its keys, or only those it
-    lists under ``stamped_headers``)."""
+class StampingVisitor(abc.ABC):
+    """Decides the stamps of each signature of a canvas. Subclasses define ``on_signature`` and
+    override the other hooks they need; each ``on_*`` returning a dict returns stamps to add (all
+    its keys, or only those it lists under ``stamped_headers``)."""
 
+    @abc.abstractmethod
     def on_signature(self, sig: Signature, **headers: Any) -> dict[str, Any]:
         """Stamps for one task signature."""
-        raise NotImplementedError(f"{type(self).__name__} must define on_signature()")
 
     def on_group_start(self, group: group, **headers: Any) -> dict[str, Any]:
         return {}
