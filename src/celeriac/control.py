@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 CONTROL_LOG = "control"
 REVOKED_MAP = "revoked"
+# Stamped-header revocations: one field per (header, value), so two revokers never overwrite
+# each other's values with a read-modify-write.
+REVOKED_STAMPS_MAP = "revoked_stamps"
 REVOKE_EXPIRES = 3 * 3600.0  # the default of worker_revoke_expires, as in Celery
 PRUNE_EVERY = 100  # revoke() calls between two prunings of the revocation map
 REPLY_TTL = 60.0
@@ -93,6 +96,65 @@ def revocation_until(key: bytes | None, task_id: str, data: bytes, expires: floa
         return float(entry.get("until") or float(entry.get("time", 0)) + expires)
     except Exception:
         return None
+
+
+def stamp_field(header: str, value: Any) -> str:
+    """The ``revoked_stamps`` field of one revoked (header, value) pair."""
+    return _encode([header, value]).decode()
+
+
+def stamp_revocation_purpose(field: str) -> bytes:
+    return b"revoke-stamp:" + field.encode()
+
+
+def stamp_headers_of(headers: Any) -> dict[str, list[Any]]:
+    """``revoke_by_stamped_headers``' argument as header -> values: a dict (a value or a list of
+    values each) or, as Celery's command line gives it, a list of ``"header=value"`` strings."""
+    if isinstance(headers, (list, tuple)):
+        pairs: dict[str, list[Any]] = {}
+        for item in headers:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"revoke_by_stamped_headers: {item!r} is not 'header=value'")
+            name, _, value = item.partition("=")
+            pairs.setdefault(name, []).append(value)
+        return pairs
+    if not isinstance(headers, dict) or not headers:
+        raise ValueError(f"revoke_by_stamped_headers: headers must be a non-empty dict, not {headers!r}")
+    out: dict[str, list[Any]] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise ValueError(f"revoke_by_stamped_headers: header name {name!r} is not a string")
+        out[name] = list(value) if isinstance(value, (list, tuple, set)) else [value]
+    return out
+
+
+def live_stamp_revocations(entries: dict[str, bytes], now: float, key: bytes | None = None) -> dict[str, list[Any]]:
+    """Revoked stamps still in force at ``now``: header -> revoked values. Records unreadable or
+    not signed with ``key`` (when one is set) revoke nothing."""
+    live: dict[str, list[Any]] = {}
+    for field, data in entries.items():
+        try:
+            _, body = signing.verify(data, key, stamp_revocation_purpose(field), what="revocation")
+            until = float(message.loads(body)["until"])
+            header, value = _decode(field)
+        except Exception:
+            continue
+        if until >= now:
+            live.setdefault(str(header), []).append(value)
+    return live
+
+
+def stamps_revoked(stamps: dict[str, Any], revoked: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """The first ``{header: value}`` of a task's ``stamps`` that is revoked, or None. A stamp
+    holding a list is revoked when any of its values is."""
+    for header, value in stamps.items():
+        values = revoked.get(header)
+        if values is None:
+            continue
+        for one in value if isinstance(value, list) else (value,):
+            if one in values:
+                return {header: one}
+    return None
 
 
 def live_revocations(entries: dict[str, bytes], now: float, expires: float,
@@ -189,6 +251,39 @@ class Control:
         self._revokes += 1
         return self.broadcast("revoke", {"task_ids": ids, "terminate": terminate, "signal": str(signal)},
                               destination=destination, reply=reply, timeout=timeout)
+
+    def revoke_by_stamped_headers(self, headers: dict[str, Any] | Sequence[str],
+                                  destination: str | Sequence[str] | None = None, terminate: bool = False,
+                                  signal: str | int = "SIGTERM", reply: bool = False, timeout: float = 1.0,
+                                  **_: Any) -> list[dict[str, Any]] | None:
+        """Skip every task whose stamps (``Signature.stamp``) match ``headers``
+        (``{"batch": "b1"}``, or a list of values: any of them) if it has not started,
+        cluster-wide and surviving worker restarts for ``worker_revoke_expires``; with
+        ``terminate``, also stop matching tasks where they run, with ``signal``."""
+        wanted = stamp_headers_of(headers)
+        now = time.time()
+        record = _encode({"time": now, "until": now + float(self.app.conf.worker_revoke_expires),
+                          "terminate": terminate})
+        key = self.app.signing_key
+        for header, values in wanted.items():
+            for value in values:
+                field = stamp_field(header, value)
+                self.broker.map_set(REVOKED_STAMPS_MAP, field, seal(record, key, stamp_revocation_purpose(field)))
+        self._prune_stamps(now)
+        return self.broadcast("revoke_by_stamped_headers",
+                              {"headers": wanted, "terminate": terminate, "signal": str(signal)},
+                              destination=destination, reply=reply, timeout=timeout)
+
+    def _prune_stamps(self, now: float) -> None:
+        """Drop stamp revocations past their time (they are few: pruned on every call)."""
+        key = self.app.signing_key
+        for field, data in self.broker.map_get(REVOKED_STAMPS_MAP).items():
+            if not live_stamp_revocations({field: data}, now, key):
+                self.broker.map_delete(REVOKED_STAMPS_MAP, field)
+
+    def revoked_stamps(self) -> dict[str, list[Any]]:
+        """Stamped headers revoked and still remembered: header -> values."""
+        return live_stamp_revocations(self.broker.map_get(REVOKED_STAMPS_MAP), time.time(), self.app.signing_key)
 
     def terminate(self, task_id: str | Iterable[str], signal: str | int = "SIGTERM", **kwargs: Any) -> Any:
         return self.revoke(task_id, terminate=True, signal=signal, **kwargs)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import message, states
 from .execution import IGNORED, execute, outcome_meta, request_for, send_postrun
 from .message import Envelope
-from .options import SendOptions
+from .options import SendOptions, put_stamps
 from .publish import flow_of
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ def apply_eagerly(task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
                         root_id=opts.root_id, parent_id=opts.parent_id, group_id=opts.group_id)
     if opts.link or opts.link_error or opts.chain:
         envelope.flow = flow_of(opts)
+    if opts.stamped_headers:
+        put_stamps(envelope.headers, opts)
     # What the caller passes must survive a trip through the wire, as it would for a worker.
     if app.conf.task_serializer == "json":
         envelope = message.decode(message.encode(envelope), accept=frozenset({"json"}))

@@ -236,6 +236,9 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
             args, kwargs = redactor.arguments(args, kwargs, task)
         fields["args"], fields["kwargs"] = args, kwargs
         fields["queue"] = context.delivery_info.get("queue")
+        if context.headers.get("stamped_headers"):  # as Celery's extended results show them
+            fields["stamped_headers"] = context.stamped_headers
+            fields.update(context.stamps)
     if outcome.state in states.READY_STATES:
         fields["date_done"] = datetime.now(UTC).isoformat()
     children = context.__dict__.get("children")

@@ -53,15 +53,26 @@ class SendOptions(msgspec.Struct, frozen=True, kw_only=True):
     retries: int = 0
     chain: tuple[Any, ...] = ()  # the steps still to run after this task, next first
     chord: Any = None  # this task is a chord header member: a message.ChordRef
+    # Signature.stamp's labels: the names, and name -> value (each name is an option of its own
+    # in Celery's calls, listed in ``stamped_headers``).
+    stamped_headers: tuple[str, ...] = ()
+    stamps: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, name: str, given: Mapping[str, Any]) -> SendOptions:
         """Options from Celery-style keywords; ``name`` is the task named in errors."""
         fields: dict[str, Any] = {}
+        stamped = given.get("stamped_headers") or ()
+        if isinstance(stamped, str):
+            stamped = (stamped,)
         for key, value in given.items():
-            if key in _FIELDS:
+            if key in stamped and key not in _FIELDS:
+                fields.setdefault("stamps", {})[key] = value
+            elif key in _FIELDS:
                 if key in ("link", "link_error", "chain"):
                     value = as_signatures(value)
+                if key == "stamped_headers":
+                    value = tuple(stamped)
                 if value is not None:
                     fields[key] = value
             elif key not in INERT:
@@ -75,9 +86,17 @@ class SendOptions(msgspec.Struct, frozen=True, kw_only=True):
         if not given:
             return self
         update = SendOptions.of(name, given)
-        changes = {f: getattr(update, f) for f in update.__struct_fields__ if f in given
-                   and getattr(update, f) != _DEFAULTS[f]}
+        changes = {f: getattr(update, f) for f in update.__struct_fields__
+                   if (f in given or (f == "stamps" and update.stamps)) and getattr(update, f) != _DEFAULTS[f]}
         return msgspec.structs.replace(self, **changes) if changes else self
+
+
+def put_stamps(headers: dict[str, Any], opts: SendOptions) -> None:
+    """Add ``opts``' stamps to a message's ``headers`` as Celery's messages carry them: the
+    names under ``stamped_headers``, name -> value under ``stamps``."""
+    stamps = opts.stamps or {}
+    headers["stamped_headers"] = list(opts.stamped_headers)
+    headers["stamps"] = {name: stamps.get(name) for name in opts.stamped_headers}
 
 
 def as_signatures(value: Any) -> tuple[Any, ...]:

@@ -22,7 +22,7 @@ from .brokers.base import clamp_priority
 from .brokers.clock import BrokerClock
 from .exceptions import BrokerError, ConfigurationError, EncodeError, NotReplicated, OutcomeUnknown
 from .message import Envelope, Flow
-from .options import SendOptions
+from .options import SendOptions, put_stamps
 from .queues import describe
 from .task import Task
 
@@ -273,6 +273,8 @@ def build_envelope(app: Celery, name: str, args: Sequence[Any] | None, kwargs: d
     )
     if opts.link or opts.link_error or opts.chain or opts.chord is not None:
         envelope.flow = flow_of(opts)
+    if opts.stamped_headers:
+        put_stamps(envelope.headers, opts)
     if parent is not None:  # AsyncResult.children of the running task
         parent.__dict__.setdefault("children", []).append(envelope.id)
     return envelope, max(delay, 0.0)

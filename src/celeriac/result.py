@@ -198,6 +198,14 @@ class AsyncResult(Generic[R]):
     def revoke(self, terminate: bool = False, signal: str | int = "SIGTERM", **kwargs: Any) -> None:
         self.app.control.revoke(self.id, terminate=terminate, signal=signal, **kwargs)
 
+    def revoke_by_stamped_headers(self, headers: dict[str, Any], terminate: bool = False,
+                                  signal: str | int | None = None, wait: bool = False,
+                                  timeout: float | None = None, **_: Any) -> None:
+        """Revoke every task stamped with ``headers`` (not only this one), as
+        ``app.control.revoke_by_stamped_headers`` does; ``wait`` for the workers' replies."""
+        self.app.control.revoke_by_stamped_headers(headers, terminate=terminate, signal=signal or "SIGTERM",
+                                                   reply=wait, timeout=1.0 if timeout is None else timeout)
+
     def maybe_throw(self, propagate: bool = True, callback: Any = None) -> Any:
         """Without waiting: raise the task's exception if it failed or was revoked (when
         ``propagate``), else return its result so far, passing ``(id, value)`` to ``callback``."""

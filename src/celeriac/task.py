@@ -52,6 +52,17 @@ class Context:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 
+    @property
+    def stamped_headers(self) -> list[str]:
+        """The names of the stamps this task's message carries (``Signature.stamp``)."""
+        return list(self.headers.get("stamped_headers") or ())
+
+    @property
+    def stamps(self) -> dict[str, Any]:
+        """The stamps this task's message carries: name -> value."""
+        stamps = self.headers.get("stamps") or {}
+        return {name: stamps.get(name) for name in self.stamped_headers}
+
     def __repr__(self) -> str:
         return f"<Context id={self.id} task={self.task} retries={self.retries}>"
 
@@ -213,6 +224,14 @@ class Task(Generic[P, R]):
                              retries=retries, headers=headers or {}, options=options)
 
     # -- canvas ---------------------------------------------------------------------------
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Signature | AsyncResult[Any]:
+        """From a running chord header task: make ``sig`` one more member of its chord (the body
+        waits for it too, and gets its result last) and send it, or with ``lazy`` only prepare it
+        (``sig.delay()`` sends it). ValueError outside a chord's header."""
+        from .canvas.chords import add_to_chord
+
+        return add_to_chord(self, sig, lazy)
+
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature: ``add.s(2)`` (call-time arguments go before these)."""
         return Signature(self, args, kwargs)

@@ -94,3 +94,35 @@ def replaced(self, x):
 def spawn(n):
     """Sends ``n`` tasks while it runs: they are its AsyncResult.children."""
     return [add.delay(i, i).id for i in range(n)]
+
+
+@app.task(bind=True)
+def grow(self, x, extra, pause=0.0):
+    """A chord header task that adds ``extra`` members to its chord (Task.add_to_chord), each
+    returning ``x * 100 + i`` a second later, then takes ``pause`` seconds (a test kills it then;
+    the redelivered run does not wait again)."""
+    for i in range(extra):
+        self.add_to_chord(slow.si(x * 100 + i, 1.0))
+    mark("grow-added", f"{x} {os.getpid()}")
+    if not self.request.delivery_info.get("redelivered"):
+        time.sleep(pause)
+    return x
+
+
+@app.task(bind=True)
+def grow_lazily(self, x):
+    """add_to_chord(lazy=True) hands the signature back unsent: this task sends it itself."""
+    sig = self.add_to_chord(add.si(x, 1000), lazy=True)
+    mark("grow-lazy", type(sig).__name__)
+    sig.delay()
+    return x
+
+
+@app.task(bind=True)
+def grow_outside(self):
+    """add_to_chord outside a chord header is a ValueError, as in Celery."""
+    try:
+        self.add_to_chord(add.si(1, 1))
+    except ValueError as exc:
+        return str(exc)
+    return "no error"

@@ -26,3 +26,10 @@ def reject_until_allowed(tag):
         raise Reject(f"not allowed yet: {tag}", requeue=False)
     mark("allowed", tag)
     return tag
+
+
+@app.task(bind=True)
+def stamped(self, tag):
+    """Records its stamps as the task sees them (Signature.stamp), then returns them."""
+    mark("stamped", f"{tag} {sorted(self.request.stamped_headers)}")
+    return {"tag": tag, "stamps": self.request.stamps}

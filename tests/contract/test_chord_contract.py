@@ -155,3 +155,22 @@ def test_racing_failures_fire_the_join_exactly_once(make_broker: MakeBroker) -> 
         t.join(30)
     assert fired.count(True) == 1
     assert drain(first, "q") == [b"join-c8"]
+
+
+def test_a_grown_chord_waits_for_the_added_member_and_lists_it(broker: Broker) -> None:
+    """Task.add_to_chord: the size grows with each new member id, once per id, and the added
+    members stay readable after the join went out."""
+    broker.chord_start("g1", 2, b"join-g1", queue="q", ttl=60)
+    assert broker.chord_part("g1", "a", queue="q") is False
+    assert broker.chord_grow("g1", "x", queue="q") is True
+    assert broker.chord_grow("g1", "x", queue="q") is True  # the adding task re-run: no second slot
+    assert broker.chord_grow("g1", "y", queue="q") is True
+    assert broker.chord_part("g1", "b", queue="q") is False
+    assert broker.chord_part("g1", "x", queue="q") is False
+    assert drain(broker, "q") == []
+    assert broker.chord_part("g1", "y", queue="q") is True
+    assert drain(broker, "q") == [b"join-g1"]
+    assert broker.chord_added("g1", queue="q") == ["x", "y"]
+    assert broker.chord_grow("g1", "z", queue="q") is False  # fired: too late to join
+    assert broker.chord_grow("never-started", "z", queue="q") is False
+    assert broker.chord_added("never-started", queue="q") == []

@@ -18,6 +18,12 @@ makes a crash after counting unable to lose the body. As in Celery, a header tas
 is revoked or dead-lettered) fails the chord at once: counted with ``failed=True`` it enqueues the
 join message straight away, and once the join message went out (either way) the chord is closed:
 no later member counts or fires anything.
+
+A running header task may add a member (``Task.add_to_chord``): :meth:`Coordination.chord_grow`
+raises the expected size and records the new member's id in one atomic step, before the new
+task is sent. The adding task is itself not counted yet while it runs, so the count cannot
+reach the old size in between. Growing is per member id, so a re-run of the adding task (its
+worker died) that adds the same id again grows nothing more.
 """
 
 from __future__ import annotations
@@ -112,3 +118,15 @@ class Coordination(abc.ABC):
         Once the join message is enqueued the chord is closed: every later call counts nothing
         and returns False. ``queue`` and ``priority`` repeat :meth:`chord_start`'s, so engines
         can address the queue's keys without reading first."""
+
+    def chord_grow(self, chord: str, member: str, *, queue: str) -> bool:
+        """Expect one more header task, ``member``, in chord ``chord``: in one atomic step the
+        size that :meth:`chord_part` completes at grows by one and ``member`` is recorded for
+        :meth:`chord_added`. A member added before grows nothing (True again). False, growing
+        nothing, when the chord is unknown, expired or has fired: too late to join it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot grow a chord (Task.add_to_chord)")
+
+    def chord_added(self, chord: str, *, queue: str) -> list[str]:
+        """The members :meth:`chord_grow` added to ``chord``, in the order added; kept for the
+        chord's ttl, also after it fired (the join task reads them then)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot grow a chord (Task.add_to_chord)")

@@ -17,6 +17,8 @@ calls its errbacks.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from .. import message, states
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from ..task import Task
 
 JOIN_TASK = "celeriac.chord_join"
+
+logger = logging.getLogger("celeriac.canvas")
 
 
 def chord_ttl(app: Celery) -> float:
@@ -92,6 +96,9 @@ def join(task: Task[Any, Any], body: dict[str, Any], ids: list[str]) -> None:
 
     app = task.app
     sig = signature(body, app=app)
+    request = task.request
+    if request.group:  # members a header task added while it ran (Task.add_to_chord) come last
+        ids = [*ids, *app.broker.chord_added(request.group, queue=request.delivery_info.get("queue") or "")]
     metas = app.backend.get_many(ids)
     # A failed member fires the join at once, so other members may still be running: name the
     # failure, not the first member that is not done.
@@ -106,9 +113,31 @@ def join(task: Task[Any, Any], body: dict[str, Any], ids: list[str]) -> None:
             why = f"Dependency {task_id} has no stored result (state {meta['status']}; ignore_result?)"
             fail_body(app, sig, ChordError(why))
             return
-    request = task.request
     sig.apply_async(([meta.get("result") for meta in metas],), parent_id=request.id,
                     root_id=request.root_id)
+
+
+def add_to_chord(task: Task[Any, Any], sig: Signature, lazy: bool) -> Signature | AsyncResult[Any]:
+    """``Task.add_to_chord``: the chord that ``task`` (a header task, running) counts into
+    expects ``sig`` too, before ``sig`` is sent. Its id comes from the adding task's id and how
+    many it added so far, so a re-run of the adding task after its worker died adds and sends
+    the same member, which counts once, rather than leaving the chord waiting for one that
+    was counted in but never sent."""
+    request = task.request
+    envelope = request.envelope
+    ref = envelope.flow.chord if envelope is not None and envelope.flow is not None else None
+    if ref is None:
+        raise ValueError("Current task is not member of any chord")
+    added = request.__dict__.get("chord_added", 0)
+    request.__dict__["chord_added"] = added + 1
+    member_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"celeriac:add_to_chord:{request.id}:{added}"))
+    sig.set(group_id=request.group, root_id=request.root_id, parent_id=request.id)
+    result = sig.freeze(member_id)
+    if task.app.broker.chord_grow(ref.id, result.id, queue=ref.queue):
+        sig.set(chord=ref)
+    else:  # the chord fired already (a member failed): as in Celery, the task runs uncounted
+        logger.warning("chord %s already completed: %s[%s] runs outside it", ref.id, sig.task, result.id)
+    return sig if lazy else sig.delay()
 
 
 def fail_body(app: Celery, body: Signature, exc: ChordError) -> dict[str, Any]:

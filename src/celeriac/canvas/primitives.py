@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .signature import KINDS, Signature, maybe_signature
+from .stamping import StampingVisitor, collect, stamp_links, stamp_members
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -86,6 +87,17 @@ class chain(Signature):
             else:
                 out.append(step)
         return out
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Signature:
+        """Stamp every step (and the chain's callbacks and errbacks)."""
+        said = (visitor.on_chain_start(self, **headers) or {}) if visitor is not None else None
+        headers = collect(self, said, append_stamps, headers)
+        stamp_links(self, visitor, append_stamps, headers)
+        self["kwargs"]["tasks"] = stamp_members(self.tasks, visitor, append_stamps, headers)
+        if visitor is not None:
+            visitor.on_chain_end(self, **headers)
+        return self
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **_: Any) -> AsyncResult[Any]:
         steps = self.steps()
@@ -195,6 +207,17 @@ class group(Signature):
             maybe_signature(task, self._app).link_error(errback)  # type: ignore[union-attr]
         return errback
 
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Signature:
+        """Stamp every member."""
+        said = (visitor.on_group_start(self, **headers) or {}) if visitor is not None else None
+        headers = collect(self, said, append_stamps, headers)
+        stamp_links(self, visitor, append_stamps, headers)
+        self["kwargs"]["tasks"] = stamp_members(self.tasks, visitor, append_stamps, headers)
+        if visitor is not None:
+            visitor.on_group_end(self, **headers)
+        return self
+
     def freeze(self, _id: str | None = None, group_id: str | None = None, **_: Any) -> GroupResult:  # type: ignore[override]
         from ..publish import new_task_id
         from ..result import GroupResult
@@ -275,6 +298,23 @@ class chord(group):
         body.link_error(errback)
         self["kwargs"]["body"] = body
         return errback
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Signature:
+        """Stamp every header task and, with a visitor (whose ``on_chord_body`` may add
+        stamps), the body too, as Celery does."""
+        said = (visitor.on_chord_header_start(self, **headers) or {}) if visitor is not None else None
+        headers = collect(self, said, append_stamps, headers)
+        stamp_links(self, visitor, append_stamps, headers)
+        self["kwargs"]["header"] = stamp_members(self.tasks, visitor, append_stamps, headers)
+        body = self.body
+        if visitor is not None:
+            visitor.on_chord_header_end(self, **headers)
+            if body is not None:
+                said = visitor.on_chord_body(self, **headers) or {}
+                self["kwargs"]["body"] = body.stamp(visitor, append_stamps,
+                                                    **collect(self, said, append_stamps, headers))
+        return self
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **_: Any) -> AsyncResult[Any]:  # type: ignore[override]
         body = self.body

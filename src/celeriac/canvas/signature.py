@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..app import Celery
     from ..result import AsyncResult, EagerResult
     from ..task import Task
+    from .stamping import StampingVisitor
 
 #: subtask_type -> class, filled by the modules that define them (chain, group, chord, ...).
 KINDS: dict[str, type[Signature]] = {}
@@ -162,6 +163,23 @@ class Signature(dict[str, Any]):
     def on_error(self, errback: dict[str, Any]) -> Signature:
         self.link_error(errback)
         return self
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Signature:
+        """Label this task (and its callbacks and errbacks) with ``headers``: they travel in its
+        message, the task sees them as ``self.request.stamps``, and
+        ``app.control.revoke_by_stamped_headers`` revokes by them. ``visitor`` decides further
+        stamps per signature; ``append_stamps`` keeps earlier values of a stamp in a list."""
+        from .stamping import stamp_signature
+
+        stamp_signature(self, visitor, append_stamps, headers)
+        return self
+
+    def stamp_links(self, visitor: StampingVisitor | None, append_stamps: bool = False, **headers: Any) -> None:
+        """Stamp only this signature's callbacks and errbacks (``link`` / ``link_error``)."""
+        from .stamping import stamp_links
+
+        stamp_links(self, visitor, append_stamps, headers)
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **_: Any) -> AsyncResult[Any]:
         """Fix the task id now (so results can be handed out before sending) and return its result."""

@@ -235,7 +235,18 @@ CONTROL: dict[str, tuple[str, int, int, Callable[[tuple[str, ...]], dict[str, An
     "revoke": ("TASK_ID...", 1, MANY, lambda a: {"task_ids": list(a), "terminate": False, "signal": "SIGTERM"}),
     "terminate": ("SIGNAL TASK_ID...", 2, MANY,
                   lambda a: {"task_ids": list(a[1:]), "terminate": True, "signal": _signal_name(a[0])}),
+    "revoke_by_stamped_headers": ("HEADER=VALUE...", 1, MANY,
+                                  lambda a: {"headers": _stamp_pairs(a), "terminate": False, "signal": "SIGTERM"}),
 }
+
+
+def _stamp_pairs(args: tuple[str, ...]) -> dict[str, list[Any]]:
+    from ..control import stamp_headers_of
+
+    try:
+        return stamp_headers_of(list(args))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _signal_name(name: str) -> str:
@@ -258,7 +269,7 @@ def control(obj: CLIContext, command: str | None, args: tuple[str, ...], destina
             as_json: bool, list_commands: bool) -> None:
     """Steer workers: rate_limit TASK RATE, time_limit TASK SOFT [HARD], add_consumer QUEUE,
     cancel_consumer QUEUE, pool_grow [N], pool_shrink [N], autoscale MAX MIN, enable_events, disable_events,
-    shutdown, revoke ID..., terminate SIGNAL ID..."""
+    shutdown, revoke ID..., terminate SIGNAL ID..., revoke_by_stamped_headers HEADER=VALUE..."""
     if list_commands:
         click.echo("\n".join(f"{name} {spec[0]}".rstrip() for name, spec in CONTROL.items()))
         return
@@ -274,6 +285,16 @@ def control(obj: CLIContext, command: str | None, args: tuple[str, ...], destina
     app = obj.app
     if command in ("revoke", "terminate"):
         _send_revoke(app, arguments, _nodes(destination), timeout, as_json)
+        return
+    if command == "revoke_by_stamped_headers":
+        # Through app.control: the revocation is kept in the broker for workers that start later.
+        replies = _merge(app.control.revoke_by_stamped_headers(arguments["headers"], destination=_nodes(destination),
+                                                               reply=True, timeout=timeout))
+        if replies:
+            _finish(replies, as_json)
+        else:
+            click.echo(json.dumps({}) if as_json else
+                       "revoked tasks so stamped; no worker replied: a worker that picks one up later skips it")
         return
     replies = _merge(app.control.broadcast(command, arguments, destination=_nodes(destination), reply=True,
                                            timeout=timeout))

@@ -21,7 +21,7 @@ from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..canvas import followups
 from ..config import parse_rate
-from ..control import REVOKED_MAP, live_revocations
+from ..control import REVOKED_MAP, REVOKED_STAMPS_MAP, live_revocations, live_stamp_revocations, stamps_revoked
 from ..events import TaskEvent, call_json, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
@@ -105,6 +105,8 @@ class Consumer:
         self.rate_limits: dict[str, str | int | float | None] = {}
         self.time_limits: dict[str, tuple[float | None, float | None]] = {}
         self.revoked: set[str] = set()
+        # header -> revoked values (revoke_by_stamped_headers); empty, it costs a task one test
+        self.revoked_stamps: dict[str, list[Any]] = {}
         self._generation = -1
         self._revoked_version = -1
         self._turn = -1  # which queue a fetch looks at first (see _fair_queues)
@@ -131,6 +133,15 @@ class Consumer:
     def _load_revoked(self) -> None:
         self.revoked = set(live_revocations(self.broker.map_get(REVOKED_MAP), time.time(),
                                             float(self.app.conf.worker_revoke_expires), self.signing_key))
+        self.revoked_stamps = live_stamp_revocations(self.broker.map_get(REVOKED_STAMPS_MAP), time.time(),
+                                                     self.signing_key)
+
+    def _revoked_by_stamp(self, envelope: message.Envelope) -> bool:
+        stamps = envelope.headers.get("stamps")
+        hit = stamps_revoked(stamps, self.revoked_stamps) if isinstance(stamps, dict) else None
+        if hit is not None:
+            logger.info("Discarding revoked task %s[%s] (revoked by header: %s)", envelope.task, envelope.id, hit)
+        return hit is not None
 
     def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
         """The arguments as events and ``inspect active`` show them, secrets hidden."""
@@ -336,6 +347,9 @@ class Consumer:
             logger.info("Discarding revoked task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(task, delivery, envelope, states.REVOKED, "revoked")
             return
+        if self.revoked_stamps and self._revoked_by_stamp(envelope):
+            self._finish_without_running(task, delivery, envelope, states.REVOKED, "revoked")
+            return
         if self._rate_limited(task, delivery, envelope):
             return
         self._run(task, delivery, envelope, shown)
@@ -386,9 +400,10 @@ class Consumer:
         if signals.task_revoked.receivers:
             send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
 
-    def _revoked_meanwhile(self, task_id: str) -> bool:
+    def _revoked_meanwhile(self, task_id: str, envelope: message.Envelope | None = None) -> bool:
         self._sync_control()
-        return task_id in self.revoked
+        return task_id in self.revoked or bool(self.revoked_stamps and envelope is not None
+                                               and self._revoked_by_stamp(envelope))
 
     def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
         return request_for(envelope, hostname=self.hostname, delivery_info={
@@ -513,7 +528,7 @@ class Consumer:
         if context.envelope.flow is not None:  # canvas: links, the chain's next step, a chord's count
             records = followups.conclude(self.app, task, context, outcome, records)
         leased = delivery if acks_late else None  # acks_late=False acked before running
-        if state == states.RETRY and outcome.retry is not None and self._revoked_meanwhile(task_id):
+        if state == states.RETRY and outcome.retry is not None and self._revoked_meanwhile(task_id, context.envelope):
             # Its next attempt could be due after the revocation is forgotten: it never comes.
             logger.info("Task %s[%s] revoked while it ran: not retried", name, task_id)
             self._finish_without_running(task, delivery, context.envelope, states.REVOKED, "revoked",

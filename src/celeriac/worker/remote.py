@@ -17,9 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .. import __version__, signing
+from .. import __version__, message, signing
 from ..brokers.base import redact_url
-from ..control import COMMAND_MAX_AGE, COMMAND_PURPOSE, CONTROL_LOG, REPLY_TTL, describe_body, reply_purpose, seal
+from ..control import (
+    COMMAND_MAX_AGE,
+    COMMAND_PURPOSE,
+    CONTROL_LOG,
+    REPLY_TTL,
+    describe_body,
+    reply_purpose,
+    seal,
+    stamp_headers_of,
+    stamps_revoked,
+)
 from ..exceptions import SignatureError
 
 if TYPE_CHECKING:
@@ -223,6 +233,41 @@ class Remote:
             terminated = self.sup.terminate(set(task_ids), signum)
         return {"ok": f"tasks {', '.join(task_ids)} flagged as revoked"
                       + (f"; terminated {', '.join(terminated)}" if terminated else "")}
+
+    def do_revoke_by_stamped_headers(self, headers: Any, terminate: bool = False,
+                                     signal: str = "SIGTERM") -> dict[str, Any]:
+        """Consumers reload the stamp revocations (app.control stored them in the broker)."""
+        try:
+            wanted = stamp_headers_of(headers)
+        except ValueError as exc:
+            return {"error": str(exc)}
+        self.revoked_version += 1
+        self.publish()
+        if not terminate:
+            return {"ok": f"headers {wanted} flagged as revoked, but not terminated"}
+        try:
+            signum = _signal_number(signal)
+        except ValueError as exc:
+            return {"error": f"headers {wanted} flagged as revoked, not terminated: {exc}"}
+        terminated = self.sup.terminate(self._held_with_stamps(wanted), signum)
+        if not terminated:
+            return {"ok": f"headers {wanted} were not terminated"}
+        return {"ok": f"headers {wanted} revoked; terminated {', '.join(terminated)}"}
+
+    def _held_with_stamps(self, wanted: dict[str, list[Any]]) -> set[str]:
+        """Ids of this worker's leased tasks (running ones among them) stamped with a revoked
+        value. Read from the messages, here, so the task path never records stamps."""
+        ids = set()
+        accept, key = frozenset(self.app.conf.accept_content), self.app.signing_key
+        for _, delivery in self.broker.held(self.sup.incarnation, self.sup.all_queues):
+            try:
+                envelope = message.decode(delivery.body, accept=accept, signing_key=key, arguments=False)
+            except Exception:
+                continue
+            stamps = envelope.headers.get("stamps")
+            if isinstance(stamps, dict) and stamps_revoked(stamps, wanted) is not None:
+                ids.add(envelope.id)
+        return ids
 
     def do_rate_limit(self, task_name: str, rate_limit: Any) -> dict[str, str]:
         if task_name not in self.app.tasks:

@@ -392,6 +392,26 @@ class MemoryBroker(Broker):
             st.cond.notify_all()
             return True
 
+    def chord_grow(self, chord: str, member: str, *, queue: str) -> bool:
+        st = self._st
+        with st.cond:
+            entry = st.chords.get(chord)
+            if entry is None or entry[3] <= time.time():
+                return False
+            added, _ = st.chords_added.setdefault(chord, ([], entry[3]))
+            if member not in added:
+                added.append(member)
+                entry[0] += 1
+            return True
+
+    def chord_added(self, chord: str, *, queue: str) -> list[str]:
+        st = self._st
+        with st.cond:
+            now = time.time()
+            for name in [n for n, (_, expires) in st.chords_added.items() if expires <= now]:
+                del st.chords_added[name]
+            return list(st.chords_added.get(chord, ([], 0.0))[0])
+
     def rate_slot(self, key: str, interval: float) -> float:
         st = self._st
         with st.cond:

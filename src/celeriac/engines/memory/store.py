@@ -74,6 +74,8 @@ class Store:
     rates: dict[str, float] = field(default_factory=dict)
     # chord id -> [size, join message, counted member ids, expires]
     chords: dict[str, list[Any]] = field(default_factory=dict)
+    # chord id -> (members added by Task.add_to_chord, in order; expires), kept after it fires
+    chords_added: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     pulse: float = 0.0  # when any worker last heartbeated
 
     def make_ready(self, msg: Message) -> None:

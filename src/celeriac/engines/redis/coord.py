@@ -100,6 +100,16 @@ class RedisCoordination:
         return bool(self._run("chord_part", keys, args))
 
     @translate_errors
+    def chord_grow(self, chord: str, member: str, *, queue: str) -> bool:
+        hash_key, _ = chord_keys(queue, chord)
+        return bool(self._run("chord_grow", [hash_key, f"{hash_key}:a"], [member]))
+
+    @translate_errors
+    def chord_added(self, chord: str, *, queue: str) -> list[str]:
+        hash_key, _ = chord_keys(queue, chord)
+        return [m.decode() for m in self.client.lrange(f"{hash_key}:a", 0, -1)]
+
+    @translate_errors
     def now(self) -> float:
         if self.conns.cluster:
             # The clock of the node holding the workers' registry, whose lease times it is

@@ -81,6 +81,29 @@ class SQLiteCoordination:
             self._bell.ring(READY)
         return fired
 
+    def chord_grow(self, chord: str, member: str, *, queue: str) -> bool:
+        def grow(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            row = conn.execute("SELECT expires FROM chords WHERE id = ? AND expires > ?", (chord, now)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM chord_added WHERE expires <= ?", (now,))
+            seq = conn.execute("SELECT COUNT(*) FROM chord_added WHERE chord = ?", (chord,)).fetchone()[0]
+            if conn.execute("INSERT OR IGNORE INTO chord_added (chord, member, seq, expires) VALUES (?, ?, ?, ?)",
+                            (chord, member, seq, row[0])).rowcount == 1:
+                conn.execute("UPDATE chords SET size = size + 1 WHERE id = ?", (chord,))
+            return True
+
+        return bool(self._db.write(grow))
+
+    def chord_added(self, chord: str, *, queue: str) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT member FROM chord_added WHERE chord = ? AND expires > ? ORDER BY seq",
+                                (chord, time.time())).fetchall()
+            return [r[0] for r in rows]
+
+        return self._db.read(read)
+
     def rate_slot(self, key: str, interval: float) -> float:
         def reserve(conn: sqlite3.Connection) -> float:
             now = time.time()

@@ -88,6 +88,12 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS chord_members (
         chord TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (chord, member)
     ) WITHOUT ROWID""",
+    # Members added to a running chord (Task.add_to_chord), in order; kept after it fired, until
+    # ``expires``, for the join task to read.
+    """CREATE TABLE IF NOT EXISTS chord_added (
+        chord TEXT NOT NULL, member TEXT NOT NULL, seq INTEGER NOT NULL, expires REAL NOT NULL,
+        PRIMARY KEY (chord, member)
+    ) WITHOUT ROWID""",
 )
 
 # Columns of a message row as the broker reads them back.
