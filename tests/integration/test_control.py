@@ -224,8 +224,10 @@ def test_killed_worker_shows_offline_within_the_heartbeat_bound(app, start, brok
 def test_inspect_active_and_reserved_list_running_and_prefetched_tasks(app, start, broker_url, marks):
     import coreapp
 
-    # Sent before the worker starts, so its one process leases all three in one fetch.
-    running, *waiting = [coreapp.sleep.apply_async((5, f"s{i}"), queue="a") for i in range(3)]
+    # Sent before the worker starts, so its one process leases all three in one fetch. The first
+    # must still run at the last look: five CLI runs take 2-5 s each on a loaded 2-core machine,
+    # so a few seconds of sleep ended mid-test. The worker is killed at teardown, its child with it.
+    running, *waiting = [coreapp.sleep.apply_async((120, f"s{i}"), queue="a") for i in range(3)]
     start("-Q", "a", "-c", "1", "--prefetch-multiplier", "4", name="w1")
     wait_until(lambda: read_marks(marks, "started"), 10, message="first task started")
 
@@ -233,7 +235,7 @@ def test_inspect_active_and_reserved_list_running_and_prefetched_tasks(app, star
     [item] = blocks(text)[f"{node('w1')}: OK"]
     assert item.startswith("* {") and running.id in item and "coreapp.sleep" in item
     [active] = json.loads(ok(run_cli(broker_url, "inspect", "active", "--json", "-t", TIMEOUT)))[node("w1")]
-    assert active["id"] == running.id and active["args"] == "[5, 's0']" and active["time_start"] > 0
+    assert active["id"] == running.id and active["args"] == "[120, 's0']" and active["time_start"] > 0
 
     reserved = json.loads(ok(run_cli(broker_url, "inspect", "reserved", "--json", "-t", TIMEOUT)))[node("w1")]
     assert sorted(r["id"] for r in reserved) == sorted(r.id for r in waiting)
