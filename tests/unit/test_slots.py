@@ -47,3 +47,22 @@ def test_short_arguments_beside_huge_keyword_arguments_are_kept_whole() -> None:
 
     info = msgspec.json.decode(payload)
     assert info["args"] == "(1, 2)" and info["kwargs"].endswith("...")
+
+
+def test_the_last_ended_task_is_kept_until_the_slot_is_used_again() -> None:
+    slots = Slots(1)
+    assert slots.ended(0) is None
+    slots.begin(0, _info("(1,)"), None)
+    assert slots.ended(0) is None  # running, not ended
+    slots.end(0)
+    assert slots.read(0) is None
+    ended = slots.ended(0)
+    assert ended is not None and ended["tag"] == "1-0" and ended["args"] == "(1,)"
+    assert slots.totals() == (1, 0)
+    slots.begin(0, {**_info("(2,)"), "tag": "2-0"}, None)
+    assert slots.ended(0) is None
+    slots.end(0, failed=True)
+    assert slots.ended(0)["tag"] == "2-0"  # type: ignore[index]
+    assert slots.totals() == (2, 1)
+    slots.clear(0)  # the process died: nothing of it is left to ack
+    assert slots.ended(0) is None
