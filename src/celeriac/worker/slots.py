@@ -41,6 +41,10 @@ PAYLOAD = SLOT_SIZE - HEADER.size - FLAG.size
 PAGE_SIZE = 256 * 1024
 PAGE_HEADER = struct.Struct("<QI")
 LEASE = struct.Struct("<dQ")  # surely held until (monotonic), epoch
+#: How long a reader waits out a slot write in progress: on a loaded machine the writer can be
+#: preempted mid-write for milliseconds, and a read given up after a few microseconds of spinning
+#: showed a running task as not running (``inspect active``, hard limits, a lost child's task).
+READ_PATIENCE = 0.05
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -116,7 +120,9 @@ class Slots:
     def clear(self, index: int) -> None:
         offset = index * SLOT_SIZE
         seq, _, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
-        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, 0, processed, failures)
+        # Even again even if the process died in the middle of begin() (seq odd): else every
+        # later write would leave the slot odd, and no read would ever see its task.
+        HEADER.pack_into(self._map, offset, (seq | 1) + 1, 0.0, 0.0, 0, 0, processed, failures)
 
     # -- read by the supervisor -----------------------------------------------------------------
     def read(self, index: int) -> Running | None:
@@ -130,25 +136,30 @@ class Slots:
 
     def _read(self, index: int, ended: bool) -> Running | None:
         offset = index * SLOT_SIZE
-        for _ in range(100):
+        deadline: float | None = None
+        while True:
             seq, started, hard_limit, length, ended_length, _, _ = HEADER.unpack_from(self._map, offset)
             if ended:
                 length = 0 if length else ended_length
-            if seq % 2:
-                continue
-            payload = self._map[offset + HEADER.size: offset + HEADER.size + length] if length else b""
-            if struct.unpack_from("<Q", self._map, offset)[0] != seq:
-                continue
-            if not length:
+            if not seq % 2:
+                payload = self._map[offset + HEADER.size: offset + HEADER.size + length] if length else b""
+                if struct.unpack_from("<Q", self._map, offset)[0] == seq:
+                    break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + READ_PATIENCE
+            elif now > deadline:
                 return None
-            try:
-                info = _decode(payload)
-            except msgspec.DecodeError:
-                # begin() only writes valid JSON; should a payload still be unreadable, the hard
-                # limit in the header must hold all the same.
-                info = {}
-            return Running(started, hard_limit, info if isinstance(info, dict) else {})
-        return None
+            time.sleep(0)  # let the writer finish
+        if not length:
+            return None
+        try:
+            info = _decode(payload)
+        except msgspec.DecodeError:
+            # begin() only writes valid JSON; should a payload still be unreadable, the hard
+            # limit in the header must hold all the same.
+            info = {}
+        return Running(started, hard_limit, info if isinstance(info, dict) else {})
 
     def flag_terminate(self, index: int, on: bool = True) -> None:
         """Mark the slot's process as being terminated for a revoke, so its SIGTERM handler
