@@ -20,6 +20,7 @@ from celeriac import states
 from celeriac.events import EVENT_LOG
 from celeriac.testing import WorkerProcess, push_raw, wait_until, worker_process
 from conftest import APPS, read_marks
+from redis_server import start_redis
 
 HOST = socket.gethostname()
 FAST_LEASE = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
@@ -224,8 +225,10 @@ def test_killed_worker_shows_offline_within_the_heartbeat_bound(app, start, brok
 def test_inspect_active_and_reserved_list_running_and_prefetched_tasks(app, start, broker_url, marks):
     import coreapp
 
-    # Sent before the worker starts, so its one process leases all three in one fetch.
-    running, *waiting = [coreapp.sleep.apply_async((5, f"s{i}"), queue="a") for i in range(3)]
+    # Sent before the worker starts, so its one process leases all three in one fetch. The first
+    # must still run at the last look: five CLI runs take 2-5 s each on a loaded 2-core machine,
+    # so a few seconds of sleep ended mid-test. The worker is killed at teardown, its child with it.
+    running, *waiting = [coreapp.sleep.apply_async((120, f"s{i}"), queue="a") for i in range(3)]
     start("-Q", "a", "-c", "1", "--prefetch-multiplier", "4", name="w1")
     wait_until(lambda: read_marks(marks, "started"), 10, message="first task started")
 
@@ -233,7 +236,7 @@ def test_inspect_active_and_reserved_list_running_and_prefetched_tasks(app, star
     [item] = blocks(text)[f"{node('w1')}: OK"]
     assert item.startswith("* {") and running.id in item and "coreapp.sleep" in item
     [active] = json.loads(ok(run_cli(broker_url, "inspect", "active", "--json", "-t", TIMEOUT)))[node("w1")]
-    assert active["id"] == running.id and active["args"] == "[5, 's0']" and active["time_start"] > 0
+    assert active["id"] == running.id and active["args"] == "[120, 's0']" and active["time_start"] > 0
 
     reserved = json.loads(ok(run_cli(broker_url, "inspect", "reserved", "--json", "-t", TIMEOUT)))[node("w1")]
     assert sorted(r["id"] for r in reserved) == sorted(r.id for r in waiting)
@@ -243,6 +246,33 @@ def test_inspect_active_and_reserved_list_running_and_prefetched_tasks(app, star
 
     [depth] = json.loads(ok(run_cli(broker_url, "queues", "-Q", "a", "--json")))
     assert (depth["ready"], depth["unacked"]) == (0, 3)
+
+
+def test_inspect_reserved_leaves_out_a_finished_task_whose_ack_is_still_to_come(app, start, broker_url, marks):
+    """A pool process's flusher stores a result before it acks the message: while the result
+    store is slow (here: paused), the message stays leased though the task has finished. It
+    is then neither running nor waiting to run, so neither list may show it."""
+    import coreapp
+
+    store = start_redis()
+    try:
+        start("-Q", "a", "-c", "1", name="w1", env={"CELERIAC_TEST_RESULT_BACKEND": store.url})
+        store.pause()
+        try:
+            done = coreapp.sleep.apply_async((0, "done"), queue="a")
+            wait_until(lambda: read_marks(marks, "finished"), 10, message="the task finished")
+            wait_until(lambda: json.loads(ok(run_cli(broker_url, "inspect", "active", "--json", "-t", TIMEOUT)))
+                       == {node("w1"): []}, 20, 0.2, message="the task no longer shown active")
+            [depth] = json.loads(ok(run_cli(broker_url, "queues", "-Q", "a", "--json")))
+            assert (depth["ready"], depth["unacked"]) == (0, 1)  # its ack waits behind the result
+            reserved = json.loads(ok(run_cli(broker_url, "inspect", "reserved", "--json", "-t", TIMEOUT)))
+            assert reserved == {node("w1"): []}, f"{done.id} shown waiting to run: {reserved}"
+        finally:
+            store.resume()
+        wait_until(lambda: json.loads(ok(run_cli(broker_url, "queues", "-Q", "a", "--json")))[0]["unacked"] == 0,
+                   20, 0.2, message="the ack once the result store answers")
+    finally:
+        store.stop()
 
 
 def test_revoke_before_start_skips_the_task_even_when_no_worker_was_running(app, start, broker_url, marks):

@@ -26,6 +26,10 @@ if APPS not in sys.path:
 from redis_server import RedisServer, start_redis  # noqa: E402
 
 SEP = "\x06\x16"
+# How far ahead the countdown tasks' etas are: past every step before the cut-over, which takes
+# 10-15 s on a loaded machine (a Celery worker's start, three CLI runs); a 6 s eta had passed by
+# then, so the task was rightly moved ready, not delayed. The moved ones are then made due at once.
+AHEAD = 60.0
 
 
 @pytest.fixture
@@ -73,7 +77,8 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
 def hold_in_unacked(celery_redis: RedisServer, producer: Any, count: int, *, while_alive: Any = None) -> list[str]:
     """Countdown tasks a real Celery worker took (so they sit in ``unacked``), then kill -9;
     ``while_alive()`` runs before the kill."""
-    ids = [producer.send_task("shop.record", args=["held", i], queue="held", countdown=12).id for i in range(count)]
+    ids = [producer.send_task("shop.record", args=["held", i], queue="held", countdown=AHEAD).id
+           for i in range(count)]
     env = {**os.environ, "CELERY_MIGRATE_BROKER": celery_redis.url,
            "PYTHONPATH": os.pathsep.join([APPS, os.environ.get("PYTHONPATH", "")])}
     celery_bin = str(Path(sys.executable).with_name("celery"))
@@ -107,6 +112,7 @@ def test_cut_over_runs_every_waiting_celery_task_once_in_celeriac(
         assert refused.returncode == 1 and "still consume from" in refused.stderr, refused.stderr
         assert celery_client(celery_redis).hlen("unacked") == 3  # nothing moved
 
+    held_eta = time.time() + AHEAD
     held = hold_in_unacked(celery_redis, producer, 3, while_alive=refused_while_celery_runs)
     sent: dict[str, tuple[list[Any], dict[str, Any]]] = {}
 
@@ -118,7 +124,8 @@ def test_cut_over_runs_every_waiting_celery_task_once_in_celeriac(
     for i in range(5):
         send(["ready", i], {"note": f"n{i}", "nested": {"list": [1, 2.5, None, True]}})
     by_priority = {p: send(["prio", p], queue="high", priority=p) for p in (0, 5, 9)}
-    eta_id = send(["eta"], countdown=6)
+    eta_at = time.time() + AHEAD
+    eta_id = send(["eta"], countdown=AHEAD)
     send(["expires-later"], expires=300)
     expired_id = producer.send_task("shop.record", args=["expired"], expires=1).id
     pickled_id = producer.send_task("shop.record", args=["pickled"], serializer="pickle").id
@@ -160,13 +167,19 @@ def test_cut_over_runs_every_waiting_celery_task_once_in_celeriac(
         assert stats["held"].delayed == 3 and stats["celery"].delayed == 1  # due at their own times
         scheduled = migrateapp.app.broker.scheduled(["celery", "held"])
         assert {s.key for s in scheduled} == {*held, eta_id}
-        assert all(s.due < time.time() + 15 for s in scheduled)
+        etas = {eta_id: eta_at, **{key: held_eta for key in held}}
+        assert all(abs(s.due - etas[s.key]) < 3.0 for s in scheduled), [(s.key, s.due, etas[s.key]) for s in scheduled]
         assert message.decode(next(s.body for s in scheduled if s.key == eta_id)).eta is not None
+        for s in scheduled:  # due now: that they wait for their eta is proven; that they run once is next
+            assert migrateapp.app.broker.reschedule(s.queue, s.key, 0)
 
         start_migrate_worker()
         expected = set(sent)
         wait_for(lambda: {r["id"] for r in ledger(marks)} >= expected, 60, "every moved task to run")
-        time.sleep(1.0)  # anything run twice would show by now
+        # Counted once nothing is left to run: a copy moved twice has run by then, however slow.
+        wait_for(lambda: not any(s.ready_total or s.delayed or s.unacked
+                                 for s in migrateapp.app.broker.stats(["celery", "held", "high"])),
+                 30, "the moved tasks to be done")
         runs = ledger(marks)
         assert Counter(r["id"] for r in runs) == Counter(expected)
         for record in runs:

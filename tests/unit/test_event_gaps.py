@@ -155,3 +155,29 @@ def test_follow_tells_on_gap_and_the_dump_says_so_on_stderr(capsys: pytest.Captu
     _say_gap(gaps[0])
     assert "events were lost after entry" in capsys.readouterr().err
     broker.close()
+
+
+@pytest.mark.parametrize("broker", ["memory", "sqlite"], indirect=True)
+def test_a_trim_of_only_the_entry_last_read_is_no_gap(broker: Broker) -> None:
+    gaps: list[Gap] = []
+    append(broker, 10, 10)
+    reader = EventReader(broker, FROM_START, on_gap=gaps.append)
+    assert len(reader.read()) == 10
+    append(broker, 10, 10, start=10)  # t0 .. t9 trimmed, t9 the last entry read: nothing unread lost
+    assert [e["uuid"] for _, e in reader.read()] == [f"t{i}" for i in range(10, 20)]
+    assert gaps == []
+    append(broker, 11, 10, start=20)  # now t20 goes unread: a gap
+    assert [e["uuid"] for _, e in reader.read()] == [f"t{i}" for i in range(21, 31)]
+    assert len(gaps) == 1 and (gaps[0].since, gaps[0].to) == (19.0, 21.0)
+    if broker.__class__.__name__.startswith("SQLite"):
+        assert gaps[0].entries == 1
+
+
+def test_follows_only_where_no_id_can_sort_between() -> None:
+    from celeriac.monitor.reader import follows
+
+    assert follows("1700000000000-6", "1700000000000-5")
+    assert not follows("1700000000000-7", "1700000000000-5")
+    assert not follows("1700000000001-0", "1700000000000-5")  # the next, or not: cannot tell
+    assert follows("0000000000000042", "0000000000000041") and not follows("0000000000000043", "0000000000000041")
+    assert not follows("opaque", "0000000000000041")

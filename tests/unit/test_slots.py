@@ -47,3 +47,50 @@ def test_short_arguments_beside_huge_keyword_arguments_are_kept_whole() -> None:
 
     info = msgspec.json.decode(payload)
     assert info["args"] == "(1, 2)" and info["kwargs"].endswith("...")
+
+
+def test_the_last_ended_task_is_kept_until_the_slot_is_used_again() -> None:
+    slots = Slots(1)
+    assert slots.ended(0) is None
+    slots.begin(0, _info("(1,)"), None)
+    assert slots.ended(0) is None  # running, not ended
+    slots.end(0)
+    assert slots.read(0) is None
+    ended = slots.ended(0)
+    assert ended is not None and ended["tag"] == "1-0" and ended["args"] == "(1,)"
+    assert slots.totals() == (1, 0)
+    slots.begin(0, {**_info("(2,)"), "tag": "2-0"}, None)
+    assert slots.ended(0) is None
+    slots.end(0, failed=True)
+    assert slots.ended(0)["tag"] == "2-0"  # type: ignore[index]
+    assert slots.totals() == (2, 1)
+    slots.clear(0)  # the process died: nothing of it is left to ack
+    assert slots.ended(0) is None
+
+
+def test_a_read_waits_out_a_writer_preempted_in_the_middle_of_a_write() -> None:
+    import struct
+    import threading
+
+    slots = Slots(1)
+    slots.begin(0, _info("(1,)"), None)
+    seq = struct.unpack_from("<Q", slots._map, 0)[0]
+    struct.pack_into("<Q", slots._map, 0, seq + 1)  # a begin() that wrote its odd seq, then lost the CPU
+    resumed = threading.Timer(0.005, lambda: struct.pack_into("<Q", slots._map, 0, seq + 2))  # ... and ends it
+    resumed.start()
+    try:
+        running = slots.read(0)
+    finally:
+        resumed.join()
+    assert running is not None and running.info["tag"] == "1-0"
+
+
+def test_a_slot_cleared_after_its_process_died_mid_write_is_readable_again() -> None:
+    import struct
+
+    slots = Slots(1)
+    struct.pack_into("<Q", slots._map, 0, 7)  # died between begin()'s two writes: seq left odd
+    slots.clear(0)
+    slots.begin(0, _info("(1,)"), None)
+    running = slots.read(0)
+    assert running is not None and running.info["tag"] == "1-0"

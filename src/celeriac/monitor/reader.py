@@ -39,6 +39,18 @@ _SEQ_ID = re.compile(r"^\d+$")              # SQLite and memory: a zero-padded c
 _MAX_SEQ = 2**64 - 1
 
 
+def follows(entry_id: str, previous: str) -> bool:
+    """Whether no id can sort between ``previous`` and ``entry_id``: then a trim that took
+    ``previous`` dropped nothing after it. False when that cannot be told (a Redis id in a later
+    millisecond may or may not be the next one)."""
+    m, p = _STREAM_ID.match(entry_id), _STREAM_ID.match(previous)
+    if m and p:
+        return m.group(1) == p.group(1) and int(m.group(2)) == int(p.group(2)) + 1
+    if _SEQ_ID.match(entry_id) and _SEQ_ID.match(previous):
+        return int(entry_id) == int(previous) + 1
+    return False
+
+
 def before(entry_id: str) -> str | None:
     """The greatest id that sorts before ``entry_id``, so a read "after" it returns ``entry_id``
     itself first if the log still holds it. None for an id of a form not known here, or the
@@ -140,7 +152,9 @@ class EventReader:
         found = self.broker.log_read(EVENT_LOG, start, self.count + 1)
         if found and found[0][0] == position:
             return found[1:], False
-        return found, bool(found)
+        # The entry last read was trimmed: a gap only if others after it may have gone too. A
+        # reader exactly a cap behind (the log's first entry is the next one) lost nothing.
+        return found, bool(found) and not follows(found[0][0], position)
 
     def _gap(self, gap: Gap) -> None:
         self.gaps = [*self.gaps[-9:], gap]

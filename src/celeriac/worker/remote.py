@@ -167,11 +167,25 @@ class Remote:
     def do_active(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in task.items() if k != "tag"} for task in self._running()]
 
+    def _not_waiting(self) -> set[str]:
+        """Tags of leased messages that are not waiting to run: running, or just finished with
+        the ack still to come from the process's flusher."""
+        tags = {task["tag"] for task in self._running()}
+        for _, index in self.sup.pool_processes():
+            ended = self.sup.slots.ended(index)
+            if ended is not None and "tag" in ended:
+                tags.add(ended["tag"])
+        return tags
+
     def do_reserved(self) -> list[dict[str, Any]]:
-        running = {task["tag"] for task in self._running()}
+        # Asked before and after the broker is: a task that starts or ends while the (several
+        # round trips long) broker read runs is never shown waiting.
+        busy = self._not_waiting()
+        held = self.broker.held(self.sup.incarnation, self.sup.all_queues)
+        busy |= self._not_waiting()
         out = []
-        for consumer, delivery in self.broker.held(self.sup.incarnation, self.sup.all_queues):
-            if delivery.tag in running:
+        for consumer, delivery in held:
+            if delivery.tag in busy:
                 continue
             request = describe_body(delivery.body, self.app)
             request.update(hostname=self.sup.hostname, consumer=consumer, acknowledged=False,

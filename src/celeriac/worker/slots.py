@@ -6,8 +6,10 @@ to answer ``inspect active``. No message crosses a process boundary per task: wr
 is a few bytes into an anonymous shared mapping.
 
 Layout of one slot: seq (u64, odd while being written), started (f64, CLOCK_MONOTONIC, which
-is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32), processed and failed
-counters (u64 each, kept across the processes that use the slot), payload (JSON), and in the
+is system-wide on Linux), hard limit (f64, 0 = none), payload length (u32), ended length (u32:
+the payload of the task that last ended here, left in place, so ``inspect reserved`` can tell a
+finished task whose ack the flusher has not sent yet from one still waiting), processed and
+failed counters (u64 each, kept across the processes that use the slot), payload (JSON), and in the
 last 4 bytes a terminate flag that the supervisor sets (an asyncio pool process clears it once
 it has cancelled the task; a prefork process is replaced instead).
 
@@ -33,12 +35,16 @@ from typing import Any
 import msgspec
 
 SLOT_SIZE = 4096
-HEADER = struct.Struct("<QddIxxxxQQ")
+HEADER = struct.Struct("<QddIIQQ")
 FLAG = struct.Struct("<I")  # the slot's last 4 bytes: written only by the supervisor
 PAYLOAD = SLOT_SIZE - HEADER.size - FLAG.size
 PAGE_SIZE = 256 * 1024
 PAGE_HEADER = struct.Struct("<QI")
 LEASE = struct.Struct("<dQ")  # surely held until (monotonic), epoch
+#: How long a reader waits out a slot write in progress: on a loaded machine the writer can be
+#: preempted mid-write for milliseconds, and a read given up after a few microseconds of spinning
+#: showed a running task as not running (``inspect active``, hard limits, a lost child's task).
+READ_PATIENCE = 0.05
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -100,42 +106,60 @@ class Slots:
     def begin(self, index: int, info: dict[str, Any], hard_limit: float | None) -> None:
         payload = fit(info)
         offset = index * SLOT_SIZE
-        seq, _, _, _, processed, failed = HEADER.unpack_from(self._map, offset)
+        seq, _, _, _, _, processed, failed = HEADER.unpack_from(self._map, offset)
         struct.pack_into("<Q", self._map, offset, seq + 1)
         self._map[offset + HEADER.size: offset + HEADER.size + len(payload)] = payload
-        HEADER.pack_into(self._map, offset, seq + 2, time.monotonic(), hard_limit or 0.0, len(payload),
+        HEADER.pack_into(self._map, offset, seq + 2, time.monotonic(), hard_limit or 0.0, len(payload), 0,
                          processed, failed)
 
     def end(self, index: int, failed: bool = False) -> None:
         offset = index * SLOT_SIZE
-        seq, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
-        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, processed + 1, failures + int(failed))
+        seq, _, _, length, _, processed, failures = HEADER.unpack_from(self._map, offset)
+        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, length, processed + 1, failures + int(failed))
 
     def clear(self, index: int) -> None:
         offset = index * SLOT_SIZE
-        seq, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
-        HEADER.pack_into(self._map, offset, seq + 2, 0.0, 0.0, 0, processed, failures)
+        seq, _, _, _, _, processed, failures = HEADER.unpack_from(self._map, offset)
+        # Even again even if the process died in the middle of begin() (seq odd): else every
+        # later write would leave the slot odd, and no read would ever see its task.
+        HEADER.pack_into(self._map, offset, (seq | 1) + 1, 0.0, 0.0, 0, 0, processed, failures)
 
     # -- read by the supervisor -----------------------------------------------------------------
     def read(self, index: int) -> Running | None:
+        return self._read(index, ended=False)
+
+    def ended(self, index: int) -> dict[str, Any] | None:
+        """What :meth:`read` gave for the task that last ended in slot ``index``: it may still be
+        leased until its process's flusher acks it, which is not the same as waiting to run."""
+        running = self._read(index, ended=True)
+        return running.info if running is not None else None
+
+    def _read(self, index: int, ended: bool) -> Running | None:
         offset = index * SLOT_SIZE
-        for _ in range(100):
-            seq, started, hard_limit, length, _, _ = HEADER.unpack_from(self._map, offset)
-            if seq % 2:
-                continue
-            payload = self._map[offset + HEADER.size: offset + HEADER.size + length] if length else b""
-            if struct.unpack_from("<Q", self._map, offset)[0] != seq:
-                continue
-            if not length:
+        deadline: float | None = None
+        while True:
+            seq, started, hard_limit, length, ended_length, _, _ = HEADER.unpack_from(self._map, offset)
+            if ended:
+                length = 0 if length else ended_length
+            if not seq % 2:
+                payload = self._map[offset + HEADER.size: offset + HEADER.size + length] if length else b""
+                if struct.unpack_from("<Q", self._map, offset)[0] == seq:
+                    break
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + READ_PATIENCE
+            elif now > deadline:
                 return None
-            try:
-                info = _decode(payload)
-            except msgspec.DecodeError:
-                # begin() only writes valid JSON; should a payload still be unreadable, the hard
-                # limit in the header must hold all the same.
-                info = {}
-            return Running(started, hard_limit, info if isinstance(info, dict) else {})
-        return None
+            time.sleep(0)  # let the writer finish
+        if not length:
+            return None
+        try:
+            info = _decode(payload)
+        except msgspec.DecodeError:
+            # begin() only writes valid JSON; should a payload still be unreadable, the hard
+            # limit in the header must hold all the same.
+            info = {}
+        return Running(started, hard_limit, info if isinstance(info, dict) else {})
 
     def flag_terminate(self, index: int, on: bool = True) -> None:
         """Mark the slot's process as being terminated for a revoke, so its SIGTERM handler
@@ -149,7 +173,7 @@ class Slots:
         """Tasks processed and failed by every process that used any slot."""
         processed = failed = 0
         for index in range(self.count):
-            _, _, _, _, p, f = HEADER.unpack_from(self._map, index * SLOT_SIZE)
+            _, _, _, _, _, p, f = HEADER.unpack_from(self._map, index * SLOT_SIZE)
             processed += p
             failed += f
         return processed, failed
