@@ -42,6 +42,7 @@ class AsyncConsumer(Consumer):
         first = self.index * self.width
         self.free = list(range(first + self.width - 1, first - 1, -1))  # pop() takes the lowest
         self.running: dict[int, asyncio.Task[None]] = {}
+        self.holding: dict[int, Delivery] = {}  # slot -> the message its task (or wait) holds
         self.room: asyncio.Event | None = None
         self.terminating: set[int] = set()  # slots whose task is being cancelled for a revoke
         self.start_delay = 0.0  # set by _wait_for_slot, taken by the _run that follows
@@ -112,6 +113,10 @@ class AsyncConsumer(Consumer):
                 return False
             self.epoch = epoch
             self.flusher.fetched_under(epoch)
+            if self.slots.broker_generation() != self.reconciled:
+                # On the loop's thread, blocking it: no task finishes and hands the flusher
+                # anything while the broker's leases are compared with what this process holds.
+                self._reconcile()
         want = len(self.free) + self.prefetch
         try:
             batch = await loop.run_in_executor(fetcher, self.broker.fetch, self._fair_queues(),
@@ -125,6 +130,9 @@ class AsyncConsumer(Consumer):
         if self.stopping:  # a stop that came while we were fetching
             self.flusher.give_back(self.reserved)
         return True
+
+    def _in_hand(self) -> list[Delivery]:
+        return [*self.reserved, *self.holding.values()]
 
     async def _start_reserved(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
         while self.free and not self.stopping:
@@ -169,6 +177,7 @@ class AsyncConsumer(Consumer):
         if delay > 0:  # its rate-limit slot is near: hold the slot, start then (not yet charged)
             self.running[slot] = asyncio.get_running_loop().create_task(
                 self._start_later(delay, task, delivery, envelope, shown, slot))
+            self.holding[slot] = delivery
             return
         try:
             context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
@@ -177,6 +186,7 @@ class AsyncConsumer(Consumer):
             raise
         self.running[slot] = asyncio.get_running_loop().create_task(
             self._execute(task, delivery, context, acks_late, slot, soft, hard))
+        self.holding[slot] = delivery
 
     async def _start_later(self, delay: float, task: Task[Any, Any], delivery: Delivery,
                            envelope: message.Envelope, shown: tuple[str, str], slot: int) -> None:
@@ -185,6 +195,7 @@ class AsyncConsumer(Consumer):
             context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
         except BaseException as exc:
             del self.running[slot]
+            del self.holding[slot]
             self.free.append(slot)
             if self.room is not None:
                 self.room.set()
@@ -226,6 +237,7 @@ class AsyncConsumer(Consumer):
                 if self.slots is not None:
                     self.slots.flag_terminate(slot, False)
             del self.running[slot]
+            del self.holding[slot]
             self.free.append(slot)
             if self.room is not None:
                 self.room.set()

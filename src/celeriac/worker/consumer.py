@@ -34,6 +34,7 @@ from ..execution import (
     send_postrun,
     send_revoked,
 )
+from . import reconcile
 from .flusher import Flusher
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     from .slots import Slots
 
 logger = logging.getLogger("celeriac.worker")
+
+#: How long a reconcile waits for the flusher to write what it was handed before it looks at
+#: the broker's leases (if it waits in vain, the next fetch tries again).
+RECONCILE_WAIT = 5.0
 
 #: How long past its hard limit an ``async def`` task's slot may stay in use before the supervisor
 #: kills the process: the limit itself is a cancellation; the kill is for a coroutine that never
@@ -92,6 +97,7 @@ class Consumer:
         # Leases are held by the worker's incarnation (see worker/identity.py).
         self.consumer_name = f"{incarnation or hostname}/{self.pid}-{index}"
         self.epoch = 0  # the lease epoch (Slots.lease_epoch) when the reserved batch was fetched
+        self.reconciled = slots.broker_generation() if slots is not None else 0  # see _reconcile
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
         self.max_bytes = int(conf.task_message_max_bytes)
@@ -197,6 +203,8 @@ class Consumer:
                     if self.slots is not None:
                         self.epoch = self.slots.lease_epoch()
                         self.flusher.fetched_under(self.epoch)
+                        if self.slots.broker_generation() != self.reconciled:
+                            self._reconcile()
                     batch = self.broker.fetch(self._fair_queues(), self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)
@@ -257,6 +265,22 @@ class Consumer:
                 continue
             logger.warning("broker reachable again: pool process %d goes on", os.getpid())
             return
+
+    def _in_hand(self) -> list[Delivery]:
+        """What this process holds at a fetch: nothing runs then, and the batch is used up."""
+        return list(self.reserved)
+
+    def _reconcile(self) -> None:
+        """The supervisor saw the broker come back as another store (Slots.broker_generation), so
+        acks it confirmed may be gone: once the flusher has written everything handed to it,
+        give back what the broker still leases to this process but it does not hold
+        (worker/reconcile.py). Runs in the thread that fetches, so no fetch races it."""
+        assert self.slots is not None
+        generation = self.slots.broker_generation()
+        if not self.flusher.wait_idle(RECONCILE_WAIT):
+            return  # the next fetch tries again
+        reconcile.give_back(self.broker, self.consumer_name, self.queues, self._in_hand())
+        self.reconciled = generation
 
     def _should_recycle(self) -> bool:
         self.processed += 1

@@ -712,6 +712,20 @@ class RedisBroker(RedisCoordination, Broker):
                                         int(seen.get(key, 0)) / 1000.0, key.decode()))
         return out
 
+    @translate_errors
+    def lineage(self) -> str | None:
+        # run_id changes when the server restarts (it may have reloaded an older AOF or
+        # snapshot); master_replid when a replica is promoted (it may lack the last writes). A
+        # cluster's is its masters', so a failover of any of them shows.
+        if self.cluster:
+            return ",".join(sorted(f"{node.name}={node.redis_connection.info('server').get('run_id', '')}"
+                                   for node in self.client.get_primaries()))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("replication")
+        server, replication = pipe.execute()
+        return f"{server.get('run_id', '')}:{replication.get('master_replid', '')}"
+
     # -- lifecycle --------------------------------------------------------------------------
     @translate_errors
     def check(self, *, allow_evicting: bool = False) -> list[str]:
