@@ -1,0 +1,127 @@
+"""The broker comes back without acks it had confirmed while the worker's lease never lapsed:
+a Redis restarted from a snapshot older than its last writes (what an AOF with ``appendfsync
+everysec`` loses in its last second, or a replica promoted before it had every ack, lose). What
+it lost stays leased to a live worker that thinks it acked it; the worker must give it back by
+itself, with no restart of any process, so the task runs again instead of never."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from celeriac.testing import wait_until
+from conftest import read_marks
+from keepalive_proxy import KeepAliveProxy
+from redis_server import RedisServer, start_redis
+
+ENV = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
+GAVE_BACK = "that it no longer held"
+CHANGED = "came back as another store"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    # No AOF: a restart loads the snapshot the test takes with SAVE, so what it loses is exact.
+    server = start_redis(appendonly=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def proxy(own_redis: RedisServer) -> Iterator[KeepAliveProxy]:
+    running = KeepAliveProxy(own_redis.port)
+    yield running
+    running.stop()
+
+
+def _snapshot(server: RedisServer) -> None:
+    import redis
+
+    client = redis.Redis(port=server.port, socket_timeout=10)
+    try:
+        client.save()
+    finally:
+        client.close()
+
+
+def _tags(marks, name: str) -> list[str]:
+    return [line.split()[0] for line in read_marks(marks, name)]
+
+
+class TestBehindAProxy:
+    """Behind a proxy that keeps idle connections across the restart, the pool process that
+    lost the acks never sees a connection error: only the broker's lineage tells."""
+
+    @pytest.fixture
+    def broker_url(self, proxy: KeepAliveProxy) -> str:
+        return proxy.url()
+
+    @pytest.mark.parametrize("pool", ["prefork", "solo"])
+    def test_acks_the_restarted_broker_lost_are_given_back_by_the_same_live_pool_process(
+            self, app, start_worker, marks, own_redis, proxy, pool) -> None:
+        import coreapp
+
+        worker = start_worker("-P", pool, "-c", "1", "--prefetch-multiplier", "8", env=ENV)
+        # Seven short tasks, then a long one: all eight are leased in one fetch; the snapshot is
+        # taken while they are leased, the seven are acked (with their results) after it, and
+        # the server restarts from it while the long one runs.
+        results = [coreapp.sleep.delay(0.3, f"a{i}") for i in range(7)]
+        results.append(coreapp.sleep.delay(4.0, "long"))
+        wait_until(lambda: "a0" in _tags(marks, "started"), 20, message="the batch was fetched")
+        _snapshot(own_redis)
+        wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
+        time.sleep(0.5)  # the last short task's ack is written
+        first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
+        assert set(first_run) == {f"a{i}" for i in range(7)}
+        log = worker.log()
+        assert GAVE_BACK not in log and CHANGED not in log  # the normal path reconciles nothing
+        own_redis.restart(0.0, hard=True)
+
+        # Every task's result is there within a bound: the ones whose acks were lost ran again.
+        for r in results:
+            assert r.get(timeout=30) is not None
+        again = [line.split() for line in read_marks(marks, "finished")[len(first_run):]]
+        assert {tag for tag, _ in again} >= {f"a{i}" for i in range(7)}
+        # ... in the same pool process, which never saw the broker go (no restart, no error).
+        assert {pid for _, pid in again} == set(first_run.values())
+        assert worker.proc is not None and worker.proc.poll() is None
+        log = worker.log()
+        assert CHANGED in log and GAVE_BACK in log, log[-3000:]
+        assert "waits for it" not in log, "the pool process saw the broker go: not the shape under test"
+        assert proxy.silent_reconnects > 0
+        assert "Traceback" not in log, log[-3000:]
+
+
+class TestDirect:
+    @pytest.fixture
+    def broker_url(self, own_redis: RedisServer) -> str:
+        return own_redis.url
+
+    def test_a_lost_release_of_an_ended_pool_process_is_given_back_by_the_supervisor(
+            self, app, start_worker, marks, own_redis) -> None:
+        """The supervisor released a killed pool process's task (it ran again elsewhere and
+        finished); the broker came back without that release or the later ack, so the task is
+        leased to a consumer that no longer exists, of a worker that heartbeats."""
+        import coreapp
+
+        worker = start_worker("-c", "1", env=ENV)
+        result = coreapp.sleep.delay(1.5, "victim")
+        wait_until(lambda: "victim" in _tags(marks, "started"), 20, message="the task started")
+        first_pid = int(read_marks(marks, "started")[0].split()[1])
+        _snapshot(own_redis)
+        psutil.Process(first_pid).kill()
+        assert result.get(timeout=30) == "victim"  # released, run again by the new process
+        runs = len(read_marks(marks, "finished"))
+        own_redis.restart(0.0, hard=True)
+        # The restarted broker has no result and leases the task to the killed process.
+        assert coreapp.app.backend.get_meta(result.id)["status"] != "SUCCESS"
+        wait_until(lambda: len(read_marks(marks, "finished")) > runs, 30, message="the task ran again")
+        wait_until(lambda: coreapp.app.backend.get_meta(result.id)["status"] == "SUCCESS", 10,
+                   message="its result was stored again")
+        assert worker.proc is not None and worker.proc.poll() is None
+        log = worker.log()
+        assert "a pool process that is gone" in log, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
