@@ -64,6 +64,9 @@ class TestBehindAProxy:
             self, app, start_worker, marks, own_redis, proxy, pool) -> None:
         import coreapp
 
+        # (Not -P asyncio: its fetch runs ahead while its tasks run, so it always has a command in
+        # flight when the broker goes, sees the error, and gives back everything it does not
+        # hold on that path.)
         worker = start_worker("-P", pool, "-c", "1", "--prefetch-multiplier", "8", env=ENV)
         # Seven short tasks, then a long one: all eight are leased in one fetch; the snapshot is
         # taken while they are leased, the seven are acked (with their results) after it, and
