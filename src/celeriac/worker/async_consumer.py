@@ -116,7 +116,11 @@ class AsyncConsumer(Consumer):
             if self.slots.broker_generation() != self.reconciled:
                 # On the loop's thread, blocking it: no task finishes and hands the flusher
                 # anything while the broker's leases are compared with what this process holds.
-                self._reconcile()
+                try:
+                    self._reconcile()
+                except BrokerError as exc:
+                    await self._wait_for_broker(loop, fetcher, exc)
+                    return False
         want = len(self.free) + self.prefetch
         try:
             batch = await loop.run_in_executor(fetcher, self.broker.fetch, self._fair_queues(),
