@@ -298,8 +298,9 @@ class Broker(Coordination):
         back without writes it had confirmed (a Redis restarted from an older snapshot or AOF,
         a replica promoted before it had every write), and stays the same otherwise. A worker
         that sees it change gives back what the broker says it holds but it no longer does (an
-        ack the broker lost). ``None``: this broker never loses a confirmed write (SQLite, whose
-        commits are durable; memory, which lives and dies with its process). Not called per task."""
+        ack the broker lost). ``None``: this broker never loses a confirmed write while a worker
+        using it lives (SQLite loses commits only with its machine, and its workers with it;
+        memory lives and dies with its process). Not called per task."""
         return None
 
     # -- delayed messages -----------------------------------------------------------------
