@@ -36,6 +36,9 @@ TERMINATE_POLL = 0.1  # seconds between looks at the slots' terminate flags
 
 
 class AsyncConsumer(Consumer):
+    # A reconcile blocks the event loop while it waits: briefly, and again at the next fetch.
+    reconcile_wait = 0.5
+
     def __init__(self, app: Celery, *, width: int, **options: Any) -> None:
         super().__init__(app, **options)
         self.width = max(1, width)

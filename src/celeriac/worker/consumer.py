@@ -44,10 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-#: How long a reconcile waits for the flusher to write what it was handed before it looks at
-#: the broker's leases (if it waits in vain, the next fetch tries again).
-RECONCILE_WAIT = 5.0
-
 #: How long past its hard limit an ``async def`` task's slot may stay in use before the supervisor
 #: kills the process: the limit itself is a cancellation; the kill is for a coroutine that never
 #: yields (or a plain task in an asyncio pool's thread executor), which no cancellation can stop.
@@ -76,6 +72,10 @@ def rss_kib() -> int:
 
 class Consumer:
     """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
+
+    #: How long a reconcile waits for the flusher to write what it was handed before it looks at
+    #: the broker's leases (if it waits in vain, the next fetch tries again).
+    reconcile_wait = 5.0
 
     def __init__(self, app: Celery, *, hostname: str, index: int, queues: list[str], prefetch: int,
                  incarnation: str | None = None,
@@ -277,7 +277,7 @@ class Consumer:
         (worker/reconcile.py). Runs in the thread that fetches, so no fetch races it."""
         assert self.slots is not None
         generation = self.slots.broker_generation()
-        if not self.flusher.wait_idle(RECONCILE_WAIT):
+        if not self.flusher.wait_idle(self.reconcile_wait):
             return  # the next fetch tries again
         reconcile.give_back(self.broker, self.consumer_name, self.queues, self._in_hand())
         self.reconciled = generation
