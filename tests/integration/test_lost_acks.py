@@ -15,7 +15,7 @@ import pytest
 from celeriac.testing import wait_until
 from conftest import read_marks
 from keepalive_proxy import KeepAliveProxy
-from redis_server import RedisServer, start_redis
+from redis_server import RedisServer, _wait_replicating, start_redis
 
 ENV = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
 GAVE_BACK = "that it no longer held"
@@ -96,6 +96,49 @@ class TestBehindAProxy:
         assert "waits for it" not in log, "the pool process saw the broker go: not the shape under test"
         assert proxy.silent_reconnects > 0
         assert "Traceback" not in log, log[-3000:]
+
+
+    def test_acks_a_promoted_replica_never_saw_are_given_back_after_a_failover(
+            self, app, start_worker, marks, own_redis, proxy) -> None:
+        """The replica stops following the master after the batch was leased (a replica that
+        fell behind, frozen: deterministic, unlike a race with the replication stream), the
+        master is killed, and the proxy sends every connection to the replica, promoted."""
+        import coreapp
+        import redis
+
+        replica = start_redis("--replicaof", "127.0.0.1", str(own_redis.port), appendonly=False)
+        try:
+            _wait_replicating(replica)
+            worker = start_worker("-c", "1", "--prefetch-multiplier", "8", env=ENV)
+            results = [coreapp.sleep.delay(0.3, f"a{i}") for i in range(7)]
+            results.append(coreapp.sleep.delay(4.0, "long"))
+            wait_until(lambda: "a0" in _tags(marks, "started"), 20, message="the batch was fetched")
+            master = redis.Redis(port=own_redis.port, socket_timeout=10)
+            promoted = redis.Redis(port=replica.port, socket_timeout=10)
+            try:
+                assert master.execute_command("WAIT", 1, 5000) == 1  # the replica has the leases
+                promoted.execute_command("REPLICAOF", "NO", "ONE")  # ... and nothing after them
+                wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
+                time.sleep(0.5)  # the last short task's ack is written, on the old master only
+                first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
+                assert set(first_run) == {f"a{i}" for i in range(7)}
+                own_redis.kill()
+                proxy.backend_port = replica.port
+            finally:
+                master.close()
+                promoted.close()
+            for r in results:
+                assert r.get(timeout=30) is not None
+            again = [line.split() for line in read_marks(marks, "finished")[len(first_run):]]
+            assert {tag for tag, _ in again} >= {f"a{i}" for i in range(7)}
+            assert {pid for _, pid in again} == set(first_run.values())
+            assert worker.proc is not None and worker.proc.poll() is None
+            log = worker.log()
+            assert CHANGED in log and GAVE_BACK in log, log[-3000:]
+            assert "waits for it" not in log, "the pool process saw the broker go: not the shape under test"
+            assert "Traceback" not in log, log[-3000:]
+        finally:
+            replica.stop()
 
 
 class TestDirect:
