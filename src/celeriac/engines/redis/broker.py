@@ -718,8 +718,14 @@ class RedisBroker(RedisCoordination, Broker):
         # snapshot); master_replid when a replica is promoted (it may lack the last writes). A
         # cluster's is its masters', so a failover of any of them shows.
         if self.cluster:
-            return ",".join(sorted(f"{node.name}={node.redis_connection.info('server').get('run_id', '')}"
-                                   for node in self.client.get_primaries()))
+            try:
+                return ",".join(sorted(f"{node.name}={node.redis_connection.info('server').get('run_id', '')}"
+                                       for node in self.client.get_primaries()))
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # A master went away: read the slot map again, so the next look asks the one
+                # promoted in its place (a direct call to a node does not refresh it).
+                self.client.nodes_manager.initialize()
+                raise
         pipe = self.client.pipeline(transaction=False)
         pipe.info("server")
         pipe.info("replication")
