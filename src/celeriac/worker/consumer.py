@@ -98,6 +98,7 @@ class Consumer:
         self.consumer_name = f"{incarnation or hostname}/{self.pid}-{index}"
         self.epoch = 0  # the lease epoch (Slots.lease_epoch) when the reserved batch was fetched
         self.reconciled = slots.broker_generation() if slots is not None else 0  # see _reconcile
+        self.consumed = set(queues)  # every queue fetched from: a cancelled one may still hold leases
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
         self.max_bytes = int(conf.task_message_max_bytes)
@@ -130,6 +131,7 @@ class Consumer:
         self.events = bool(state.get("events", self.events))  # enable_events/disable_events
         if state.get("queues"):
             self.queues = list(state["queues"])
+            self.consumed.update(self.queues)
         if state.get("revoked_version", 0) != self._revoked_version:
             self._revoked_version = state.get("revoked_version", 0)
             self._load_revoked()
@@ -279,7 +281,7 @@ class Consumer:
         generation = self.slots.broker_generation()
         if not self.flusher.wait_idle(self.reconcile_wait):
             return  # the next fetch tries again
-        reconcile.give_back(self.broker, self.consumer_name, self.queues, self._in_hand())
+        reconcile.give_back(self.broker, self.consumer_name, sorted(self.consumed), self._in_hand())
         self.reconciled = generation
 
     def _should_recycle(self) -> bool:
