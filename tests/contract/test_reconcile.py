@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from celeriac.brokers.base import Broker, Delivery
+from celeriac.engines.redis.broker import RedisBroker
 from celeriac.worker import reconcile
 
 from .test_broker_contract import drain
@@ -108,3 +109,23 @@ def test_a_redis_restart_changes_the_lineage() -> None:
     finally:
         broker.close()
         server.stop()
+
+
+def test_a_sharded_queue_is_reconciled_across_its_shards(redis_url: str) -> None:
+    """A hot queue split over hash tags: the orphans of every shard go back, the held ones stay."""
+    from celeriac import brokers
+
+    broker = brokers.from_url(redis_url, transport_options={"queue_shards": {Q: 3}})
+    assert isinstance(broker, RedisBroker)
+    try:
+        broker.heartbeat(WORKER, b"{}", [Q], first=True)
+        for i in range(9):
+            broker.enqueue(Q, f"s{i}".encode())
+        mine = broker.fetch([Q], f"{WORKER}/1", 9, 0)
+        assert len(mine) == 9 and len({broker._locate(d)[0] for d in mine}) == 3  # every shard
+        assert reconcile.give_back(broker, f"{WORKER}/1", [Q], mine[::2]) == 4
+        back = drain(broker, [Q], "w2#b/1")
+        assert sorted(d.body for d in back) == sorted(d.body for d in mine[1::2])
+        assert broker.holding(f"{WORKER}/1", mine[::2]) == mine[::2]
+    finally:
+        broker.close()
