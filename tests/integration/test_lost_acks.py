@@ -6,7 +6,6 @@ itself, with no restart of any process, so the task runs again instead of never.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import psutil
@@ -47,6 +46,13 @@ def _snapshot(server: RedisServer) -> None:
         client.close()
 
 
+def _wait_stored(results) -> None:
+    import coreapp
+
+    wait_until(lambda: all(coreapp.app.backend.get_meta(r.id)["status"] == "SUCCESS" for r in results), 20,
+               message="the results were stored")
+
+
 def _tags(marks, name: str) -> list[str]:
     return [line.split()[0] for line in read_marks(marks, name)]
 
@@ -76,7 +82,7 @@ class TestBehindAProxy:
         wait_until(lambda: "a0" in _tags(marks, "started"), 20, message="the batch was fetched")
         _snapshot(own_redis)
         wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
-        time.sleep(0.5)  # the last short task's ack is written
+        _wait_stored(results[:7])  # and acked: each ack goes in the write that stores its result
         first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
         assert set(first_run) == {f"a{i}" for i in range(7)}
         log = worker.log()
@@ -119,7 +125,7 @@ class TestBehindAProxy:
                 assert master.execute_command("WAIT", 1, 5000) == 1  # the replica has the leases
                 promoted.execute_command("REPLICAOF", "NO", "ONE")  # ... and nothing after them
                 wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
-                time.sleep(0.5)  # the last short task's ack is written, on the old master only
+                _wait_stored(results[:7])  # and acked, on the old master only
                 first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
                 assert set(first_run) == {f"a{i}" for i in range(7)}
                 own_redis.kill()
