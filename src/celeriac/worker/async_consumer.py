@@ -23,6 +23,7 @@ from ..aio import execute_async
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..exceptions import BrokerError
+from . import reconcile
 from .consumer import HARD_GRACE, Consumer
 from .flusher import Flusher
 
@@ -36,9 +37,6 @@ TERMINATE_POLL = 0.1  # seconds between looks at the slots' terminate flags
 
 
 class AsyncConsumer(Consumer):
-    # A reconcile blocks the event loop while it waits: briefly, and again at the next fetch.
-    reconcile_wait = 0.5
-
     def __init__(self, app: Celery, *, width: int, **options: Any) -> None:
         super().__init__(app, **options)
         self.width = max(1, width)
@@ -117,10 +115,8 @@ class AsyncConsumer(Consumer):
             self.epoch = epoch
             self.flusher.fetched_under(epoch)
             if self.slots.broker_generation() != self.reconciled:
-                # On the loop's thread, blocking it: no task finishes and hands the flusher
-                # anything while the broker's leases are compared with what this process holds.
                 try:
-                    self._reconcile()
+                    await self._reconcile_beside_tasks(loop, fetcher)
                 except BrokerError as exc:
                     await self._wait_for_broker(loop, fetcher, exc)
                     return False
@@ -140,6 +136,26 @@ class AsyncConsumer(Consumer):
 
     def _in_hand(self) -> list[Delivery]:
         return [*self.reserved, *self.holding.values()]
+
+    async def _reconcile_beside_tasks(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
+        """Consumer._reconcile while tasks run on: what this process holds is read on the loop's
+        thread, together with a flusher barrier behind everything already handed over, so a
+        message is either held (kept) or its ack is written before the broker is asked; the
+        broker is asked on the fetching thread (no fetch races it, and the loop never waits
+        on the broker)."""
+        assert self.slots is not None
+        generation = self.slots.broker_generation()
+        keep, written = self._in_hand(), self.flusher.barrier()
+        queues = sorted(self.consumed)
+
+        def give_back() -> bool:
+            if not written.wait(self.reconcile_wait):
+                return False  # the next fetch tries again
+            reconcile.give_back(self.broker, self.consumer_name, queues, keep)
+            return True
+
+        if await loop.run_in_executor(fetcher, give_back):
+            self.reconciled = generation
 
     async def _start_reserved(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
         while self.free and not self.stopping:
