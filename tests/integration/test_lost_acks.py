@@ -177,3 +177,36 @@ class TestDirect:
         log = worker.log()
         assert "a pool process that is gone" in log, log[-3000:]
         assert "Traceback" not in log, log[-3000:]
+
+
+class TestPersistent:
+    @pytest.fixture
+    def aof_redis(self) -> Iterator[RedisServer]:
+        server = start_redis()  # with its AOF: a restart keeps what it confirmed
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def broker_url(self, aof_redis: RedisServer) -> str:
+        return aof_redis.url
+
+    def test_an_asyncio_pool_process_goes_on_beside_its_long_tasks_after_the_broker_came_back(
+            self, app, start_worker, marks, aof_redis) -> None:
+        """It gives back what it does not run once the broker answers, without waiting for its
+        running tasks to end: a task sent after the restart runs while they still run, and they
+        are neither given back nor run twice."""
+        import asyncapp
+
+        env = {**ENV, "CELERIAC_TEST_ASYNC_CONCURRENCY": "4"}
+        worker = start_worker("-P", "asyncio", "-c", "1", env=env, app_spec="asyncapp")
+        long = [asyncapp.nap.delay(12.0, f"long{i}") for i in range(2)]
+        wait_until(lambda: len(read_marks(marks, "async-started")) >= 2, 20, message="the long tasks run")
+        aof_redis.restart(1.0)
+        assert asyncapp.nap.delay(0.1, "after").get(timeout=8) == "after"
+        assert not any(r.ready() for r in long)  # it ran beside them, not after them
+        assert [r.get(timeout=30) for r in long] == ["long0", "long1"]
+        started = [line.split()[0] for line in read_marks(marks, "async-started")]
+        assert sorted(started) == ["after", "long0", "long1"]  # nothing ran twice
+        assert worker.proc is not None and worker.proc.poll() is None
+        log = worker.log()
+        assert "broker reachable again" in log and "Traceback" not in log, log[-3000:]

@@ -47,6 +47,9 @@ class AsyncConsumer(Consumer):
         self.room: asyncio.Event | None = None
         self.terminating: set[int] = set()  # slots whose task is being cancelled for a revoke
         self.start_delay = 0.0  # set by _wait_for_slot, taken by the _run that follows
+        # A broker error a task's coroutine met: the main loop waits for the broker (only it may,
+        # as only it fetches: see _give_back_beside_tasks).
+        self.broker_lost: BrokerError | None = None
 
     def stop(self) -> None:
         super().stop()
@@ -80,6 +83,10 @@ class AsyncConsumer(Consumer):
         watcher = loop.create_task(self._watch_terminations())
         try:
             while not self.stopping:
+                if self.broker_lost is not None:
+                    exc, self.broker_lost = self.broker_lost, None
+                    await self._wait_for_broker(loop, fetcher, exc)
+                    continue
                 if not self.reserved and not await self._fetch(loop, fetcher):
                     continue
                 await self._start_reserved(loop, fetcher)
@@ -114,9 +121,11 @@ class AsyncConsumer(Consumer):
                 return False
             self.epoch = epoch
             self.flusher.fetched_under(epoch)
-            if self.slots.broker_generation() != self.reconciled:
+            generation = self.slots.broker_generation()
+            if generation != self.reconciled:
                 try:
-                    await self._reconcile_beside_tasks(loop, fetcher)
+                    if await self._give_back_beside_tasks(loop, fetcher):
+                        self.reconciled = generation
                 except BrokerError as exc:
                     await self._wait_for_broker(loop, fetcher, exc)
                     return False
@@ -137,25 +146,24 @@ class AsyncConsumer(Consumer):
     def _in_hand(self) -> list[Delivery]:
         return [*self.reserved, *self.holding.values()]
 
-    async def _reconcile_beside_tasks(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
-        """Consumer._reconcile while tasks run on: what this process holds is read on the loop's
-        thread, together with a flusher barrier behind everything already handed over, so a
-        message is either held (kept) or its ack is written before the broker is asked; the
-        broker is asked on the fetching thread (no fetch races it, and the loop never waits
-        on the broker)."""
-        assert self.slots is not None
-        generation = self.slots.broker_generation()
+    async def _give_back_beside_tasks(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor,
+                                      why: str = reconcile.LOST_ACKS) -> bool:
+        """Give back what the broker leases to this process but it does not hold, while its
+        tasks run on (worker/reconcile.py). What it holds is read on the loop's thread, together
+        with a flusher barrier behind everything already handed over, so a message is either
+        held (kept) or its ack is written before the broker is asked; the broker is asked on
+        the fetching thread, so the loop never waits on it, and only the main loop calls this
+        between fetches, so no fetch races it. False: the flusher has not caught up yet."""
         keep, written = self._in_hand(), self.flusher.barrier()
         queues = sorted(self.consumed)
 
         def give_back() -> bool:
             if not written.wait(self.reconcile_wait):
-                return False  # the next fetch tries again
-            reconcile.give_back(self.broker, self.consumer_name, queues, keep)
+                return False
+            reconcile.give_back(self.broker, self.consumer_name, queues, keep, why=why)
             return True
 
-        if await loop.run_in_executor(fetcher, give_back):
-            self.reconciled = generation
+        return await loop.run_in_executor(fetcher, give_back)
 
     async def _start_reserved(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
         while self.free and not self.stopping:
@@ -176,11 +184,23 @@ class AsyncConsumer(Consumer):
 
     async def _wait_for_broker(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor,
                                exc: BrokerError) -> None:
-        """Consumer._broker_lost, once the running tasks have finished: it gives back everything
-        leased to this process, and a task still running must not be handed to another worker."""
-        while self.running:
-            await self._wait_room()
-        await loop.run_in_executor(fetcher, self._broker_lost, exc)
+        """Consumer._broker_lost while the running tasks go on: once the broker answers and the
+        flusher has written what it was handed, give back everything leased to this process
+        but what its tasks run (a lost fetch reply's messages, the prefetched ones, lost acks);
+        a running task is never handed to another worker, nor waited for."""
+        logger.warning("broker unavailable (%s): pool process %d waits for it", exc, os.getpid())
+        self.reserved.clear()  # never started: they go back with the rest
+        pause = 0.1
+        while not self.stopping:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            try:
+                if not await self._give_back_beside_tasks(loop, fetcher, why=reconcile.BROKER_LOST):
+                    continue
+            except BrokerError:
+                continue
+            logger.warning("broker reachable again: pool process %d goes on", os.getpid())
+            return
 
     async def _wait_room(self) -> None:
         assert self.room is not None
@@ -223,8 +243,7 @@ class AsyncConsumer(Consumer):
             if self.room is not None:
                 self.room.set()
             if isinstance(exc, BrokerError):  # not started: it goes back to the queue
-                loop = asyncio.get_running_loop()
-                await self._wait_for_broker(loop, self.fetcher, exc)
+                self.broker_lost = exc
             elif isinstance(exc, Exception):
                 logger.exception("internal error handling message %s", delivery.tag)
                 self._refuse(delivery, envelope.id, envelope.task, exc, internal=True)

@@ -31,6 +31,10 @@ logger = logging.getLogger("celeriac.worker")
 #: is unique only within its stream: its queue and priority).
 Key = tuple[str, int, str]
 
+#: Why a give-back happened, for its log line.
+LOST_ACKS = "the broker came back without their acks (a restart or failover lost them); they run again"
+BROKER_LOST = "the broker was unreachable, so a fetch reply or ack may be lost; they run again"
+
 
 def key(delivery: Delivery) -> Key:
     return (delivery.queue, delivery.priority, delivery.tag)
@@ -41,7 +45,8 @@ def orphans(broker: Broker, consumer: str, queues: Sequence[str], keep: Collecti
     return [d for name, d in broker.held(worker_of(consumer), queues) if name == consumer and key(d) not in keep]
 
 
-def give_back(broker: Broker, consumer: str, queues: Sequence[str], keep: Iterable[Delivery] = ()) -> int:
+def give_back(broker: Broker, consumer: str, queues: Sequence[str], keep: Iterable[Delivery] = (),
+              why: str = LOST_ACKS) -> int:
     """Give back, uncharged, what the broker leases to ``consumer`` but it does not hold.
 
     The caller has made sure nothing it handed on is still unwritten, and that it fetches
@@ -51,8 +56,7 @@ def give_back(broker: Broker, consumer: str, queues: Sequence[str], keep: Iterab
         # requeue only moves an entry still leased, so an orphan recovered meanwhile by someone
         # else is not put back twice.
         broker.requeue(lost)
-        logger.warning("gave back %d message(s) leased to %s that it no longer held: the broker came back "
-                       "without their acks (a restart or failover lost them); they run again", len(lost), consumer)
+        logger.warning("gave back %d message(s) leased to %s that it no longer held: %s", len(lost), consumer, why)
     return len(lost)
 
 
