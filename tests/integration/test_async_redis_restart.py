@@ -1,5 +1,5 @@
 """A Redis restart under an asyncio pool with many tasks in flight: nothing lost, nothing run twice
-(the process gives back what it holds only once its running tasks are done)."""
+(the process gives back what it does not run once Redis answers; its running tasks stay its own)."""
 
 from __future__ import annotations
 

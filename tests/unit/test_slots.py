@@ -94,3 +94,26 @@ def test_a_slot_cleared_after_its_process_died_mid_write_is_readable_again() -> 
     slots.begin(0, _info("(1,)"), None)
     running = slots.read(0)
     assert running is not None and running.info["tag"] == "1-0"
+
+
+def test_the_broker_word_moves_only_when_the_supervisor_says_the_broker_changed_and_is_seen_by_a_child() -> None:
+    """Pool processes compare it at each fetch: it must not move by itself, nor with the lease
+    word, and a forked child must see the supervisor's bump."""
+    import os
+
+    slots = Slots(2)
+    assert slots.broker_generation() == 0
+    slots.lease_renewed(1e9, lapsed=True)
+    assert slots.broker_generation() == 0
+    pid = os.fork()
+    if pid == 0:  # the child waits for the bump, then exits 0 (1 if it never came)
+        import time
+
+        deadline = time.monotonic() + 10
+        while slots.broker_generation() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(0 if slots.broker_generation() == 1 else 1)
+    slots.broker_changed()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert slots.broker_generation() == 1

@@ -293,6 +293,16 @@ class Broker(Coordination):
     def held(self, worker: str, queues: Sequence[str]) -> list[tuple[str, Delivery]]:
         """Every ``(consumer, delivery)`` leased to a consumer of ``worker`` in ``queues``."""
 
+    def lineage(self) -> str | None:
+        """What names the store's current history: it changes when the broker may have come
+        back without writes it had confirmed (a Redis restarted from an older snapshot or AOF,
+        a replica promoted before it had every write), and stays the same otherwise. A worker
+        that sees it change gives back what the broker says it holds but it no longer does (an
+        ack the broker lost). ``None``: this broker never loses a confirmed write while a worker
+        using it lives (SQLite loses commits only with its machine, and its workers with it;
+        memory lives and dies with its process). Not called per task."""
+        return None
+
     # -- delayed messages -----------------------------------------------------------------
     @abc.abstractmethod
     def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:

@@ -23,6 +23,7 @@ from ..aio import execute_async
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..exceptions import BrokerError
+from . import reconcile
 from .consumer import HARD_GRACE, Consumer
 from .flusher import Flusher
 
@@ -42,9 +43,13 @@ class AsyncConsumer(Consumer):
         first = self.index * self.width
         self.free = list(range(first + self.width - 1, first - 1, -1))  # pop() takes the lowest
         self.running: dict[int, asyncio.Task[None]] = {}
+        self.holding: dict[int, Delivery] = {}  # slot -> the message its task (or wait) holds
         self.room: asyncio.Event | None = None
         self.terminating: set[int] = set()  # slots whose task is being cancelled for a revoke
         self.start_delay = 0.0  # set by _wait_for_slot, taken by the _run that follows
+        # A broker error a task's coroutine met: the main loop waits for the broker (only it may,
+        # as only it fetches: see _give_back_beside_tasks).
+        self.broker_lost: BrokerError | None = None
 
     def stop(self) -> None:
         super().stop()
@@ -78,6 +83,10 @@ class AsyncConsumer(Consumer):
         watcher = loop.create_task(self._watch_terminations())
         try:
             while not self.stopping:
+                if self.broker_lost is not None:
+                    exc, self.broker_lost = self.broker_lost, None
+                    await self._wait_for_broker(loop, fetcher, exc)
+                    continue
                 if not self.reserved and not await self._fetch(loop, fetcher):
                     continue
                 await self._start_reserved(loop, fetcher)
@@ -112,6 +121,14 @@ class AsyncConsumer(Consumer):
                 return False
             self.epoch = epoch
             self.flusher.fetched_under(epoch)
+            generation = self.slots.broker_generation()
+            if generation != self.reconciled:
+                try:
+                    if await self._give_back_beside_tasks(loop, fetcher):
+                        self.reconciled = generation
+                except BrokerError as exc:
+                    await self._wait_for_broker(loop, fetcher, exc)
+                    return False
         want = len(self.free) + self.prefetch
         try:
             batch = await loop.run_in_executor(fetcher, self.broker.fetch, self._fair_queues(),
@@ -125,6 +142,28 @@ class AsyncConsumer(Consumer):
         if self.stopping:  # a stop that came while we were fetching
             self.flusher.give_back(self.reserved)
         return True
+
+    def _in_hand(self) -> list[Delivery]:
+        return [*self.reserved, *self.holding.values()]
+
+    async def _give_back_beside_tasks(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor,
+                                      why: str = reconcile.LOST_ACKS) -> bool:
+        """Give back what the broker leases to this process but it does not hold, while its
+        tasks run on (worker/reconcile.py). What it holds is read on the loop's thread, together
+        with a flusher barrier behind everything already handed over, so a message is either
+        held (kept) or its ack is written before the broker is asked; the broker is asked on
+        the fetching thread, so the loop never waits on it, and only the main loop calls this
+        between fetches, so no fetch races it. False: the flusher has not caught up yet."""
+        keep, written = self._in_hand(), self.flusher.barrier()
+        queues = sorted(self.consumed)
+
+        def give_back() -> bool:
+            if not written.wait(self.reconcile_wait):
+                return False
+            reconcile.give_back(self.broker, self.consumer_name, queues, keep, why=why)
+            return True
+
+        return await loop.run_in_executor(fetcher, give_back)
 
     async def _start_reserved(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor) -> None:
         while self.free and not self.stopping:
@@ -145,11 +184,23 @@ class AsyncConsumer(Consumer):
 
     async def _wait_for_broker(self, loop: asyncio.AbstractEventLoop, fetcher: ThreadPoolExecutor,
                                exc: BrokerError) -> None:
-        """Consumer._broker_lost, once the running tasks have finished: it gives back everything
-        leased to this process, and a task still running must not be handed to another worker."""
-        while self.running:
-            await self._wait_room()
-        await loop.run_in_executor(fetcher, self._broker_lost, exc)
+        """Consumer._broker_lost while the running tasks go on: once the broker answers and the
+        flusher has written what it was handed, give back everything leased to this process
+        but what its tasks run (a lost fetch reply's messages, the prefetched ones, lost acks);
+        a running task is never handed to another worker, nor waited for."""
+        logger.warning("broker unavailable (%s): pool process %d waits for it", exc, os.getpid())
+        self.reserved.clear()  # never started: they go back with the rest
+        pause = 0.1
+        while not self.stopping:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            try:
+                if not await self._give_back_beside_tasks(loop, fetcher, why=reconcile.BROKER_LOST):
+                    continue
+            except BrokerError:
+                continue
+            logger.warning("broker reachable again: pool process %d goes on", os.getpid())
+            return
 
     async def _wait_room(self) -> None:
         assert self.room is not None
@@ -169,6 +220,7 @@ class AsyncConsumer(Consumer):
         if delay > 0:  # its rate-limit slot is near: hold the slot, start then (not yet charged)
             self.running[slot] = asyncio.get_running_loop().create_task(
                 self._start_later(delay, task, delivery, envelope, shown, slot))
+            self.holding[slot] = delivery
             return
         try:
             context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
@@ -177,6 +229,7 @@ class AsyncConsumer(Consumer):
             raise
         self.running[slot] = asyncio.get_running_loop().create_task(
             self._execute(task, delivery, context, acks_late, slot, soft, hard))
+        self.holding[slot] = delivery
 
     async def _start_later(self, delay: float, task: Task[Any, Any], delivery: Delivery,
                            envelope: message.Envelope, shown: tuple[str, str], slot: int) -> None:
@@ -185,12 +238,12 @@ class AsyncConsumer(Consumer):
             context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
         except BaseException as exc:
             del self.running[slot]
+            del self.holding[slot]
             self.free.append(slot)
             if self.room is not None:
                 self.room.set()
             if isinstance(exc, BrokerError):  # not started: it goes back to the queue
-                loop = asyncio.get_running_loop()
-                await self._wait_for_broker(loop, self.fetcher, exc)
+                self.broker_lost = exc
             elif isinstance(exc, Exception):
                 logger.exception("internal error handling message %s", delivery.tag)
                 self._refuse(delivery, envelope.id, envelope.task, exc, internal=True)
@@ -226,6 +279,7 @@ class AsyncConsumer(Consumer):
                 if self.slots is not None:
                     self.slots.flag_terminate(slot, False)
             del self.running[slot]
+            del self.holding[slot]
             self.free.append(slot)
             if self.room is not None:
                 self.room.set()

@@ -34,6 +34,7 @@ from ..execution import (
     send_postrun,
     send_revoked,
 )
+from . import reconcile
 from .flusher import Flusher
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ def rss_kib() -> int:
 class Consumer:
     """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
 
+    #: How long a reconcile waits for the flusher to write what it was handed before it looks at
+    #: the broker's leases (if it waits in vain, the next fetch tries again).
+    reconcile_wait = 5.0
+
     def __init__(self, app: Celery, *, hostname: str, index: int, queues: list[str], prefetch: int,
                  incarnation: str | None = None,
                  slots: Slots | None = None, max_tasks: int | None = None,
@@ -92,6 +97,8 @@ class Consumer:
         # Leases are held by the worker's incarnation (see worker/identity.py).
         self.consumer_name = f"{incarnation or hostname}/{self.pid}-{index}"
         self.epoch = 0  # the lease epoch (Slots.lease_epoch) when the reserved batch was fetched
+        self.reconciled = slots.broker_generation() if slots is not None else 0  # see _reconcile
+        self.consumed = set(queues)  # every queue fetched from: a cancelled one may still hold leases
         conf = app.conf
         self.accept = frozenset(conf.accept_content)
         self.max_bytes = int(conf.task_message_max_bytes)
@@ -126,6 +133,7 @@ class Consumer:
         self.events = bool(state.get("events", self.events))  # enable_events/disable_events
         if state.get("queues"):
             self.queues = list(state["queues"])
+            self.consumed.update(self.queues)
         if state.get("revoked_version", 0) != self._revoked_version:
             self._revoked_version = state.get("revoked_version", 0)
             self._load_revoked()
@@ -208,6 +216,8 @@ class Consumer:
                     if self.slots is not None:
                         self.epoch = self.slots.lease_epoch()
                         self.flusher.fetched_under(self.epoch)
+                        if self.slots.broker_generation() != self.reconciled:
+                            self._reconcile()
                     batch = self.broker.fetch(self._fair_queues(), self.consumer_name, self.prefetch, timeout=1.0)
                 except BrokerError as exc:
                     self._broker_lost(exc)
@@ -268,6 +278,22 @@ class Consumer:
                 continue
             logger.warning("broker reachable again: pool process %d goes on", os.getpid())
             return
+
+    def _in_hand(self) -> list[Delivery]:
+        """What this process holds at a fetch: nothing runs then, and the batch is used up."""
+        return list(self.reserved)
+
+    def _reconcile(self) -> None:
+        """The supervisor saw the broker come back as another store (Slots.broker_generation), so
+        acks it confirmed may be gone: once the flusher has written everything handed to it,
+        give back what the broker still leases to this process but it does not hold
+        (worker/reconcile.py). Runs in the thread that fetches, so no fetch races it."""
+        assert self.slots is not None
+        generation = self.slots.broker_generation()
+        if not self.flusher.wait_idle(self.reconcile_wait):
+            return  # the next fetch tries again
+        reconcile.give_back(self.broker, self.consumer_name, sorted(self.consumed), self._in_hand())
+        self.reconciled = generation
 
     def _should_recycle(self) -> bool:
         self.processed += 1

@@ -118,6 +118,13 @@ class Flusher:
         if taken:
             self._push(("giveback", taken[::-1]))
 
+    def barrier(self) -> threading.Event:
+        """An event set once everything handed over before this call is written (as wait_idle,
+        but it needs no quiet moment: later work does not hold it back)."""
+        written = threading.Event()
+        self._push(("barrier", None, written))
+        return written
+
     def wait_idle(self, timeout: float) -> bool:
         """Whether everything handed over so far is written (results, acks, events), waiting up
         to ``timeout`` seconds for it; the write itself retries until the broker answers."""
@@ -259,6 +266,8 @@ class Flusher:
                 self.broker.dead_letter([op[1]], op[3])
         elif kind == "giveback":
             self.broker.requeue(op[1])
+        elif kind == "barrier":
+            op[2].set()
 
 
 def _drain(source: deque[Any], sink: Any) -> None:

@@ -22,6 +22,11 @@ epoch the supervisor bumps when a heartbeat finds the lease had lapsed. A pool p
 epoch when it fetches; while the time has not passed and the epoch has not moved, what it holds
 is surely still its own, and it starts and finishes tasks without asking the broker. Otherwise it
 asks (``Broker.holding``) before starting, and finishes through ``Broker.finish_fenced``.
+
+After it, the broker word: a count the supervisor bumps when the broker's store is no longer the
+one it was (``Broker.lineage`` changed: a restart, a failover), so it may have lost writes it had
+confirmed. A pool process compares it once per fetch and, when it moved, gives back what the
+broker says it holds but it does not (worker/reconcile.py).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ LEASE = struct.Struct("<dQ")  # surely held until (monotonic), epoch
 #: preempted mid-write for milliseconds, and a read given up after a few microseconds of spinning
 #: showed a running task as not running (``inspect active``, hard limits, a lost child's task).
 READ_PATIENCE = 0.05
+BROKER = struct.Struct("<Q")  # how many times the broker's lineage changed
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -100,7 +106,8 @@ class Slots:
         self.count = max(count, 1)
         self._page_offset = SLOT_SIZE * self.count
         self._lease_offset = self._page_offset + PAGE_SIZE
-        self._map = mmap.mmap(-1, self._lease_offset + LEASE.size)
+        self._broker_offset = self._lease_offset + LEASE.size
+        self._map = mmap.mmap(-1, self._broker_offset + BROKER.size)
 
     # -- written by a pool process --------------------------------------------------------------
     def begin(self, index: int, info: dict[str, Any], hard_limit: float | None) -> None:
@@ -194,6 +201,14 @@ class Slots:
         """Whether what was fetched at ``epoch`` might no longer be this worker's."""
         until = struct.unpack_from("<d", self._map, self._lease_offset)[0]
         return time.monotonic() > until or self.lease_epoch() != epoch
+
+    # -- the broker word ------------------------------------------------------------------------
+    def broker_changed(self) -> None:
+        """Written by the supervisor when the broker's lineage changed."""
+        BROKER.pack_into(self._map, self._broker_offset, self.broker_generation() + 1)
+
+    def broker_generation(self) -> int:
+        return int(BROKER.unpack_from(self._map, self._broker_offset)[0])
 
     # -- the control page -----------------------------------------------------------------------
     def publish(self, state: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from ..message import ChordRef
 from ..task import Context
 from .identity import identity, new_incarnation, proved_dead
 from .pools import POOLS, Pool
+from .reconcile import give_back_gone
 from .remote import Remote
 from .slots import Running, Slots
 
@@ -82,6 +83,10 @@ class Supervisor:
         self.heartbeat_every = min(interval, self.lease / 3)
         self.first_beat = True
         self.beat_ok_at = float("-inf")  # monotonic time of the last heartbeat the broker took
+        self.beat_failed = False
+        self.lineage: str | None = None  # the broker's (Broker.lineage), looked at once a lease
+        self.next_lineage = float("-inf")
+        self.gone_unreconciled = False  # the broker changed; leases of ended pool processes to check
         self.identity = identity()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -407,6 +412,7 @@ class Supervisor:
                                             running=self.running(), first=self.first_beat)
         except BrokerError as exc:
             logger.error("heartbeat failed: %s", exc)
+            self.beat_failed = True
             return
         self.first_beat = False
         self.beat_ok_at = sent
@@ -422,9 +428,42 @@ class Supervisor:
         # The broker extended the lease to its now + lease, at or after ``sent``; a third of a
         # lease is kept as margin for writes that are slow to reach it.
         self.slots.lease_renewed(sent + self.lease * 2 / 3, lapsed)
+        self._check_lineage(sent)
         self._worker_event("worker-heartbeat", **info)
         if signals.heartbeat_sent.receivers:
             signals.heartbeat_sent.send(sender=self)
+
+    def _check_lineage(self, now: float) -> None:
+        """Once a lease, and at the first beat after a failed one: did the broker come back as
+        another store (restarted, failed over), which may have lost acks it had confirmed? Then
+        pool processes give back what it leases to them but they do not hold, and this process
+        does so for pool processes that ended (worker/reconcile.py). One round trip a lease,
+        none per task; brokers that never lose a confirmed write answer None without one."""
+        if now < self.next_lineage and not self.beat_failed:
+            return
+        self.beat_failed = False
+        self.next_lineage = now + self.lease
+        try:
+            lineage = self.broker.lineage()
+        except BrokerError as exc:
+            logger.debug("could not read the broker's lineage: %s", exc)
+            self.next_lineage = now  # at the next beat
+            return
+        previous, self.lineage = self.lineage, lineage
+        if previous is None or lineage == previous:
+            return
+        logger.warning("the broker came back as another store (a restart or failover): acks it had confirmed may "
+                       "be lost, so the pool gives back what the broker says it holds but it does not")
+        self.slots.broker_changed()
+        self.gone_unreconciled = True
+        self._reconcile_gone()
+
+    def _reconcile_gone(self) -> None:
+        try:
+            give_back_gone(self.broker, self.incarnation, set(self.consumers.values()), self.all_queues)
+            self.gone_unreconciled = False
+        except BrokerError as exc:
+            logger.error("could not check the leases of ended pool processes yet: %s", exc)
 
     def _worker_event(self, kind: str, **fields: Any) -> None:
         if not self.events:
@@ -509,6 +548,8 @@ class Supervisor:
             for consumer in sorted(self.unreleased):
                 self.broker.release(consumer, self.all_queues)
                 self.unreleased.discard(consumer)
+            if self.gone_unreconciled:
+                self._reconcile_gone()
             if time.monotonic() - self.beat_ok_at > self.lease / 2:
                 return  # our own view may be stale: a worker cut off must not judge others
             self._record_dead(self.broker.recover(self.incarnation))

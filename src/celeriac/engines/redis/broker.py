@@ -712,6 +712,26 @@ class RedisBroker(RedisCoordination, Broker):
                                         int(seen.get(key, 0)) / 1000.0, key.decode()))
         return out
 
+    @translate_errors
+    def lineage(self) -> str | None:
+        # run_id changes when the server restarts (it may have reloaded an older AOF or
+        # snapshot); master_replid when a replica is promoted (it may lack the last writes). A
+        # cluster's is its masters', so a failover of any of them shows.
+        if self.cluster:
+            try:
+                return ",".join(sorted(f"{node.name}={node.redis_connection.info('server').get('run_id', '')}"
+                                       for node in self.client.get_primaries()))
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # A master went away: read the slot map again, so the next look asks the one
+                # promoted in its place (a direct call to a node does not refresh it).
+                self.client.nodes_manager.initialize()
+                raise
+        pipe = self.client.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("replication")
+        server, replication = pipe.execute()
+        return f"{server.get('run_id', '')}:{replication.get('master_replid', '')}"
+
     # -- lifecycle --------------------------------------------------------------------------
     @translate_errors
     def check(self, *, allow_evicting: bool = False) -> list[str]:
