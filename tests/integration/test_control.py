@@ -285,12 +285,14 @@ def test_revoke_before_start_skips_the_task_even_when_no_worker_was_running(app,
 
     start("-Q", "a", "-c", "1", name="w1")
     wait_until(lambda: early.state == states.REVOKED, 10, message="early task REVOKED")
-    busy = coreapp.sleep.apply_async((1.5, "busy"), queue="a")
+    # Busy long enough for the revoke CLI to start and reply even on a loaded machine: the
+    # queued task must still be waiting behind it when its revocation lands.
+    busy = coreapp.sleep.apply_async((6, "busy"), queue="a")
     wait_until(lambda: read_marks(marks, "started"), 10, message="busy task started")
     queued = coreapp.record.apply_async(("queued",), queue="a")
     assert blocks(ok(run_cli(broker_url, "revoke", queued.id, "-t", TIMEOUT))) == {
         f"{node('w1')}: OK": [f"tasks {queued.id} flagged as revoked"]}
-    assert busy.get(timeout=10) == "busy"
+    assert busy.get(timeout=20) == "busy"
     wait_until(lambda: queued.state == states.REVOKED, 10, message="queued task REVOKED")
     assert coreapp.record.apply_async(("after",), queue="a").get(timeout=10) == "after"
     assert [line.split()[0] for line in read_marks(marks, "record")] == ["after"]  # neither revoked one ran
