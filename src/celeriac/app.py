@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
-import re
-import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from . import message, publish, signals
@@ -19,6 +15,9 @@ from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
 from .options import SendOptions
+from .project import PROJECT_MARKERS as PROJECT_MARKERS  # re-exported: docs name app.PROJECT_MARKERS
+from .project import creator_file, default_broker_url
+from .project import project_root as project_root
 from .queues import describe
 from .redaction import Redactor, redactor
 from .signals import Signal
@@ -38,59 +37,6 @@ logger = logging.getLogger("celeriac.app")
 _current: Celery | None = None
 _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 
-def default_broker_url(main: str | None = None, origin: str | None = None) -> str:
-    """The embedded default: one SQLite file per project, in the XDG data directory.
-
-    The project is the directory holding the file that created the app (``origin``; the working
-    directory when the app was made interactively or by celeriac itself), or its nearest parent
-    that looks like a project's root (:data:`PROJECT_MARKERS`). So a web process and its worker,
-    or a client app and the worker app of one repository, meet in one file, while two projects
-    of one user never share a queue (another project's worker would take tasks it cannot run,
-    and a ``purge`` would drop them). The file is ``projects/<root's name>-<hash of its path>.db``."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    root = project_root(origin)
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(root).name or main or "app").strip("._") or "app"
-    digest = hashlib.sha256(root.encode()).hexdigest()[:10]
-    return f"sqlite:///{base / 'celeriac' / 'projects' / f'{label}-{digest}.db'}"
-
-
-#: What marks a project's root directory.
-PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "manage.py", ".git", ".hg")
-
-
-def project_root(origin: str | None) -> str:
-    """The project ``origin`` (a file) belongs to; see :func:`default_broker_url`."""
-    start = os.path.dirname(os.path.realpath(origin)) if origin else os.path.realpath(os.getcwd())
-    # Neither the home directory (a dotfiles repository) nor / is anyone's project.
-    stops = {os.path.realpath(Path.home()), os.path.abspath(os.sep)}
-    directory = start
-    while directory not in stops:
-        if any(os.path.exists(os.path.join(directory, marker)) for marker in PROJECT_MARKERS):
-            return directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    return start
-
-
-def _creator_file(app: Celery) -> str | None:
-    """The source file of the code that called ``Celery(...)`` (a subclass's ``__init__`` skipped);
-    None when celeriac itself or an interactive session made the app."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_locals.get("self") is app:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return None
-    filename = frame.f_code.co_filename
-    if filename.startswith("<") or os.path.dirname(os.path.realpath(filename)).startswith(_PACKAGE_DIR):
-        return None
-    return filename
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
-
-
 def current_app() -> Celery:
     """The most recently created app, or a default one if none was made."""
     global _current
@@ -109,7 +55,7 @@ class Celery:
         global _current
         self.main = main
         # Where the embedded default broker file is keyed from (see default_broker_url).
-        self.origin = _creator_file(self)
+        self.origin = creator_file(self)
         self.conf = Settings()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.on_after_configure = Signal("on_after_configure")
