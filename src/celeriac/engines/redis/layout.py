@@ -27,6 +27,7 @@ so a stream only holds what is ready or leased.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -47,7 +48,11 @@ CLUSTER_BLOCK_MS = 100  # how long a cluster consumer of several queues blocks o
 
 
 def _lua(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
+    """A script's source. Redis scripts cannot import: a line ``-- include: <snippet>`` stands for
+    the text of ``lua/_<snippet>.lua``, so code two scripts share is written once."""
+    folder = resources.files(__package__).joinpath("lua")
+    return re.sub(r"^-- include: (\w+)$", lambda m: folder.joinpath(f"_{m.group(1)}.lua").read_text(),
+                  folder.joinpath(f"{name}.lua").read_text(), flags=re.M)
 
 
 def flat_deliveries(queue: str, flat: list[Any], shard: int = 0) -> list[Delivery]:
