@@ -13,16 +13,9 @@ from failover_support import assert_workers_came_through, cost_of_the_kill, repl
 
 from celeriac.testing import wait_until
 from conftest import read_marks
-from redis_server import SentinelSetup, start_sentinel_setup
+from redis_server import SentinelSetup
 
 TASKS = 300
-
-
-@pytest.fixture
-def sentinels() -> Iterator[SentinelSetup]:
-    setup = start_sentinel_setup(down_after_ms=1000, failover_timeout_ms=3000)
-    yield setup
-    setup.stop()
 
 
 @pytest.fixture
