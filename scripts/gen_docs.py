@@ -2,7 +2,7 @@
 """Render the reference pages that come from the code, so they cannot drift from it:
 
 - docs/reference/cli.md       every command and option of ``celeriac`` (click's own definitions)
-- docs/reference/settings.md  config.py's settings table, the ignored Celery names, the old names
+- docs/reference/settings.md  settings_table.py's table, the ignored Celery names, the old names
 - docs/reference/signals.md   signals.py's list of where each signal is sent
 
 ``python scripts/gen_docs.py`` writes them; ``--check`` only compares and exits 1 naming the

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
-import re
-import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, Unpack, overload
 
 from . import message, publish, signals
+from .app_stores import AppStores
 from .brokers.base import Broker
 from .config import Settings, import_object
 from .exceptions import ConfigurationError, NotRegistered
 from .options import SendOptions
+from .project import PROJECT_MARKERS as PROJECT_MARKERS  # re-exported: docs name app.PROJECT_MARKERS
+from .project import creator_file
+from .project import default_broker_url as default_broker_url
+from .project import project_root as project_root
 from .queues import describe
 from .redaction import Redactor, redactor
 from .signals import Signal
@@ -38,59 +39,6 @@ logger = logging.getLogger("celeriac.app")
 _current: Celery | None = None
 _shared_tasks: list[Callable[[Celery], Task[Any, Any]]] = []
 
-def default_broker_url(main: str | None = None, origin: str | None = None) -> str:
-    """The embedded default: one SQLite file per project, in the XDG data directory.
-
-    The project is the directory holding the file that created the app (``origin``; the working
-    directory when the app was made interactively or by celeriac itself), or its nearest parent
-    that looks like a project's root (:data:`PROJECT_MARKERS`). So a web process and its worker,
-    or a client app and the worker app of one repository, meet in one file, while two projects
-    of one user never share a queue (another project's worker would take tasks it cannot run,
-    and a ``purge`` would drop them). The file is ``projects/<root's name>-<hash of its path>.db``."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    root = project_root(origin)
-    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(root).name or main or "app").strip("._") or "app"
-    digest = hashlib.sha256(root.encode()).hexdigest()[:10]
-    return f"sqlite:///{base / 'celeriac' / 'projects' / f'{label}-{digest}.db'}"
-
-
-#: What marks a project's root directory.
-PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "manage.py", ".git", ".hg")
-
-
-def project_root(origin: str | None) -> str:
-    """The project ``origin`` (a file) belongs to; see :func:`default_broker_url`."""
-    start = os.path.dirname(os.path.realpath(origin)) if origin else os.path.realpath(os.getcwd())
-    # Neither the home directory (a dotfiles repository) nor / is anyone's project.
-    stops = {os.path.realpath(Path.home()), os.path.abspath(os.sep)}
-    directory = start
-    while directory not in stops:
-        if any(os.path.exists(os.path.join(directory, marker)) for marker in PROJECT_MARKERS):
-            return directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    return start
-
-
-def _creator_file(app: Celery) -> str | None:
-    """The source file of the code that called ``Celery(...)`` (a subclass's ``__init__`` skipped);
-    None when celeriac itself or an interactive session made the app."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_locals.get("self") is app:
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return None
-    filename = frame.f_code.co_filename
-    if filename.startswith("<") or os.path.dirname(os.path.realpath(filename)).startswith(_PACKAGE_DIR):
-        return None
-    return filename
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
-
-
 def current_app() -> Celery:
     """The most recently created app, or a default one if none was made."""
     global _current
@@ -99,7 +47,7 @@ def current_app() -> Celery:
     return _current
 
 
-class Celery:
+class Celery(AppStores):
     """A celeriac application: ``Celery('proj', broker='redis://...', include=['proj.tasks'])``."""
 
     def __init__(self, main: str | None = None, *, broker: str | None = None, backend: str | None = None,
@@ -109,7 +57,7 @@ class Celery:
         global _current
         self.main = main
         # Where the embedded default broker file is keyed from (see default_broker_url).
-        self.origin = _creator_file(self)
+        self.origin = creator_file(self)
         self.conf = Settings()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.on_after_configure = Signal("on_after_configure")
@@ -162,71 +110,9 @@ class Celery:
             raise ConfigurationError(f"environment variable {variable_name!r} is not set")
         self.config_from_object(module, silent=silent)
 
-    def _reset_connections(self) -> None:
-        self._broker = None
-        self._backend = None
-
     @property
     def default_queue(self) -> str:
         return str(self.conf.task_default_queue)
-
-    @property
-    def broker_url(self) -> str:
-        return str(self.conf.broker_url or default_broker_url(self.main, self.origin))
-
-    @property
-    def backend_url(self) -> str:
-        # Results go to the broker's store unless told otherwise, so get() works out of the box.
-        return str(self.conf.result_backend or self.broker_url)
-
-    @property
-    def broker(self) -> Broker:
-        """This process's broker connection (made on first use)."""
-        if self._broker is None:
-            self._broker = self.new_broker()
-        return self._broker
-
-    @property
-    def backend(self) -> ResultBackend:
-        """This process's result store connection (made on first use)."""
-        if self._backend is None:
-            self._backend = self.new_backend()
-        return self._backend
-
-    def new_broker(self) -> Broker:
-        """A broker connection of its own, for a thread that must not share one."""
-        from .engines import open_broker as from_url
-
-        options: dict[str, Any] = {
-            "max_redeliveries": self.conf.task_max_redeliveries,
-            "lease_seconds": float(self.conf.broker_lease_seconds),
-        }
-        if self.broker_url.startswith("sqlite"):
-            options["durable"] = self.conf.broker_sqlite_durable
-        return from_url(self.broker_url, **options,
-                        **self._redis_options(self.broker_url, self.conf.broker_transport_options))
-
-    def _redis_options(self, url: str, transport_options: dict[str, Any] | None) -> dict[str, Any]:
-        from .engines import engine_name
-
-        if engine_name(url) != "redis":
-            return {}
-        return {"socket_timeout": self.conf.redis_socket_timeout,
-                "socket_connect_timeout": self.conf.redis_socket_connect_timeout,
-                "transport_options": transport_options or {}}
-
-    def new_backend(self) -> ResultBackend:
-        from .engines import open_results as from_url
-
-        expires = self.conf.result_expires
-        if isinstance(expires, timedelta):
-            expires = expires.total_seconds()
-        if self.backend_url.startswith("sqlite"):
-            return from_url(self.backend_url, expires=expires, durable=self.conf.broker_sqlite_durable)
-        transport = self.conf.result_backend_transport_options
-        if transport is None and not self.conf.result_backend:
-            transport = self.conf.broker_transport_options  # results live in the broker's own store
-        return from_url(self.backend_url, expires=expires, **self._redis_options(self.backend_url, transport))
 
     @property
     def control(self) -> Control:

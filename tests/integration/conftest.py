@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from celeriac.testing import WorkerProcess, worker_process
+from redis_server import SentinelSetup, start_sentinel_setup
 
 APPS = str(Path(__file__).parent.parent / "apps")
 if APPS not in sys.path:
@@ -70,3 +71,12 @@ def start_worker(broker_url: str, marks: Path, tmp_path: Path,
     for proc in started:
         if failed or os.environ.get("CELERIAC_TEST_SHOW_LOGS"):
             print(f"----- log of worker {' '.join(proc.args)} -----\n{proc.log()[-6000:]}")
+
+
+@pytest.fixture
+def sentinels() -> Iterator[SentinelSetup]:
+    """A Sentinel set-up of the test's own (master, replica, three Sentinels), for tests that
+    kill its master: failover within a few seconds."""
+    setup = start_sentinel_setup(down_after_ms=1000, failover_timeout_ms=3000)
+    yield setup
+    setup.stop()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from failover_support import assert_workers_came_through, cost_of_the_kill, replicated, time_until_work_resumes
 
 from celeriac.testing import wait_until
 from conftest import read_marks
@@ -34,31 +34,6 @@ def broker_url(cluster: ClusterSetup) -> str:
     return cluster.url
 
 
-def _replicated(port: int, timeout: float = 10.0) -> None:
-    """Wait until the queue master's replica has every write so far (WAIT), so the kill tests
-    failover handling, not the asynchronous replication window (``WAIT 1`` is a setting of its
-    own)."""
-    import redis
-
-    client = redis.Redis(port=port, socket_timeout=timeout + 1)
-    try:
-        assert client.execute_command("WAIT", 1, int(timeout * 1000)) == 1
-    finally:
-        client.close()
-
-
-def _time_until_work_resumes(started: float, deadline: float) -> float:
-    import coreapp
-
-    while time.monotonic() < deadline:
-        try:
-            if coreapp.add.delay(2, 3).get(timeout=3) == 5:
-                return time.monotonic() - started
-        except Exception:  # the master is gone, or a probe went to it just before the kill
-            time.sleep(0.1)
-    raise AssertionError("work did not resume within the deadline")
-
-
 def test_the_busiest_queues_master_killed_under_load_fails_over_without_losing_a_task(
         app, start_worker, marks, cluster: ClusterSetup) -> None:
     import coreapp
@@ -69,32 +44,23 @@ def test_the_busiest_queues_master_killed_under_load_fails_over_without_losing_a
     # on a loaded machine too.
     results = [coreapp.sleep.delay(0.01, f"t{i}") for i in range(TASKS)]
     old = cluster.master_of(QUEUE_KEY)
-    _replicated(old)
+    replicated(old)
     wait_until(lambda: len(read_marks(marks, "finished")) >= 100, 60, message="some tasks done")
     killed_at = time.monotonic()
     cluster.server(old).kill()
     done_at_kill = len(read_marks(marks, "finished"))
     new = cluster.wait_promoted(old, QUEUE_KEY, timeout=30)
     promoted_after = time.monotonic() - killed_at
-    resumed_after = _time_until_work_resumes(killed_at, killed_at + 60)
+    resumed_after = time_until_work_resumes(killed_at, killed_at + 60)
 
-    tags = {f"t{i}" for i in range(TASKS)}
-    wait_until(lambda: tags <= {line.split()[0] for line in read_marks(marks, "finished")}, 120,
-               message="every task sent before the kill ran")
-    started = Counter(line.split()[0] for line in read_marks(marks, "started") if line.split()[0] in tags)
-    duplicates = sorted(tag for tag, n in started.items() if n > 1)
-    missing_results = [r.id for r in results if coreapp.app.backend.get_meta(r.id)["status"] != "SUCCESS"]
+    cost = cost_of_the_kill(marks, {f"t{i}" for i in range(TASKS)}, results, 120)
     print(f"\ncluster failover: {done_at_kill} of {TASKS} tasks done at the kill; master {old} -> {new}; "
-          f"promoted {promoted_after:.1f} s after the kill, "
-          f"work resumed {resumed_after:.1f} s after it; lost tasks {len(tags - set(started))} of {TASKS}, "
-          f"duplicated {len(duplicates)} {duplicates[:10]}, results missing {len(missing_results)}")
-    assert set(started) == tags  # nothing sent (and replicated) before the kill was lost
+          f"promoted {promoted_after:.1f} s after the kill, work resumed {resumed_after:.1f} s after it; "
+          f"{cost.summary()}")
+    assert not cost.lost  # nothing sent (and replicated) before the kill was lost
     # Results of the last instant before the kill may not have reached the replica (a third of
     # the results live on the killed master); more than a batch's worth means the result store
     # did not follow the new slot map.
-    assert len(missing_results) <= 20, missing_results
-    for worker in workers:
-        assert worker.proc is not None and worker.proc.poll() is None
-        log = worker.log()
-        assert "crashed" not in log and "Traceback" not in log, log[-3000:]
+    assert len(cost.missing_results) <= 20, cost.missing_results
+    assert_workers_came_through(workers)
     assert done_at_kill < TASKS  # the kill came while tasks flowed

@@ -15,16 +15,9 @@ import pytest
 from celeriac.exceptions import BrokerError, NotReplicated
 from celeriac.testing import wait_until
 from conftest import read_marks
-from redis_server import SentinelSetup, start_sentinel_setup
+from redis_server import SentinelSetup
 
 WAIT = {"wait_replicas": 1, "wait_timeout": 1.0}
-
-
-@pytest.fixture
-def sentinels() -> Iterator[SentinelSetup]:
-    setup = start_sentinel_setup(down_after_ms=1000, failover_timeout_ms=3000)
-    yield setup
-    setup.stop()
 
 
 @pytest.fixture

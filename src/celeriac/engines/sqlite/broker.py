@@ -30,19 +30,15 @@ from ...brokers.base import (
     BEAT_FORGOTTEN,
     BEAT_LAPSED,
     BEAT_OK,
-    PRIORITY_LEVELS,
     Broker,
-    DeadLetter,
     Delivery,
-    QueueStats,
     Scheduled,
-    WorkerRecord,
     clamp_priority,
-    worker_name,
     worker_of,
 )
+from .admin import SQLiteAdmin
 from .coord import SQLiteCoordination
-from .db import Database, sqlite_path
+from .db import Database, placeholders, sqlite_path
 from .schema import ROW, SCHEMA
 from .wake import Doorbell, block_until
 
@@ -55,11 +51,6 @@ _PULSE = "celeriac:pulse"  # kv key: when any worker last heartbeated
 _UNLEASE = "UPDATE messages SET consumer = NULL, worker = NULL, lease_until = NULL"
 _IS_HELD = "id = ? AND handouts = ? AND consumer IS NOT NULL"
 
-
-def _marks(items: Sequence[Any]) -> str:
-    return ",".join("?" * len(items))
-
-
 def _parse_tag(tag: str) -> tuple[int, int] | None:
     msg_id, _, handouts = tag.partition(":")
     return (int(msg_id), int(handouts)) if msg_id.isdigit() and handouts.isdigit() else None
@@ -69,7 +60,7 @@ def _keys(deliveries: Sequence[Delivery]) -> list[tuple[int, int]]:
     return [key for key in map(_parse_tag, (d.tag for d in deliveries)) if key is not None]
 
 
-class SQLiteBroker(SQLiteCoordination, Broker):
+class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
     """A broker in one SQLite file (see the module docstring)."""
 
     schemes = ("sqlite",)
@@ -109,7 +100,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
     def fetch(self, queues: Sequence[str], consumer: str, count: int, timeout: float) -> list[Delivery]:
         if not queues or count <= 0:
             return []
-        marks = _marks(queues)
+        marks = placeholders(queues)
 
         def any_ready(conn: sqlite3.Connection) -> bool:
             sql = f"SELECT 1 FROM messages WHERE consumer IS NULL AND queue IN ({marks}) LIMIT 1"
@@ -347,7 +338,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
 
         def give_back(conn: sqlite3.Connection) -> tuple[list[Delivery], int]:
             rows = conn.execute(f"SELECT {ROW} FROM messages WHERE worker = ? AND consumer = ? "
-                                f"AND queue IN ({_marks(queues)})",
+                                f"AND queue IN ({placeholders(queues)})",
                                 (worker_of(consumer), consumer, *queues)).fetchall()
             hit = [row for row in rows if f"{row[0]}:{row[6]}" in charged_tags]
             free = [(row[0],) for row in rows if f"{row[0]}:{row[6]}" not in charged_tags]
@@ -365,7 +356,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
             return []
         rows = self._db.read(lambda conn: conn.execute(
             f"SELECT {ROW} FROM messages WHERE worker = ? AND consumer IS NOT NULL "
-            f"AND queue IN ({_marks(queues)}) ORDER BY id", (worker, *queues)).fetchall())
+            f"AND queue IN ({placeholders(queues)}) ORDER BY id", (worker, *queues)).fetchall())
         return [(consumer, Delivery(queue, prio, body, f"{msg_id}:{handouts}", redeliveries))
                 for msg_id, queue, prio, body, _key, redeliveries, handouts, consumer in rows]
 
@@ -373,7 +364,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
     def promote(self, queues: Sequence[str], limit: int = 1000) -> float | None:
         if not queues:
             return None
-        marks = _marks(queues)
+        marks = placeholders(queues)
 
         def next_due(conn: sqlite3.Connection) -> float | None:
             due = conn.execute(f"SELECT MIN(due) FROM delayed WHERE queue IN ({marks})",
@@ -405,7 +396,7 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         if not queues:
             return []
         rows = self._db.read(lambda conn: conn.execute(
-            f"SELECT queue, priority, due, key, body FROM delayed WHERE queue IN ({_marks(queues)}) "
+            f"SELECT queue, priority, due, key, body FROM delayed WHERE queue IN ({placeholders(queues)}) "
             "ORDER BY due, id LIMIT ?", (*queues, limit)).fetchall())
         return [Scheduled(*row) for row in rows]
 
@@ -417,82 +408,6 @@ class SQLiteBroker(SQLiteCoordination, Broker):
         return bool(self._db.write(lambda conn: conn.execute(
             "UPDATE delayed SET due = ? WHERE queue = ? AND key = ?",
             (time.time() + max(delay, 0.0), queue, key)).rowcount))
-
-    # -- inspection and maintenance -------------------------------------------------------
-    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        def count(conn: sqlite3.Connection, sql: str, queue: str) -> int:
-            return int(conn.execute(sql, (queue,)).fetchone()[0])
-
-        def collect(conn: sqlite3.Connection) -> list[QueueStats]:
-            out = []
-            for queue in queues:
-                ready = [0] * PRIORITY_LEVELS
-                for prio, n in conn.execute("SELECT priority, COUNT(*) FROM messages WHERE queue = ? "
-                                            "AND consumer IS NULL GROUP BY priority", (queue,)):
-                    ready[prio] = n
-                out.append(QueueStats(
-                    queue, ready,
-                    count(conn, "SELECT COUNT(*) FROM delayed WHERE queue = ?", queue),
-                    count(conn, "SELECT COUNT(*) FROM messages WHERE queue = ? "
-                                "AND consumer IS NOT NULL", queue),
-                    count(conn, "SELECT COUNT(*) FROM dead_letters WHERE queue = ?", queue)))
-            return out
-
-        return self._db.read(collect)
-
-    def purge(self, queues: Sequence[str]) -> int:
-        if not queues:
-            return 0
-        marks, args = _marks(queues), tuple(queues)
-        return self._db.write(lambda conn: conn.execute(
-            f"DELETE FROM messages WHERE queue IN ({marks}) AND consumer IS NULL", args).rowcount
-            + conn.execute(f"DELETE FROM delayed WHERE queue IN ({marks})", args).rowcount)
-
-    def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
-        rows = self._db.read(lambda conn: conn.execute(
-            "SELECT id, body, reason, time FROM dead_letters WHERE queue = ? ORDER BY id LIMIT ?",
-            (queue, limit)).fetchall())
-        return [DeadLetter(queue, str(i), body, reason, when) for i, body, reason, when in rows]
-
-    def _dead_where(self, queue: str, ids: Sequence[str] | None) -> tuple[str, tuple[Any, ...]] | None:
-        if ids is None:
-            return "queue = ?", (queue,)
-        numbers = [int(i) for i in ids if i.isdigit()]
-        return (f"queue = ? AND id IN ({_marks(numbers)})", (queue, *numbers)) if numbers else None
-
-    def retry_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        if (where := self._dead_where(queue, ids)) is None:
-            return 0
-
-        def revive(conn: sqlite3.Connection) -> int:
-            n = conn.execute("INSERT INTO messages (queue, priority, body, key) SELECT queue, priority, "
-                             f"body, key FROM dead_letters WHERE {where[0]} ORDER BY id", where[1]).rowcount
-            conn.execute(f"DELETE FROM dead_letters WHERE {where[0]}", where[1])
-            return n
-
-        n = self._db.write(revive)
-        if n:
-            self._bell.ring(READY)
-        return n
-
-    def drop_dead(self, queue: str, ids: Sequence[str] | None = None) -> int:
-        if (where := self._dead_where(queue, ids)) is None:
-            return 0
-        return self._db.write(lambda conn: conn.execute(
-            f"DELETE FROM dead_letters WHERE {where[0]}", where[1]).rowcount)
-
-    def queues(self) -> list[str]:
-        return [name for (name,) in self._db.read(
-            lambda conn: conn.execute("SELECT name FROM queues ORDER BY name").fetchall())]
-
-    def workers(self) -> list[WorkerRecord]:
-        now = time.time()
-        rows = self._db.read(lambda conn: conn.execute(
-            "SELECT name, info, last_seen, expires, recovered FROM incarnations WHERE last_seen >= ? ORDER BY name",
-            (now - self.worker_retention,)).fetchall())
-        return [WorkerRecord(worker_name(name), info, expires >= now and not recovered, seen, name)
-                for name, info, seen, expires, recovered in rows]
-
     # -- lifecycle ------------------------------------------------------------------------
     def check(self, *, allow_evicting: bool = False) -> list[str]:
         self._db.read(lambda conn: None)  # opens the file, so a bad path fails here, at start-up

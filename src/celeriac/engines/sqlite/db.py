@@ -81,6 +81,11 @@ os.register_at_fork(before=_gate.before_fork, after_in_parent=_gate.after_fork_i
 _inherited: list[sqlite3.Connection] = []
 
 
+def placeholders(items: Sequence[object]) -> str:
+    """The ``?, ?, ...`` placeholders of an ``IN (...)`` over ``items``."""
+    return ",".join("?" * len(items))
+
+
 def sqlite_path(url: str) -> str:
     """The absolute database path of ``url``.
 

@@ -13,19 +13,8 @@
 -- ARGV[3]      '1' if the member failed (fire now), else '0'
 -- ARGV[4..]    pairs per record: data, '1' if ready
 -- Returns 1 if this call completed the chord and enqueued the join message, else 0.
-local ttl = tonumber(ARGV[2])
-for i = 4, #KEYS, 2 do
-  local at = 4 + (i - 4)
-  if ttl > 0 then
-    redis.call('SET', KEYS[i], ARGV[at], 'PX', ttl)
-  else
-    redis.call('SET', KEYS[i], ARGV[at])
-  end
-  if ARGV[at + 1] == '1' then
-    redis.call('RPUSH', KEYS[i + 1], '1')
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[i + 1], ttl) end
-  end
-end
+-- include: write_results
+write_results(4, 4, tonumber(ARGV[2]))
 local size = redis.call('HGET', KEYS[1], 'size')
 if not size then return 0 end
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end

@@ -10,21 +10,10 @@
 -- ARGV[4]      result ttl in ms (0: none)
 -- ARGV[5..]    pairs per record: data, '1' if ready
 -- Returns 1 if written and acked, 0 if the entry is no longer this consumer's.
+-- include: write_results
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #pending == 0 then return 0 end
-local ttl = tonumber(ARGV[4])
-for i = 2, #KEYS, 2 do
-  local at = 5 + (i - 2)
-  if ttl > 0 then
-    redis.call('SET', KEYS[i], ARGV[at], 'PX', ttl)
-  else
-    redis.call('SET', KEYS[i], ARGV[at])
-  end
-  if ARGV[at + 1] == '1' then
-    redis.call('RPUSH', KEYS[i + 1], '1')
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[i + 1], ttl) end
-  end
-end
+write_results(2, 5, tonumber(ARGV[4]))
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return 1
