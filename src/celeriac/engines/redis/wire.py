@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 
 from .connect import is_cluster, make_client, server_of
 
+try:  # what redis-py's hiredis reader returns when a reply is not all in its buffer yet
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _PARTIAL
+except ImportError:  # an older redis-py, whose reader says False: every reply through read_response
+    _PARTIAL = None
+
 Command = Sequence[Any]
 
 _pack = hiredis.pack_command
+_PUSH = getattr(hiredis, "PushNotification", ())
 
 # How long a caller may poll for its reply before it sleeps in the kernel. A local server
 # answers a small command in tens of microseconds, while waking a thread that slept costs as
@@ -69,6 +75,36 @@ class _Held:
             self.conn.disconnect()  # only closes our copy of the socket in a forked child
         except Exception:
             pass
+
+
+def read_replies(conn: Any, count: int) -> list[Any]:
+    """The next ``count`` replies on ``conn``, an error reply as its ``ResponseError``.
+
+    The first reply needs a read from the socket, which redis-py's ``read_response`` does
+    (timeouts, disconnects, push messages); the rest of a batch is then usually in the hiredis
+    reader's buffer already, and taking it from there directly skips redis-py's four Python
+    layers per reply: a finished batch is three replies per task (``benchmarks/README.md``)."""
+    parser = conn._parser
+    replies: list[Any] = []
+    append = replies.append
+    while len(replies) < count:
+        reader = getattr(parser, "_reader", None) if _PARTIAL is not None else None
+        reply = reader.gets(False) if reader is not None else _PARTIAL
+        if reply is _PARTIAL or isinstance(reply, _PUSH):
+            if reply is not _PARTIAL:  # what read_response does with one: hand it over, read on
+                parser.handle_push_response(reply)
+                continue
+            try:
+                append(conn.read_response(disable_decoding=True))
+            except redis.exceptions.ResponseError as exc:
+                append(exc)
+        elif isinstance(reply, redis.exceptions.ConnectionError):
+            raise reply  # as read_response raises it (a server still LOADING, say)
+        elif type(reply) is list and reply and isinstance(reply[0], redis.exceptions.ConnectionError):
+            raise reply[0]
+        else:
+            append(reply)
+    return replies
 
 
 class Wire:
@@ -146,12 +182,7 @@ class Wire:
                 deadline = time.perf_counter() + SPIN_SECONDS
                 while not conn.can_read(0) and time.perf_counter() < deadline:
                     pass
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response(disable_decoding=True))
-                except redis.exceptions.ResponseError as exc:
-                    replies.append(exc)
+            replies = read_replies(conn, len(commands))
         except BaseException:
             # A connection error, or anything that interrupted us mid-reply (a soft time limit's
             # SIGALRM in a task that was enqueueing): replies may be left unread, and the next
