@@ -78,6 +78,9 @@ class Flusher:
         # what was just appended, or we see _idle and wake it.
         if self._idle:
             with self._cond:
+                # Woken: until it is idle again (it checks for work after saying so), what is
+                # appended meanwhile is seen without another notify (Condition.notify is Python).
+                self._idle = False
                 self._cond.notify()
 
     def event(self, data: bytes | TaskEvent) -> None:
