@@ -222,6 +222,26 @@ def _run_hooks(task: Task[Any, Any], context: Context, outcome: Outcome) -> None
                task_id, args, kwargs, outcome.traceback)
 
 
+_second_text: tuple[int, str] = (-1, "")  # the last second utc_iso formatted, without the zone
+
+
+def utc_iso(ns: int | None = None) -> str:
+    """``datetime.now(UTC).isoformat()`` (or at ``ns``, nanoseconds since the epoch): the same
+    text at about a fifth of the cost, once per task (``date_done``). isoformat formats through
+    printf; here the date and time of day are formatted once per second and the microseconds
+    (floored, as ``datetime.now`` does) each call."""
+    global _second_text
+    if ns is None:
+        ns = time.time_ns()
+    second, micro = divmod(ns, 1_000_000_000)
+    micro //= 1000
+    seen, text = _second_text
+    if second != seen:
+        text = datetime.fromtimestamp(second, UTC).isoformat()[:-6]  # less "+00:00"
+        _second_text = (second, text)
+    return f"{text}.{micro:06d}+00:00" if micro else text + "+00:00"
+
+
 def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, redactor: Redactor | None = None,
                  task: Task[Any, Any] | None = None) -> tuple[str, bytes]:
     """Encode the record to store for ``outcome``; a result JSON cannot carry becomes a FAILURE
@@ -237,7 +257,7 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
         fields["args"], fields["kwargs"] = args, kwargs
         fields["queue"] = context.delivery_info.get("queue")
     if outcome.state in states.READY_STATES:
-        fields["date_done"] = datetime.now(UTC).isoformat()
+        fields["date_done"] = utc_iso()
     children = context.__dict__.get("children")
     if children:
         fields["children"] = children
