@@ -130,3 +130,20 @@ def test_redis_replies_of_one_write_come_back_in_order_whatever_their_size(redis
         assert wire.call([("GET", "wire-missing"), ("STRLEN", "wire-big")]) == [None, len(big)]
     finally:
         broker.close()
+
+
+def test_redis_result_commands_packed_ahead_are_the_bytes_hiredis_packs() -> None:
+    """A finished batch's result commands are packed by the result store, not by hiredis: they
+    must be the very bytes hiredis makes of the same commands, with and without expiry, for
+    ready and not-ready states, and for ids that are not ASCII."""
+    import hiredis
+
+    from celeriac.engines.redis.results import RedisBackend, packed_commands
+
+    records = [("6f1c0c8e-1b7a-4c1e-9e57-0d2f4b1d5a11", b'{"status":"SUCCESS","result":null}', True),
+               ("started-one", b'{"status":"STARTED"}', False),
+               ("caf\u00e9-\u00fcber-\u4e2d", b"", True),
+               ("x" * 300, b"\x00\r\n$3\r\n" * 50, True)]
+    for ttl in (86_400_000, 1, 0):
+        expected = [hiredis.pack_command(tuple(c)) for c in RedisBackend.tuple_commands(records, ttl)]
+        assert packed_commands(records, ttl) == expected, ttl

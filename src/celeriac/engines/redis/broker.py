@@ -340,7 +340,7 @@ class RedisBroker(RedisCoordination, Broker):
         if records:
             if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
                     and not self.cluster:
-                commands.extend(backend.commands(records))
+                commands.extend(backend.commands(records, packed=True))
             else:
                 # On a cluster the results live on other nodes than the acks, and nodes keep
                 # no order between them: the results are stored first, in a round trip of theirs.

@@ -30,7 +30,7 @@ try:  # what redis-py's hiredis reader returns when a reply is not all in its bu
 except ImportError:  # an older redis-py, whose reader says False: every reply through read_response
     _PARTIAL = None
 
-Command = Sequence[Any]
+Command = Sequence[Any]  # a command and its arguments, or (one server) its RESP bytes, packed already
 
 _pack = hiredis.pack_command
 _PUSH = getattr(hiredis, "PushNotification", ())
@@ -177,7 +177,8 @@ class Wire:
     def _round_trip(self, commands: Sequence[Command], spin: bool = False) -> list[Any]:
         conn = self._conn()
         try:
-            conn.send_packed_command([b"".join([_pack(tuple(c)) for c in commands])])
+            # A command given as bytes was packed by its maker (results.packed_commands).
+            conn.send_packed_command([b"".join([c if type(c) is bytes else _pack(tuple(c)) for c in commands])])
             if spin and self._local.spin:
                 deadline = time.perf_counter() + SPIN_SECONDS
                 while not conn.can_read(0) and time.perf_counter() < deadline:
