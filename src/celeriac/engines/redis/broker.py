@@ -53,7 +53,7 @@ from ...exceptions import ConfigurationError
 from .coord import RedisCoordination, StreamEntries, translate_errors
 from .durable import Durability
 from .shards import decode_tag, encode_tag, parse_queue_shards, shard_names
-from .wire import Command, Connections
+from .wire import Command, Connections, Packed
 
 if TYPE_CHECKING:
     from .cluster_wire import ClusterWire
@@ -117,6 +117,7 @@ class RedisBroker(RedisCoordination, Broker):
         self._shards = parse_queue_shards(transport_options)
         self._physical: dict[str, list[str]] = {}
         self._spread: dict[str, int] = {}
+        self._fetch_commands: dict[tuple[str, str, int], Command] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -235,12 +236,24 @@ class RedisBroker(RedisCoordination, Broker):
             if self._shards and queue in self._shards:
                 got.extend(self._fetch_shards(queue, consumer, count - len(got)))
                 continue
-            flat = self.wire.evalsha(self.script("fetch"), self.keys(queue).streams_desc,
-                                     (GROUP, consumer, count - len(got)))
+            flat = self.wire.call([self._fetch_command(queue, consumer, count - len(got))])[0]
             got.extend(_flat_deliveries(queue, flat))
         if got or timeout <= 0:
             return got
         return self._block(queues, consumer, count, timeout)
+
+    def _fetch_command(self, queue: str, consumer: str, count: int) -> Command:
+        """The fetch script's call: a consumer sends the same few again and again, so on one
+        server each is made and packed once (``Packed``)."""
+        if self.cluster:
+            return self.wire.script(self.script("fetch"), self.keys(queue).streams_desc, (GROUP, consumer, count))
+        command = self._fetch_commands.get((queue, consumer, count))
+        if command is None:
+            command = Packed(self.wire.script(self.script("fetch"), self.keys(queue).streams_desc,
+                                              (GROUP, consumer, count)))
+            if len(self._fetch_commands) < 1024:  # a process fetching for ever-new consumer names
+                self._fetch_commands[(queue, consumer, count)] = command
+        return command
 
     def _fetch_shards(self, queue: str, consumer: str, count: int) -> list[Delivery]:
         """Lease from a sharded queue: ask every shard (one round trip per node) for its highest

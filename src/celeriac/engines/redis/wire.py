@@ -77,6 +77,18 @@ class _Held:
             pass
 
 
+class Packed(tuple[Any, ...]):
+    """A command made once and sent many times (a pool process's fetch), with its RESP bytes
+    packed once: a fetch names ten streams, and hiredis formats each argument through sprintf."""
+
+    packed: bytes
+
+    def __new__(cls, command: Command) -> Packed:
+        self = super().__new__(cls, command)
+        self.packed = _pack(tuple(command))
+        return self
+
+
 def read_replies(conn: Any, count: int) -> list[Any]:
     """The next ``count`` replies on ``conn``, an error reply as its ``ResponseError``.
 
@@ -178,7 +190,8 @@ class Wire:
         conn = self._conn()
         try:
             # A command given as bytes was packed by its maker (results.packed_commands).
-            conn.send_packed_command([b"".join([c if type(c) is bytes else _pack(tuple(c)) for c in commands])])
+            conn.send_packed_command([b"".join([c if type(c) is bytes else c.packed if type(c) is Packed
+                                                else _pack(tuple(c)) for c in commands])])
             if spin and self._local.spin:
                 deadline = time.perf_counter() + SPIN_SECONDS
                 while not conn.can_read(0) and time.perf_counter() < deadline:
