@@ -118,7 +118,8 @@ def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = N
     started = time.perf_counter()
     try:
         try:
-            task.before_start(context.id or "", args, kwargs)
+            if type(task).before_start is not Task.before_start:  # as Celery's tracer: a hook only if overridden
+                task.before_start(context.id or "", args, kwargs)
             value = task.run(*args, **kwargs)
             if task.is_async:
                 from .aio import run_coroutine

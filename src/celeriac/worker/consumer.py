@@ -494,8 +494,8 @@ class Consumer:
         name, task_id = context.task, context.id
         records: list[tuple[str, bytes, bool]] = []
         ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
-        store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
-        if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
+        if outcome.state != IGNORED and (not ignore or (outcome.state == states.FAILURE and task.option(
+                "store_errors_even_if_ignored", "task_store_errors_even_if_ignored"))):
             state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state

@@ -65,7 +65,8 @@ class Flusher:
     # -- called from the task thread ------------------------------------------------------------
     def _push(self, op: tuple[Any, ...]) -> None:
         self._ops.append(op)
-        self._wake()
+        if self._idle:  # tested here, not in a call: four times per task
+            self._wake()
 
     def fetched_under(self, epoch: int) -> None:
         """The consumer fetched under lease ``epoch``: what it pushes from now on belongs to it."""
@@ -86,7 +87,8 @@ class Flusher:
     def event(self, data: bytes | TaskEvent) -> None:
         """Queue one event; events are written after the results of the same batch."""
         self._events.append(data)
-        self._wake()
+        if self._idle:
+            self._wake()
 
     def finish(self, delivery: Delivery, records: list[Record]) -> None:
         """Store ``records``, then ack ``delivery``."""
