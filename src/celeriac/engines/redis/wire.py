@@ -34,6 +34,7 @@ Command = Sequence[Any]  # a command and its arguments, or (one server) its RESP
 
 _pack = hiredis.pack_command
 _PUSH = getattr(hiredis, "PushNotification", ())
+_PLAIN_REPLIES = frozenset({bytes, int, type(None)})
 
 # How long a caller may poll for its reply before it sleeps in the kernel. A local server
 # answers a small command in tens of microseconds, while waking a thread that slept costs as
@@ -97,19 +98,22 @@ def read_replies(conn: Any, count: int) -> list[Any]:
     reader's buffer already, and taking it from there directly skips redis-py's four Python
     layers per reply: a finished batch is three replies per task (``benchmarks/README.md``)."""
     parser = conn._parser
+    reader = getattr(parser, "_reader", None) if _PARTIAL is not None else None
     replies: list[Any] = []
     append = replies.append
     while len(replies) < count:
-        reader = getattr(parser, "_reader", None) if _PARTIAL is not None else None
         reply = reader.gets(False) if reader is not None else _PARTIAL
-        if reply is _PARTIAL or isinstance(reply, _PUSH):
-            if reply is not _PARTIAL:  # what read_response does with one: hand it over, read on
-                parser.handle_push_response(reply)
-                continue
+        if type(reply) in _PLAIN_REPLIES:  # bytes, integers, nil: most replies
+            append(reply)
+        elif reply is _PARTIAL:
             try:
                 append(conn.read_response(disable_decoding=True))
             except redis.exceptions.ResponseError as exc:
                 append(exc)
+            if reader is not None:  # read_response may have reconnected (or a push handler)
+                reader = getattr(parser, "_reader", None)
+        elif isinstance(reply, _PUSH):  # what read_response does with one: hand it over, read on
+            parser.handle_push_response(reply)
         elif isinstance(reply, redis.exceptions.ConnectionError):
             raise reply  # as read_response raises it (a server still LOADING, say)
         elif type(reply) is list and reply and isinstance(reply[0], redis.exceptions.ConnectionError):
