@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from . import message, signals, states
 from .exceptions import EncodeError, Ignore, Reject, Retry, WorkerShutdown, WorkerTerminate
 from .message import Envelope
@@ -29,8 +31,10 @@ IGNORED = "IGNORED"  # not a stored state: the task asked for its message to be 
 worker_pid: int | None = None
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
+    """What came of one run. A Struct, not a dataclass: its ``__init__`` is C, not Python (about
+    2,000 instructions less per task, callgrind); it is never encoded."""
+
     state: str
     result: Any = None
     exc: BaseException | None = None
@@ -69,17 +73,25 @@ def exception_fields(exc: BaseException, traceback: str | None) -> dict[str, Any
             "exc_message": args, "traceback": traceback}
 
 
+_new_object = object.__new__
+
+
 def request_for(envelope: Envelope, *, hostname: str | None, delivery_info: dict[str, Any],
                 is_eager: bool = False) -> Context:
-    return Context(
-        id=envelope.id, task=envelope.task, args=envelope.args, kwargs=envelope.kwargs,
-        retries=envelope.retries, eta=envelope.eta, expires=envelope.expires, hostname=hostname,
-        delivery_info=delivery_info, is_eager=is_eager, called_directly=False,
-        root_id=envelope.root_id or envelope.id, parent_id=envelope.parent_id, group=envelope.group_id,
-        headers=envelope.headers, origin=envelope.origin,
-        time_limit=(envelope.time_limit, envelope.soft_time_limit),
-        ignore_result=envelope.ignore_result, envelope=envelope,
-    )
+    # Context(**fields) as a dict literal given to a bare instance: the keywords' dict, the copy
+    # into the instance's dict and its resizes cost twice as much (22,000 instructions against
+    # 11,000, callgrind), once per task.
+    context: Context = _new_object(Context)
+    context.__dict__ = {
+        "id": envelope.id, "task": envelope.task, "args": envelope.args, "kwargs": envelope.kwargs,
+        "retries": envelope.retries, "eta": envelope.eta, "expires": envelope.expires, "hostname": hostname,
+        "delivery_info": delivery_info, "is_eager": is_eager, "called_directly": False,
+        "root_id": envelope.root_id or envelope.id, "parent_id": envelope.parent_id, "group": envelope.group_id,
+        "headers": envelope.headers, "origin": envelope.origin,
+        "time_limit": (envelope.time_limit, envelope.soft_time_limit),
+        "ignore_result": envelope.ignore_result, "envelope": envelope,
+    }
+    return context
 
 
 def _autoretry(task: Task[Any, Any], exc: BaseException) -> Outcome | None:
@@ -118,7 +130,8 @@ def execute(task: Task[Any, Any], context: Context, soft_limit: float | None = N
     started = time.perf_counter()
     try:
         try:
-            task.before_start(context.id or "", args, kwargs)
+            if type(task).before_start is not Task.before_start:  # as Celery's tracer: a hook only if overridden
+                task.before_start(context.id or "", args, kwargs)
             value = task.run(*args, **kwargs)
             if task.is_async:
                 from .aio import run_coroutine
@@ -222,6 +235,26 @@ def _run_hooks(task: Task[Any, Any], context: Context, outcome: Outcome) -> None
                task_id, args, kwargs, outcome.traceback)
 
 
+_second_text: tuple[int, str] = (-1, "")  # the last second utc_iso formatted, without the zone
+
+
+def utc_iso(ns: int | None = None) -> str:
+    """``datetime.now(UTC).isoformat()`` (or at ``ns``, nanoseconds since the epoch): the same
+    text at about a fifth of the cost, once per task (``date_done``). isoformat formats through
+    printf; here the date and time of day are formatted once per second and the microseconds
+    (floored, as ``datetime.now`` does) each call."""
+    global _second_text
+    if ns is None:
+        ns = time.time_ns()
+    second, micro = divmod(ns, 1_000_000_000)
+    micro //= 1000
+    seen, text = _second_text
+    if second != seen:
+        text = datetime.fromtimestamp(second, UTC).isoformat()[:-6]  # less "+00:00"
+        _second_text = (second, text)
+    return f"{text}.{micro:06d}+00:00" if micro else text + "+00:00"
+
+
 def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, redactor: Redactor | None = None,
                  task: Task[Any, Any] | None = None) -> tuple[str, bytes]:
     """Encode the record to store for ``outcome``; a result JSON cannot carry becomes a FAILURE
@@ -240,7 +273,7 @@ def outcome_meta(context: Context, outcome: Outcome, *, extended: bool = False, 
             fields["stamped_headers"] = context.stamped_headers
             fields.update(context.stamps)
     if outcome.state in states.READY_STATES:
-        fields["date_done"] = datetime.now(UTC).isoformat()
+        fields["date_done"] = utc_iso()
     children = context.__dict__.get("children")
     if children:
         fields["children"] = children

@@ -39,8 +39,11 @@ def sign(body: bytes, key: bytes, purpose: bytes, signed_at: float | None = None
     return PREFIX + stamp + b":" + _mac(key, purpose, stamp, body) + b":" + body
 
 
+PREFIXES = (PREFIX, LEGACY_PREFIX)
+
+
 def is_signed(data: bytes) -> bool:
-    return data.startswith(PREFIX) or data.startswith(LEGACY_PREFIX)
+    return data.startswith(PREFIXES)
 
 
 def body_of(data: bytes) -> bytes:

@@ -106,3 +106,44 @@ def test_redis_the_wire_reconnects_more_often_than_the_pool_allows_connections(r
         assert broker.stats([Q])[0].ready_total == 120
     finally:
         broker.close()
+
+
+def test_redis_replies_of_one_write_come_back_in_order_whatever_their_size(redis_url: str) -> None:
+    """Replies are read from the socket once and the rest taken from the reader's buffer: a
+    batch whose replies span several socket reads, with error replies among them, still gets
+    each reply in its place, and the connection stays in step for the next call."""
+    broker = brokers.from_url(redis_url)
+    wire = broker.wire  # type: ignore[attr-defined]
+    big = b"x" * 300_000  # several times the parser's 64 KiB read buffer
+    try:
+        replies = wire.call([("SET", "wire-big", big), ("GET", "wire-big"), ("INCR", "wire-big"),
+                             ("GET", "wire-missing"), ("RPUSH", "wire-list", b"a", b"b"),
+                             ("LRANGE", "wire-list", 0, -1), ("GET", "wire-big"), ("DEL", "wire-list")],
+                            raise_on_error=False)
+        assert replies[0] in (b"OK", "OK")
+        assert replies[1] == big and replies[6] == big
+        assert "not an integer" in str(replies[2])
+        assert replies[3] is None
+        assert replies[4] == 2 and replies[5] == [b"a", b"b"] and replies[7] == 1
+        with pytest.raises(Exception, match="not an integer"):
+            wire.call([("INCR", "wire-big"), ("GET", "wire-missing")])
+        assert wire.call([("GET", "wire-missing"), ("STRLEN", "wire-big")]) == [None, len(big)]
+    finally:
+        broker.close()
+
+
+def test_redis_result_commands_packed_ahead_are_the_bytes_hiredis_packs() -> None:
+    """A finished batch's result commands are packed by the result store, not by hiredis: they
+    must be the very bytes hiredis makes of the same commands, with and without expiry, for
+    ready and not-ready states, and for ids that are not ASCII."""
+    import hiredis
+
+    from celeriac.engines.redis.results import RedisBackend, packed_commands
+
+    records = [("6f1c0c8e-1b7a-4c1e-9e57-0d2f4b1d5a11", b'{"status":"SUCCESS","result":null}', True),
+               ("started-one", b'{"status":"STARTED"}', False),
+               ("caf\u00e9-\u00fcber-\u4e2d", b"", True),
+               ("x" * 300, b"\x00\r\n$3\r\n" * 50, True)]
+    for ttl in (86_400_000, 1, 0):
+        expected = [hiredis.pack_command(tuple(c)) for c in RedisBackend.tuple_commands(records, ttl)]
+        assert packed_commands(records, ttl) == expected, ttl

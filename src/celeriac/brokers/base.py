@@ -43,6 +43,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .coordination import Coordination
 
 PRIORITY_LEVELS = 10  # 0..9, higher first, as on RabbitMQ
@@ -54,12 +56,14 @@ def clamp_priority(priority: int | None) -> int:
     return 0 if priority < 0 else 9 if priority > 9 else int(priority)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True):
     """One message handed to one consumer.
 
     ``tag`` is the broker's handle for this hand-out (opaque to callers). ``redeliveries`` counts
     earlier hand-outs of the same message whose consumer died before finishing it.
+
+    A frozen Struct rather than a frozen dataclass: one is made per task, and the dataclass's
+    ``__init__`` (Python, through ``object.__setattr__``) cost 8,700 instructions against 1,000.
     """
 
     queue: str

@@ -359,12 +359,14 @@ class Consumer:
         self._sync_control()
         # Shown in the task-received event and the slot that `inspect active` reads: built once.
         shown = self._shown(task, envelope)
-        if self.events:
-            self._event("task-received", envelope, args=shown[0], kwargs=shown[1], retries=envelope.retries,
-                        eta=envelope.eta, expires=envelope.expires, queue=delivery.queue,
-                        priority=delivery.priority, sent=envelope.sent, client=envelope.origin,
-                        root_id=envelope.root_id, parent_id=envelope.parent_id,
-                        call=call_json(envelope.args, envelope.kwargs, self.redacting and self.redactor, task))
+        if self.events:  # not through _event: no keyword dict and no frame more, once per task
+            self.flusher.event(TaskEvent(
+                "task-received", envelope.id, envelope.task, self.hostname, time.time(), self.pid,
+                args=shown[0], kwargs=shown[1], retries=envelope.retries, eta=envelope.eta,
+                expires=envelope.expires, queue=delivery.queue, priority=delivery.priority,
+                sent=envelope.sent, client=envelope.origin, root_id=envelope.root_id,
+                parent_id=envelope.parent_id,
+                call=call_json(envelope.args, envelope.kwargs, self.redacting and self.redactor, task)))
         if envelope.expires is not None and self.clock.now() > envelope.expires:
             logger.info("Discarding expired task %s[%s]", envelope.task, envelope.id)
             self._finish_without_running(task, delivery, envelope, states.REVOKED, "expired")
@@ -522,7 +524,8 @@ class Consumer:
                 chord = envelope.flow.chord
                 info["ch"] = [chord.id, chord.queue, chord.priority]
             self.slots.begin(slot, info, hard + grace if hard else None)
-        self._event("task-started", envelope)
+        if self.events:
+            self.flusher.event(TaskEvent("task-started", task_id, name, self.hostname, time.time(), self.pid))
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
         return context, bool(acks_late), hard, soft
@@ -532,8 +535,8 @@ class Consumer:
         name, task_id = context.task, context.id
         records: list[tuple[str, bytes, bool]] = []
         ignore = context.ignore_result or task.option("ignore_result", "task_ignore_result")
-        store_errors = task.option("store_errors_even_if_ignored", "task_store_errors_even_if_ignored")
-        if outcome.state != IGNORED and (not ignore or (store_errors and outcome.state == states.FAILURE)):
+        if outcome.state != IGNORED and (not ignore or (outcome.state == states.FAILURE and task.option(
+                "store_errors_even_if_ignored", "task_store_errors_even_if_ignored"))):
             state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
@@ -548,7 +551,11 @@ class Consumer:
                          outcome.traceback or "")
         elif state == states.REJECTED:
             logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
-        if self.events:
+        if self.events and state == states.SUCCESS:  # the common event, without _outcome_event's frames
+            envelope = context.envelope
+            self.flusher.event(TaskEvent("task-succeeded", envelope.id, envelope.task, self.hostname, time.time(),
+                                         self.pid, runtime=outcome.runtime, result=safe_repr(outcome.result)))
+        elif self.events:
             self._outcome_event(context.envelope, outcome)
         send_postrun(task, context, outcome)
         if context.envelope.flow is not None:  # canvas: links, the chain's next step, a chord's count

@@ -65,7 +65,8 @@ class Flusher:
     # -- called from the task thread ------------------------------------------------------------
     def _push(self, op: tuple[Any, ...]) -> None:
         self._ops.append(op)
-        self._wake()
+        if self._idle:  # tested here, not in a call: four times per task
+            self._wake()
 
     def fetched_under(self, epoch: int) -> None:
         """The consumer fetched under lease ``epoch``: what it pushes from now on belongs to it."""
@@ -78,12 +79,16 @@ class Flusher:
         # what was just appended, or we see _idle and wake it.
         if self._idle:
             with self._cond:
+                # Woken: until it is idle again (it checks for work after saying so), what is
+                # appended meanwhile is seen without another notify (Condition.notify is Python).
+                self._idle = False
                 self._cond.notify()
 
     def event(self, data: bytes | TaskEvent) -> None:
         """Queue one event; events are written after the results of the same batch."""
         self._events.append(data)
-        self._wake()
+        if self._idle:
+            self._wake()
 
     def finish(self, delivery: Delivery, records: list[Record]) -> None:
         """Store ``records``, then ack ``delivery``."""

@@ -51,6 +51,7 @@ LEASE = struct.Struct("<dQ")  # surely held until (monotonic), epoch
 #: showed a running task as not running (``inspect active``, hard limits, a lost child's task).
 READ_PATIENCE = 0.05
 BROKER = struct.Struct("<Q")  # how many times the broker's lineage changed
+U64 = struct.Struct("<Q")  # compiled once: struct's module functions look the format up per call
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -114,7 +115,7 @@ class Slots:
         payload = fit(info)
         offset = index * SLOT_SIZE
         seq, _, _, _, _, processed, failed = HEADER.unpack_from(self._map, offset)
-        struct.pack_into("<Q", self._map, offset, seq + 1)
+        U64.pack_into(self._map, offset, seq + 1)
         self._map[offset + HEADER.size: offset + HEADER.size + len(payload)] = payload
         HEADER.pack_into(self._map, offset, seq + 2, time.monotonic(), hard_limit or 0.0, len(payload), 0,
                          processed, failed)
@@ -195,12 +196,13 @@ class Slots:
         struct.pack_into("<d", self._map, self._lease_offset, held_until)
 
     def lease_epoch(self) -> int:
-        return int(struct.unpack_from("<Q", self._map, self._lease_offset + 8)[0])
+        return int(U64.unpack_from(self._map, self._lease_offset + 8)[0])
 
     def lease_doubtful(self, epoch: int) -> bool:
         """Whether what was fetched at ``epoch`` might no longer be this worker's."""
-        until = struct.unpack_from("<d", self._map, self._lease_offset)[0]
-        return time.monotonic() > until or self.lease_epoch() != epoch
+        # One read of both, in field order: the time before the epoch, as lease_renewed needs.
+        until, current = LEASE.unpack_from(self._map, self._lease_offset)
+        return bool(time.monotonic() > until or current != epoch)
 
     # -- the broker word ------------------------------------------------------------------------
     def broker_changed(self) -> None:
@@ -222,7 +224,7 @@ class Slots:
         PAGE_HEADER.pack_into(self._map, self._page_offset, generation + 1, len(data))
 
     def generation(self) -> int:
-        return int(struct.unpack_from("<Q", self._map, self._page_offset)[0])
+        return int(U64.unpack_from(self._map, self._page_offset)[0])
 
     def control_state(self) -> tuple[int, dict[str, Any]]:
         generation, length = PAGE_HEADER.unpack_from(self._map, self._page_offset)

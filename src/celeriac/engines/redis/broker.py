@@ -21,7 +21,7 @@ from .delayed import RedisDelayed
 from .layout import CLUSTER_BLOCK_MS, DEAD_LETTER_CAP, GROUP, flat_deliveries
 from .leases import RedisLeases
 from .shards import encode_tag
-from .wire import Command
+from .wire import Command, Packed
 
 if TYPE_CHECKING:
     from .cluster_wire import ClusterWire
@@ -93,12 +93,24 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
             if self._shards and queue in self._shards:
                 got.extend(self._fetch_shards(queue, consumer, count - len(got)))
                 continue
-            flat = self.wire.evalsha(self.script("fetch"), self.keys(queue).streams_desc,
-                                     (GROUP, consumer, count - len(got)))
+            flat = self.wire.call([self._fetch_command(queue, consumer, count - len(got))])[0]
             got.extend(flat_deliveries(queue, flat))
         if got or timeout <= 0:
             return got
         return self._block(queues, consumer, count, timeout)
+
+    def _fetch_command(self, queue: str, consumer: str, count: int) -> Command:
+        """The fetch script's call: a consumer sends the same few again and again, so on one
+        server each is made and packed once (``Packed``)."""
+        if self.cluster:
+            return self.wire.script(self.script("fetch"), self.keys(queue).streams_desc, (GROUP, consumer, count))
+        command = self._fetch_commands.get((queue, consumer, count))
+        if command is None:
+            command = Packed(self.wire.script(self.script("fetch"), self.keys(queue).streams_desc,
+                                              (GROUP, consumer, count)))
+            if len(self._fetch_commands) < 1024:  # a process fetching for ever-new consumer names
+                self._fetch_commands[(queue, consumer, count)] = command
+        return command
 
     def _fetch_shards(self, queue: str, consumer: str, count: int) -> list[Delivery]:
         """Lease from a sharded queue: ask every shard (one round trip per node) for its highest
@@ -198,7 +210,7 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
         if records:
             if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
                     and not self.cluster:
-                commands.extend(backend.commands(records))
+                commands.extend(backend.commands(records, packed=True))
             else:
                 # On a cluster the results live on other nodes than the acks, and nodes keep
                 # no order between them: the results are stored first, in a round trip of theirs.

@@ -25,7 +25,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.crc import key_slot
 
-from .wire import Command, reply_lost
+from .wire import Command, read_replies, reply_lost
 
 _pack = hiredis.pack_command
 REDIRECTS = 5  # MOVED / ASK hops one command may take before the error reaches the caller
@@ -233,13 +233,7 @@ class ClusterWire:
 
     @staticmethod
     def _read(conn: Any, count: int) -> list[Any]:
-        read: list[Any] = []
-        for _ in range(count):
-            try:
-                read.append(conn.read_response(disable_decoding=True))
-            except redis.exceptions.ResponseError as exc:
-                read.append(exc)
-        return read
+        return read_replies(conn, count)
 
     @staticmethod
     def _strip_asking(read: list[Any], indexes: list[int], asked: dict[int, Any]) -> list[Any]:

@@ -38,7 +38,7 @@ from ...brokers.base import PRIORITY_LEVELS, Broker, Delivery
 from .coord import RedisCoordination
 from .durable import Durability
 from .shards import decode_tag, encode_tag, parse_queue_shards, shard_names
-from .wire import Connections
+from .wire import Command, Connections
 
 GROUP = "celeriac"
 BLOCK_GRANULARITY = 0.11  # how late Redis may end a blocking command's timeout (1 / hz + slack)
@@ -100,6 +100,7 @@ class RedisLayout(RedisCoordination, Broker):
         self._shards = parse_queue_shards(transport_options)
         self._physical: dict[str, list[str]] = {}
         self._spread: dict[str, int] = {}
+        self._fetch_commands: dict[tuple[str, str, int], Command] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property

@@ -30,6 +30,34 @@ def done_key(task_id: str) -> str:
     return f"celeriac-task-done-{{{task_id}}}"
 
 
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def packed_commands(records: Sequence[tuple[str, bytes, bool]], ttl: int) -> list[Command]:
+    """What ``commands`` gives, as the RESP bytes hiredis would pack each command into (one
+    server: the wire sends bytes as they are). Formatted here in one step per command: hiredis
+    formats every argument's length through sprintf, and a finished task's SET, RPUSH and
+    PEXPIRE cost about 20,000 instructions that way, against some 8,000 here."""
+    px = b"$2\r\nPX\r\n" + _bulk(b"%d" % ttl) if ttl else b""
+    set_head = b"*5\r\n$3\r\nSET\r\n" if ttl else b"*3\r\n$3\r\nSET\r\n"
+    pexpire_ttl = _bulk(b"%d" % ttl)
+    out: list[Command] = []
+    for task_id, data, ready in records:
+        if type(data) is not bytes:  # only bytes are packed here; anything else as hiredis does it
+            out += RedisBackend.tuple_commands([(task_id, data, ready)], ttl)
+            continue
+        tag = task_id.encode()
+        meta = b"celeriac-task-meta-{" + tag + b"}"  # meta_key / done_key, as bytes
+        out.append(b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n%b" % (set_head, len(meta), meta, len(data), data, px))
+        if ready:
+            done = _bulk(b"celeriac-task-done-{" + tag + b"}")
+            out.append(b"*3\r\n$5\r\nRPUSH\r\n%b$1\r\n1\r\n" % done)
+            if ttl:
+                out.append(b"*3\r\n$7\r\nPEXPIRE\r\n%b%b" % (done, pexpire_ttl))
+    return out
+
+
 class RedisBackend(ResultBackend):
     schemes = ("redis", "rediss", "unix", "sentinel", "rediscluster", "redisclusters")
 
@@ -54,10 +82,16 @@ class RedisBackend(ResultBackend):
         except (redis.exceptions.ConnectionError, *CLUSTER_UNAVAILABLE) as exc:
             raise BrokerError(f"cannot reach result store at {redact_url(self.url)}: {exc}") from None
 
-    def commands(self, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
+    def commands(self, records: Sequence[tuple[str, bytes, bool]], packed: bool = False) -> list[Command]:
         """The commands storing ``records``, in order (sent together with the broker's acks
-        when both live on one Redis)."""
+        when both live on one Redis). ``packed``: as the bytes the wire sends (one server)."""
         ttl = self.ttl_ms()
+        if packed:
+            return packed_commands(records, ttl)
+        return self.tuple_commands(records, ttl)
+
+    @staticmethod
+    def tuple_commands(records: Sequence[tuple[str, bytes, bool]], ttl: int) -> list[Command]:
         expiry = ("PX", ttl) if ttl else ()
         out: list[Command] = []
         for task_id, data, ready in records:

@@ -25,9 +25,16 @@ if TYPE_CHECKING:
 
 from .connect import is_cluster, make_client, server_of
 
-Command = Sequence[Any]
+try:  # what redis-py's hiredis reader returns when a reply is not all in its buffer yet
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _PARTIAL
+except ImportError:  # an older redis-py, whose reader says False: every reply through read_response
+    _PARTIAL = None
+
+Command = Sequence[Any]  # a command and its arguments, or (one server) its RESP bytes, packed already
 
 _pack = hiredis.pack_command
+_PUSH = getattr(hiredis, "PushNotification", ())
+_PLAIN_REPLIES = frozenset({bytes, int, type(None)})
 
 # How long a caller may poll for its reply before it sleeps in the kernel. A local server
 # answers a small command in tens of microseconds, while waking a thread that slept costs as
@@ -81,6 +88,51 @@ class _Held:
             self.conn.disconnect()  # only closes our copy of the socket in a forked child
         except Exception:
             pass
+
+
+class Packed(tuple[Any, ...]):
+    """A command made once and sent many times (a pool process's fetch), with its RESP bytes
+    packed once: a fetch names ten streams, and hiredis formats each argument through sprintf."""
+
+    packed: bytes
+
+    def __new__(cls, command: Command) -> Packed:
+        self = super().__new__(cls, command)
+        self.packed = _pack(tuple(command))
+        return self
+
+
+def read_replies(conn: Any, count: int) -> list[Any]:
+    """The next ``count`` replies on ``conn``, an error reply as its ``ResponseError``.
+
+    The first reply needs a read from the socket, which redis-py's ``read_response`` does
+    (timeouts, disconnects, push messages); the rest of a batch is then usually in the hiredis
+    reader's buffer already, and taking it from there directly skips redis-py's four Python
+    layers per reply: a finished batch is three replies per task (``benchmarks/README.md``)."""
+    parser = conn._parser
+    reader = getattr(parser, "_reader", None) if _PARTIAL is not None else None
+    replies: list[Any] = []
+    append = replies.append
+    while len(replies) < count:
+        reply = reader.gets(False) if reader is not None else _PARTIAL
+        if type(reply) in _PLAIN_REPLIES:  # bytes, integers, nil: most replies
+            append(reply)
+        elif reply is _PARTIAL:
+            try:
+                append(conn.read_response(disable_decoding=True))
+            except redis.exceptions.ResponseError as exc:
+                append(exc)
+            if reader is not None:  # read_response may have reconnected (or a push handler)
+                reader = getattr(parser, "_reader", None)
+        elif isinstance(reply, _PUSH):  # what read_response does with one: hand it over, read on
+            parser.handle_push_response(reply)
+        elif isinstance(reply, redis.exceptions.ConnectionError):
+            raise reply  # as read_response raises it (a server still LOADING, say)
+        elif type(reply) is list and reply and isinstance(reply[0], redis.exceptions.ConnectionError):
+            raise reply[0]
+        else:
+            append(reply)
+    return replies
 
 
 class Wire:
@@ -154,18 +206,15 @@ class Wire:
         conn = self._conn()
         written = False
         try:
-            conn.send_packed_command([b"".join([_pack(tuple(c)) for c in commands])])
+            # A command given as bytes was packed by its maker (results.packed_commands).
+            conn.send_packed_command([b"".join([c if type(c) is bytes else c.packed if type(c) is Packed
+                                                else _pack(tuple(c)) for c in commands])])
             written = True
             if spin and self._local.spin:
                 deadline = time.perf_counter() + SPIN_SECONDS
                 while not conn.can_read(0) and time.perf_counter() < deadline:
                     pass
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response(disable_decoding=True))
-                except redis.exceptions.ResponseError as exc:
-                    replies.append(exc)
+            replies = read_replies(conn, len(commands))
         except BaseException as exc:
             # A connection error, or anything that interrupted us mid-reply (a soft time limit's
             # SIGALRM in a task that was enqueueing): replies may be left unread, and the next
