@@ -572,5 +572,21 @@ class Consumer:
                 self.flusher.requeue(delivery, records)
             else:
                 self.flusher.dead_letter(delivery, f"rejected by the task: {outcome.exc}", records)
+        elif state == states.FAILURE and not task.option("acks_on_failure_or_timeout",
+                                                         "task_acks_on_failure_or_timeout"):
+            self._dead_letter_failed(delivery, context, outcome, records)
         else:
             self.flusher.finish(delivery, records)
+
+    def _dead_letter_failed(self, delivery: Delivery, context: Any, outcome: Outcome,
+                            records: list[tuple[str, bytes, bool]]) -> None:
+        """acks_on_failure_or_timeout=False: Celery rejects the message without requeue (to a
+        dead-letter exchange on RabbitMQ); here it goes to the queue's dead letters, where it
+        can be requeued by hand. The FAILURE is stored all the same."""
+        exc = outcome.exc
+        reason = f"task failed ({type(exc).__name__}: {str(exc)[:500]}) and acks_on_failure_or_timeout is off"
+        logger.warning("Task %s[%s] dead-lettered: %s", context.task, context.id, reason)
+        self.flusher.dead_letter(delivery, reason, records)
+        if self.events:
+            self.flusher.event(event("task-dead-lettered", uuid=context.id, name=context.task,
+                                     hostname=self.hostname, reason=reason, queue=delivery.queue))
