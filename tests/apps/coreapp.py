@@ -228,3 +228,9 @@ def hard_limited_unacked():
         except SoftTimeLimitExceeded:
             pass
     return "should never get here"
+
+
+@app.task(acks_late=False)
+def early_acked(tag):
+    mark("early", tag)
+    return tag

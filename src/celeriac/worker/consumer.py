@@ -499,13 +499,11 @@ class Consumer:
         ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft)."""
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
-        # Broker writes come before the slot is taken: if one fails, the task has not started
+        # STARTED is stored before the slot is taken: if that fails, the task has not started
         # and goes back to the queue (see _broker_lost).
         if task.option("track_started", "task_track_started") and not envelope.ignore_result:
             self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
                                name=name, worker=self.hostname, retries=envelope.retries)
-        if not acks_late:
-            self.broker.ack([delivery])  # at-most-once, as the task asked
         context = self._request(envelope, delivery)
         limits = self.time_limits_for(task)
         hard = envelope.time_limit or limits[0]
@@ -522,10 +520,25 @@ class Consumer:
                 chord = envelope.flow.chord
                 info["ch"] = [chord.id, chord.queue, chord.priority]
             self.slots.begin(slot, info, hard + grace if hard else None)
+        if not acks_late:
+            self._ack_early(delivery, slot)
         self._event("task-started", envelope)
         if logger.isEnabledFor(logging.INFO):
             logger.info("Task %s[%s] received", name, task_id)
         return context, bool(acks_late), hard, soft
+
+    def _ack_early(self, delivery: Delivery, slot: int) -> None:
+        """acks_late=False: at-most-once, as the task asked. The slot is written first, so the
+        task is in ``inspect active`` (and the supervisor's view) the moment its message stops
+        being leased, never in neither; a process that dies now has its task recorded as lost
+        (WorkerLostError), as after the ack. A failed ack clears the slot again: the task has
+        not started and goes back to the queue (see _broker_lost)."""
+        try:
+            self.broker.ack([delivery])
+        except BrokerError:
+            if self.slots is not None:
+                self.slots.clear(slot)
+            raise
 
     def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
                   acks_late: bool) -> None:
