@@ -107,7 +107,7 @@ def test_a_failed_early_ack_clears_the_slot_and_the_task_runs_once_later(app, ma
 
     slots = Slots(2)
     client = redis.Redis.from_url(own_redis.url)
-    first = coreapp.sleep.delay(0.5, "first")
+    coreapp.sleep.delay(0.5, "first")
     early = coreapp.early_acked.delay("early")
     pid, go = _fork(app, slots, pool)
     try:
