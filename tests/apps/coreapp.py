@@ -7,6 +7,7 @@ CELERIAC_TEST_DIR: one line appended per run, which survives the process that wr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -234,3 +235,13 @@ def hard_limited_unacked():
 def early_acked(tag):
     mark("early", tag)
     return tag
+
+
+@app.task
+async def ticker(seconds):
+    """Marks the time every 50 ms on its event loop (-P asyncio): a gap is the loop blocked."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        mark("tick", f"{time.monotonic():.3f}")
+        await asyncio.sleep(0.05)
+    return "ticked"

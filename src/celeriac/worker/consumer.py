@@ -494,14 +494,16 @@ class Consumer:
         self._conclude(task, delivery, context, outcome, acks_late)
 
     def _start(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
-               shown: tuple[str, str], slot: int, grace: float = 0.0) -> tuple[Any, bool, float | None, float | None]:
+               shown: tuple[str, str], slot: int, grace: float = 0.0,
+               writes: bool = True) -> tuple[Any, bool, float | None, float | None]:
         """Everything up to the call: STARTED, the early ack, the slot (its hard limit plus
-        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft)."""
+        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft).
+        ``writes=False``: only the slot; the caller does the rest (-P asyncio, off its loop)."""
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
         # STARTED is stored before the slot is taken: if that fails, the task has not started
         # and goes back to the queue (see _broker_lost).
-        if task.option("track_started", "task_track_started") and not envelope.ignore_result:
+        if writes and task.option("track_started", "task_track_started") and not envelope.ignore_result:
             self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
                                name=name, worker=self.hostname, retries=envelope.retries)
         context = self._request(envelope, delivery)
@@ -520,11 +522,12 @@ class Consumer:
                 chord = envelope.flow.chord
                 info["ch"] = [chord.id, chord.queue, chord.priority]
             self.slots.begin(slot, info, hard + grace if hard else None)
-        if not acks_late:
-            self._ack_early(delivery, slot)
-        self._event("task-started", envelope)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("Task %s[%s] received", name, task_id)
+        if writes:
+            if not acks_late:
+                self._ack_early(delivery, slot)
+            self._event("task-started", envelope)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("Task %s[%s] received", name, task_id)
         return context, bool(acks_late), hard, soft
 
     def _ack_early(self, delivery: Delivery, slot: int) -> None:
