@@ -245,3 +245,9 @@ async def ticker(seconds):
         mark("tick", f"{time.monotonic():.3f}")
         await asyncio.sleep(0.05)
     return "ticked"
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False, time_limit=0.5)
+async def async_hard_limited_unacked():
+    await asyncio.sleep(10)  # -P asyncio: its hard limit is a cancellation, not a kill
+    return "should never get here"

@@ -91,3 +91,15 @@ def test_hard_time_limit_kill_is_dead_lettered_when_acks_on_failure_is_off(app, 
     # and requeued by hand it runs again.
     assert app.broker.retry_dead("celery") == 1
     wait_until(lambda: len(read_marks(marks, "hard_unacked")) == 2, 15, message="requeued task ran again")
+
+
+def test_asyncio_hard_limit_cancellation_is_dead_lettered_when_acks_on_failure_is_off(app, start_worker):
+    import coreapp
+
+    start_worker("-P", "asyncio", "-c", "1")
+    result = coreapp.async_hard_limited_unacked.delay()
+    with pytest.raises(RemoteTaskError, match="TimeLimitExceeded"):
+        result.get(timeout=15)
+    assert result.state == states.FAILURE
+    wait_until(lambda: result.id in _dead_by_id(app) and _settled(app), 10, message="dead-lettered")
+    assert "TimeLimitExceeded" in _dead_by_id(app)[result.id]
