@@ -129,3 +129,37 @@ def test_a_failed_early_ack_clears_the_slot_and_the_task_runs_once_later(app, ma
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_asyncio_terminate_while_the_early_ack_waits_records_it_revoked(app, marks, broker_url) -> None:
+    """revoke(terminate=True) reaches a task whose early ack is still being written (off the
+    event loop): it never runs, and it is recorded REVOKED (terminated)."""
+    import coreapp
+
+    slots = Slots(2)
+    client = redis.Redis.from_url(broker_url)
+    coreapp.sleep.delay(0.5, "first")
+    early = coreapp.early_acked.delay("early")
+    pid, go = _fork(app, slots, "asyncio")
+    try:
+        os.write(go, b"x")
+        os.close(go)
+        wait_until(lambda: any(line.startswith("first") for line in read_marks(marks, "started")), 20,
+                   message="the first task started")
+        client.execute_command("CLIENT", "PAUSE", int(PAUSE * 1000), "WRITE")
+        try:
+            wait_until(lambda: _in_slots(slots, early.id), PAUSE, interval=0.005,
+                       message="the early-acked task in its slot")
+            slots.flag_terminate(0, True)  # what the supervisor does for revoke(terminate=True)
+            wait_until(lambda: not _in_slots(slots, early.id), PAUSE - 1.0, message="its slot cleared")
+        finally:
+            client.execute_command("CLIENT", "UNPAUSE")
+        wait_until(lambda: early.state == "REVOKED", 10, message=f"recorded revoked {early.state} {read_marks(marks, 'early')}")
+        assert not slots.terminating(0)
+        time.sleep(0.5)
+        assert read_marks(marks, "early") == []
+    finally:
+        client.close()
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

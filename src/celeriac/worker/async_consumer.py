@@ -247,12 +247,15 @@ class AsyncConsumer(Consumer):
             if self.room is not None:
                 self.room.set()
             if isinstance(exc, asyncio.CancelledError) and slot in self.terminating:
-                # revoke(terminate=True) while its early ack was being written: it never ran.
+                # revoke(terminate=True) while its early ack was being written: it never ran. The
+                # ack goes on in its thread, so only the record is written here (a fenced finish
+                # would drop it once the message is acked); should the ack fail, the message,
+                # held by nobody here, is given back and then discarded as revoked.
                 self.terminating.discard(slot)
                 if self.slots is not None:
                     self.slots.clear(slot)
                     self.slots.flag_terminate(slot, False)
-                self._finish_without_running(task, delivery, envelope, states.REVOKED, "terminated")
+                self._finish_without_running(task, delivery, envelope, states.REVOKED, "terminated", ack=False)
             elif isinstance(exc, BrokerError):  # not started: it goes back to the queue
                 self.broker_lost = exc
             elif isinstance(exc, Exception):
