@@ -7,12 +7,23 @@ stored; False rejects the message without requeue, which celeriac maps to its de
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from celeriac import message, states
 from celeriac.exceptions import RemoteTaskError
 from celeriac.testing import wait_until
 from conftest import read_marks
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both brokers: Redis dead-letters what the supervisor knows only by its tag from the
+    stream entry, SQLite from its table."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/broker.db"
+    return str(request.getfixturevalue("redis_url"))
 
 
 def _dead_by_id(app: object) -> dict[str, str]:
