@@ -175,9 +175,8 @@ DECISIONS: dict[tuple[str, str], str] = {
        for n in ("--detach", "--logfile", "--loglevel", "--pidfile")},
     ("celery.Task", "retry_on_worker_lost"): "deliberately not: task_reject_on_worker_lost (on by default) runs "
                                              "the task again, capped by the poison-message redelivery limit",
-    **{("celery.Task", n): "deliberately not: a failed or timed-out task is acked once its FAILURE is stored "
-       "(Celery's default); raise Reject(requeue=True) to keep a message" for n in ("acks_on_failure",
-                                                                                 "acks_on_timeout")},
+    **{("celery.Task", n): "deliberately not: Celery 5.7's split of acks_on_failure_or_timeout, which celeriac "
+       "keeps as one switch" for n in ("acks_on_failure", "acks_on_timeout")},
     ("celery.Celery", "events"): "deliberately not: kombu's event Dispatcher/Receiver/State; read the stream with "
                                  "`celeriac events --dump` or app.broker.log_read(celeriac.events.EVENT_LOG)",
     **{(f"celery.result.{c}", n): "deliberately not: Celery's DependencyGraph for dot output; iterdeps/collect "

@@ -75,7 +75,7 @@ _INSTEAD: dict[str, str] = {
     "broker_pool_acquire_timeout": "each thread keeps its own broker connection",
     "control_": "remote control goes through a log in the broker; there are no exchanges or queues to set",
     "event_": "events go to a capped log in the broker (event_stream_max_bytes, event_stream_maxlen)",
-    "task_acks_on_": "acks follow task_acks_late and task_reject_on_worker_lost",
+    "task_acks_on_": "Celery 5.7's split of task_acks_on_failure_or_timeout, which celeriac keeps as one switch",
     "task_allow_error_cb_on_chord_header": "celeriac has no chords yet",
     "task_create_missing_queue": "queues are created when first used; there are no queue types",
     "task_default_delivery_mode": "the broker's durability decides (Redis persistence, broker_sqlite_durable)",

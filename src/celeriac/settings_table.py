@@ -76,7 +76,12 @@ SETTINGS: dict[str, Setting] = {
     "task_time_limit": _s(None, *_NUMBER),
     "task_soft_time_limit": _s(None, *_NUMBER),
     "task_acks_late": _s(True, bool, nullable=False),
-    "task_acks_on_failure_or_timeout": _s(True, bool, nullable=False),
+    "task_acks_on_failure_or_timeout": _s(
+        True, bool, nullable=False,
+        doc="with acks_late: off, a task that fails or hits a time limit has its message "
+            "dead-lettered with the exception as reason instead of acked (FAILURE is stored either "
+            "way; a lost process follows task_reject_on_worker_lost)",
+    ),
     "task_reject_on_worker_lost": _s(True, bool, nullable=False),
     "task_max_redeliveries": _s(
         3, int, nullable=False,

@@ -7,6 +7,7 @@ CELERIAC_TEST_DIR: one line appended per run, which survives the process that wr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -24,6 +25,8 @@ if os.environ.get("CELERIAC_TEST_EVENT_MAXLEN"):  # a tiny event log, so a test 
     app.conf.event_stream_maxlen = int(os.environ["CELERIAC_TEST_EVENT_MAXLEN"])
 if os.environ.get("CELERIAC_TEST_REDACT"):  # task_redact_args for the worker and dashboard processes
     app.conf.task_redact_args = os.environ["CELERIAC_TEST_REDACT"].split(",")
+if os.environ.get("CELERIAC_TEST_NO_ACKS_ON_FAILURE"):  # task_acks_on_failure_or_timeout=False app-wide
+    app.conf.task_acks_on_failure_or_timeout = False
 if os.environ.get("CELERIAC_TEST_SENTINEL_MASTER"):  # the broker URL is a sentinel:// one
     app.conf.broker_transport_options = {"master_name": os.environ["CELERIAC_TEST_SENTINEL_MASTER"]}
 if os.environ.get("CELERIAC_TEST_WAIT_REPLICAS"):  # enqueues (a task's retries too) wait for replicas
@@ -197,3 +200,54 @@ def hog(megabytes):
     """Keep memory after returning, as a leaky task would."""
     _hoard.append(bytearray(megabytes * 1024 * 1024))
     return os.getpid()
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False)
+def fail_unacked(message):
+    """Celery's acks_on_failure_or_timeout=False: a failure rejects the message (dead letters)."""
+    raise ValueError(message)
+
+
+@app.task(acks_late=False, acks_on_failure_or_timeout=False)
+def fail_early_acked(message):
+    """Acked before it ran: acks_on_failure_or_timeout has nothing left to decide."""
+    raise ValueError(message)
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False, soft_time_limit=0.3, time_limit=10)
+def soft_limited_unacked():
+    time.sleep(5)  # SoftTimeLimitExceeded is not caught: the task fails with it
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False, soft_time_limit=0.3, time_limit=1)
+def hard_limited_unacked():
+    mark("hard_unacked", str(os.getpid()))
+    deadline = time.time() + 10
+    while time.time() < deadline:  # swallows the soft limit: only the hard limit can stop it
+        try:
+            time.sleep(0.05)
+        except SoftTimeLimitExceeded:
+            pass
+    return "should never get here"
+
+
+@app.task(acks_late=False)
+def early_acked(tag):
+    mark("early", tag)
+    return tag
+
+
+@app.task
+async def ticker(seconds):
+    """Marks the time every 50 ms on its event loop (-P asyncio): a gap is the loop blocked."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        mark("tick", f"{time.monotonic():.3f}")
+        await asyncio.sleep(0.05)
+    return "ticked"
+
+
+@app.task(acks_late=True, acks_on_failure_or_timeout=False, time_limit=0.5)
+async def async_hard_limited_unacked():
+    await asyncio.sleep(10)  # -P asyncio: its hard limit is a cancellation, not a kill
+    return "should never get here"

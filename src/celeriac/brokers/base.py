@@ -193,7 +193,9 @@ class Broker(Coordination):
 
     @abc.abstractmethod
     def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        """Move these deliveries' messages to their queue's dead letters with ``reason``."""
+        """Move these deliveries' messages to their queue's dead letters with ``reason``. The
+        message moved is the one the broker holds: a delivery known only by its tag (an empty
+        body, as the supervisor knows a killed process's task) is dead-lettered whole."""
 
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:

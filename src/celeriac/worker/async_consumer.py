@@ -12,6 +12,7 @@ was prefetched (returned uncharged).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -217,7 +218,9 @@ class AsyncConsumer(Consumer):
              shown: tuple[str, str]) -> None:
         slot = self.free.pop()
         delay, self.start_delay = self.start_delay, 0.0
-        if delay > 0:  # its rate-limit slot is near: hold the slot, start then (not yet charged)
+        # Its rate-limit slot is near (hold the slot, start then, not yet charged), or it writes
+        # to the broker before it runs: either wait is its own coroutine's, never the loop's.
+        if delay > 0 or self._writes_at_start(task, envelope):
             self.running[slot] = asyncio.get_running_loop().create_task(
                 self._start_later(delay, task, delivery, envelope, shown, slot))
             self.holding[slot] = delivery
@@ -234,15 +237,26 @@ class AsyncConsumer(Consumer):
     async def _start_later(self, delay: float, task: Task[Any, Any], delivery: Delivery,
                            envelope: message.Envelope, shown: tuple[str, str], slot: int) -> None:
         try:
-            await asyncio.sleep(delay)
-            context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            context, acks_late, hard, soft = await self._start_off_loop(task, delivery, envelope, shown, slot)
         except BaseException as exc:
             del self.running[slot]
             del self.holding[slot]
             self.free.append(slot)
             if self.room is not None:
                 self.room.set()
-            if isinstance(exc, BrokerError):  # not started: it goes back to the queue
+            if isinstance(exc, asyncio.CancelledError) and slot in self.terminating:
+                # revoke(terminate=True) while its early ack was being written: it never ran. The
+                # ack goes on in its thread, so only the record is written here (a fenced finish
+                # would drop it once the message is acked); should the ack fail, the message,
+                # held by nobody here, is given back and then discarded as revoked.
+                self.terminating.discard(slot)
+                if self.slots is not None:
+                    self.slots.clear(slot)
+                    self.slots.flag_terminate(slot, False)
+                self._finish_without_running(task, delivery, envelope, states.REVOKED, "terminated", ack=False)
+            elif isinstance(exc, BrokerError):  # not started: it goes back to the queue
                 self.broker_lost = exc
             elif isinstance(exc, Exception):
                 logger.exception("internal error handling message %s", delivery.tag)
@@ -251,6 +265,31 @@ class AsyncConsumer(Consumer):
                 raise
             return
         await self._execute(task, delivery, context, acks_late, slot, soft, hard)
+
+    @staticmethod
+    def _writes_at_start(task: Task[Any, Any], envelope: message.Envelope) -> bool:
+        return not task.option("acks_late", "task_acks_late") or bool(
+            task.option("track_started", "task_track_started") and not envelope.ignore_result)
+
+    async def _start_off_loop(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
+                              shown: tuple[str, str], slot: int) -> tuple[Any, bool, float | None, float | None]:
+        """Consumer._start with its broker writes in the sync-task executor, in the same order
+        (STARTED, the slot, the early ack, then the event) and with the same meaning (a failed
+        write: not started). That executor has a thread per slot and this slot's task does not
+        run yet, so a thread is free; the loop and the other tasks go on meanwhile."""
+        loop = asyncio.get_running_loop()
+        if task.option("track_started", "task_track_started") and not envelope.ignore_result:
+            await loop.run_in_executor(None, functools.partial(
+                self.backend.store, envelope.id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
+                name=envelope.task, worker=self.hostname, retries=envelope.retries))
+        context, acks_late, hard, soft = self._start(task, delivery, envelope, shown, slot, HARD_GRACE,
+                                                     writes=False)
+        if not acks_late:
+            await loop.run_in_executor(None, self._ack_early, delivery, slot)
+        self._event("task-started", envelope)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("Task %s[%s] received", envelope.task, envelope.id)
+        return context, acks_late, hard, soft
 
     async def _execute(self, task: Task[Any, Any], delivery: Delivery, context: Context, acks_late: bool,
                        slot: int, soft: float | None, hard: float | None) -> None:

@@ -496,18 +496,18 @@ class Consumer:
         self._conclude(task, delivery, context, outcome, acks_late)
 
     def _start(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
-               shown: tuple[str, str], slot: int, grace: float = 0.0) -> tuple[Any, bool, float | None, float | None]:
+               shown: tuple[str, str], slot: int, grace: float = 0.0,
+               writes: bool = True) -> tuple[Any, bool, float | None, float | None]:
         """Everything up to the call: STARTED, the early ack, the slot (its hard limit plus
-        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft)."""
+        ``grace`` is when the supervisor kills), the event. Returns (request, acks_late, hard, soft).
+        ``writes=False``: only the slot; the caller does the rest (-P asyncio, off its loop)."""
         name, task_id = envelope.task, envelope.id
         acks_late = task.option("acks_late", "task_acks_late")
-        # Broker writes come before the slot is taken: if one fails, the task has not started
+        # STARTED is stored before the slot is taken: if that fails, the task has not started
         # and goes back to the queue (see _broker_lost).
-        if task.option("track_started", "task_track_started") and not envelope.ignore_result:
+        if writes and task.option("track_started", "task_track_started") and not envelope.ignore_result:
             self.backend.store(task_id, states.STARTED, {"pid": os.getpid(), "hostname": self.hostname},
                                name=name, worker=self.hostname, retries=envelope.retries)
-        if not acks_late:
-            self.broker.ack([delivery])  # at-most-once, as the task asked
         context = self._request(envelope, delivery)
         limits = self.time_limits_for(task)
         hard = envelope.time_limit or limits[0]
@@ -524,11 +524,27 @@ class Consumer:
                 chord = envelope.flow.chord
                 info["ch"] = [chord.id, chord.queue, chord.priority]
             self.slots.begin(slot, info, hard + grace if hard else None)
-        if self.events:
-            self.flusher.event(TaskEvent("task-started", task_id, name, self.hostname, time.time(), self.pid))
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("Task %s[%s] received", name, task_id)
+        if writes:
+            if not acks_late:
+                self._ack_early(delivery, slot)
+            if self.events:
+                self.flusher.event(TaskEvent("task-started", task_id, name, self.hostname, time.time(), self.pid))
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("Task %s[%s] received", name, task_id)
         return context, bool(acks_late), hard, soft
+
+    def _ack_early(self, delivery: Delivery, slot: int) -> None:
+        """acks_late=False: at-most-once, as the task asked. The slot is written first, so the
+        task is in ``inspect active`` (and the supervisor's view) the moment its message stops
+        being leased, never in neither; a process that dies now has its task recorded as lost
+        (WorkerLostError), as after the ack. A failed ack clears the slot again: the task has
+        not started and goes back to the queue (see _broker_lost)."""
+        try:
+            self.broker.ack([delivery])
+        except BrokerError:
+            if self.slots is not None:
+                self.slots.clear(slot)
+            raise
 
     def _conclude(self, task: Task[Any, Any], delivery: Delivery, context: Any, outcome: Outcome,
                   acks_late: bool) -> None:
@@ -540,17 +556,7 @@ class Consumer:
             state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
-        if state == states.SUCCESS:
-            logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
-        elif state == states.RETRY:
-            logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
-        elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
-            logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
-        elif state == states.FAILURE:
-            logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc,
-                         outcome.traceback or "")
-        elif state == states.REJECTED:
-            logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
+        _log_outcome(task, name, task_id, outcome)
         if self.events and state == states.SUCCESS:  # the common event, without _outcome_event's frames
             envelope = context.envelope
             self.flusher.event(TaskEvent("task-succeeded", envelope.id, envelope.task, self.hostname, time.time(),
@@ -579,5 +585,36 @@ class Consumer:
                 self.flusher.requeue(delivery, records)
             else:
                 self.flusher.dead_letter(delivery, f"rejected by the task: {outcome.exc}", records)
+        elif state == states.FAILURE and not task.option("acks_on_failure_or_timeout",
+                                                         "task_acks_on_failure_or_timeout"):
+            self._dead_letter_failed(delivery, context, outcome, records)
         else:
             self.flusher.finish(delivery, records)
+
+    def _dead_letter_failed(self, delivery: Delivery, context: Any, outcome: Outcome,
+                            records: list[tuple[str, bytes, bool]]) -> None:
+        """acks_on_failure_or_timeout=False: Celery rejects the message without requeue (to a
+        dead-letter exchange on RabbitMQ); here it goes to the queue's dead letters, where it
+        can be requeued by hand. The FAILURE is stored all the same."""
+        exc = outcome.exc
+        reason = f"task failed ({type(exc).__name__}: {str(exc)[:500]}) and acks_on_failure_or_timeout is off"
+        logger.warning("Task %s[%s] dead-lettered: %s", context.task, context.id, reason)
+        self.flusher.dead_letter(delivery, reason, records)
+        if self.events:
+            self.flusher.event(event("task-dead-lettered", uuid=context.id, name=context.task,
+                                     hostname=self.hostname, reason=reason, queue=delivery.queue))
+
+
+def _log_outcome(task: Task[Any, Any], name: str, task_id: str, outcome: Outcome) -> None:
+    """The worker log's line for how a task ended, in Celery's words."""
+    state = outcome.state
+    if state == states.SUCCESS:
+        logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
+    elif state == states.RETRY:
+        logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
+    elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
+        logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
+    elif state == states.FAILURE:
+        logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc, outcome.traceback or "")
+    elif state == states.REJECTED:
+        logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)

@@ -90,11 +90,19 @@ class LossRecorder:
         limit = float(info.get("hard") or running.hard_limit)
         exc = TimeLimitExceeded(f"TimeLimitExceeded({limit:g})")
         logger.error("Hard time limit (%gs) exceeded for %s[%s]", limit, info["name"], info["id"])
-        self._store_failure(info["id"], info["name"], exc, f"TimeLimitExceeded: hard time limit "
-                            f"({limit:g}s) exceeded; the process running it was killed",
-                            self._chord(info))
-        self.broker.ack([self._delivery(running)])
-        self._task_event("task-failed", info, exception=repr(exc))
+        why = f"TimeLimitExceeded: hard time limit ({limit:g}s) exceeded; the process running it was killed"
+        self._store_failure(info["id"], info["name"], exc, why, self._chord(info))
+        task = self.app.tasks.get(info["name"])
+        if info.get("al") and task is not None and not task.option("acks_on_failure_or_timeout",
+                                                                   "task_acks_on_failure_or_timeout"):
+            # Dead-lettered, not requeued as Celery does: a task that always overruns its limit
+            # would otherwise run forever (docs/differences.md).
+            self.broker.dead_letter([self._delivery(running)], f"{why}; acks_on_failure_or_timeout is off")
+            self._task_event("task-failed", info, exception=repr(exc))
+            self._task_event("task-dead-lettered", info, reason=why)
+        else:
+            self.broker.ack([self._delivery(running)])
+            self._task_event("task-failed", info, exception=repr(exc))
         self._send_failure(running, exc, "TimeLimitExceeded")
 
     def _request(self, running: Running) -> Context:

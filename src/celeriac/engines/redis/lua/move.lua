@@ -9,7 +9,8 @@
 -- ARGV[2]      where: 'ready', 'delayed' or 'dead'
 -- ARGV[3]      delay in ms (delayed), or the reason (dead)
 -- ARGV[4]      dead-letter cap (stream MAXLEN)
--- ARGV[5...]   groups of 4: entry id, priority, redeliveries, body
+-- ARGV[5...]   groups of 4: entry id, priority, redeliveries, body ('': the entry's own,
+--              for a caller that holds only the tag, as the supervisor of a killed process)
 -- Returns the number of entries moved. An entry no longer pending (already acked, or
 -- recovered by someone else) is skipped, so a late caller cannot duplicate a message.
 local group, where = ARGV[1], ARGV[2]
@@ -19,6 +20,15 @@ local moved = 0
 for i = 5, #ARGV, 4 do
   local id, priority, redeliveries, body = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('XACK', KEYS[1], group, id) == 1 then
+    if body == '' then
+      local entry = redis.call('XRANGE', KEYS[1], id, id)
+      if entry[1] then
+        local fields = entry[1][2]
+        for f = 1, #fields, 2 do
+          if fields[f] == 'b' then body = fields[f + 1] end
+        end
+      end
+    end
     redis.call('XDEL', KEYS[1], id)
     if where == 'ready' then
       local stream = KEYS[2 + tonumber(priority)]
