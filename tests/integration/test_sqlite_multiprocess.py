@@ -78,6 +78,9 @@ def _hold_until_killed(url: str, ready: Any, out: Any) -> None:
     broker = brokers.from_url(url, lease_seconds=0.5)
     broker.heartbeat("doomed#1", b"", [Q], first=True)
     got = broker.fetch([Q], "doomed#1/1", 20, 5.0)
+    # Reported running before the test may kill it: only started deliveries are charged a
+    # redelivery, and a kill before this beat would rightly charge none.
+    broker.heartbeat("doomed#1", b"", [Q], running=got)
     out.put([d.body for d in got])
     ready.set()
     while True:  # a live worker running them all: heartbeats until SIGKILL stops it mid-sleep
