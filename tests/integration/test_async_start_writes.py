@@ -13,6 +13,7 @@ import time
 
 import pytest
 import redis
+from consumer_support import fork_consumer
 
 from celeriac import states
 from celeriac.testing import wait_until
@@ -24,22 +25,10 @@ PAUSE = 3.0  # seconds the broker holds writes
 
 
 def _fork(app, slots: Slots) -> tuple[int, int]:
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(go_r)
-        return pid, go_w
-    code = 1
-    try:
-        os.close(go_w)
-        os.read(go_r, 1)
-        app._reset_connections()
-        # Two slots; it leases three messages at once (free slots + prefetch), so the third
-        # starts with no fetch (a write) before it.
-        code = AsyncConsumer(app, width=2, hostname="aio@test", index=0, queues=["celery"], prefetch=1,
-                             incarnation="aio@test#1", slots=slots).run()
-    finally:
-        os._exit(code)
+    # Two slots; it leases three messages at once (free slots + prefetch), so the third starts
+    # with no fetch (a write) before it.
+    return fork_consumer(app, lambda: AsyncConsumer(app, width=2, hostname="aio@test", index=0, queues=["celery"],
+                                                    prefetch=1, incarnation="aio@test#1", slots=slots))
 
 
 def _ticks(marks) -> list[float]:

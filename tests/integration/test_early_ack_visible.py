@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from consumer_support import fork_consumer
 
 from celeriac.testing import wait_until
 from celeriac.worker.async_consumer import AsyncConsumer
@@ -42,23 +43,10 @@ def broker_url(own_redis: RedisServer) -> str:
 def _fork(app, slots: Slots, pool: str) -> tuple[int, int]:
     """A child running one pool process's consumer once told to (a byte on the pipe). It leases
     two messages per fetch, so the second starts with no fetch (a write) before it."""
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(go_r)
-        return pid, go_w
-    code = 1
-    try:
-        os.close(go_w)
-        os.read(go_r, 1)
-        app._reset_connections()
-        options = {"hostname": "early@test", "index": 0, "queues": ["celery"], "incarnation": "early@test#1",
-                   "slots": slots}
-        consumer = (AsyncConsumer(app, width=1, prefetch=1, **options) if pool == "asyncio"
-                    else Consumer(app, prefetch=2, **options))
-        code = consumer.run()
-    finally:
-        os._exit(code)
+    options = {"hostname": "early@test", "index": 0, "queues": ["celery"], "incarnation": "early@test#1",
+               "slots": slots}
+    return fork_consumer(app, lambda: AsyncConsumer(app, width=1, prefetch=1, **options) if pool == "asyncio"
+                         else Consumer(app, prefetch=2, **options))
 
 
 def _in_slots(slots: Slots, task_id: str) -> bool:

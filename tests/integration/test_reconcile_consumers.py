@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+from consumer_support import fork_consumer
 
 from celeriac.testing import wait_until
 from celeriac.worker.async_consumer import AsyncConsumer
@@ -27,22 +28,10 @@ def _tags(marks, name: str) -> list[str]:
 def _fork(app, slots: Slots, pool: str) -> tuple[int, int]:
     """A child that runs one pool process's consumer, as a pool would, once told to (a byte on
     the returned pipe): until then the parent may lease messages to its consumer name."""
-    go_r, go_w = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(go_r)
-        return pid, go_w
-    code = 1
-    try:
-        os.close(go_w)
-        os.read(go_r, 1)
-        app._reset_connections()
-        options = {"hostname": "reconcile@test", "index": 0, "queues": ["celery"], "prefetch": 1,
-                   "incarnation": INCARNATION, "slots": slots}
-        consumer = AsyncConsumer(app, width=2, **options) if pool == "asyncio" else Consumer(app, **options)
-        code = consumer.run()
-    finally:
-        os._exit(code)
+    options = {"hostname": "reconcile@test", "index": 0, "queues": ["celery"], "prefetch": 1,
+               "incarnation": INCARNATION, "slots": slots}
+    return fork_consumer(app, lambda: AsyncConsumer(app, width=2, **options) if pool == "asyncio"
+                         else Consumer(app, **options))
 
 
 @pytest.mark.parametrize("pool", ["prefork", "asyncio"])
