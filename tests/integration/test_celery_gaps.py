@@ -58,6 +58,9 @@ def test_disable_events_stops_task_events_in_pool_processes_until_enable_events(
     wait_for(quiet, 20)
     lost = coreapp.crash.delay()  # its process dies: the supervisor records it, and sends no event either
     assert type(wait_for(lost, 30, propagate=False)).__name__ == "WorkerLostError"
+    # The supervisor stores the failure, decides on its event, then acks: once nothing is
+    # leased it has decided, and turning events back on cannot reach back to it.
+    wait_until(lambda: app.broker.stats(["celery"])[0].unacked == 0, 10, 0.05, message="the lost task acked")
 
     assert app.control.enable_events(reply=True, timeout=5) == [{node("ev"): {"ok": "task events enabled"}}]
     loud = coreapp.noop.delay()

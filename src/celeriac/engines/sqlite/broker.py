@@ -37,7 +37,7 @@ from ...brokers.base import (
     worker_of,
 )
 from .admin import SQLiteAdmin
-from .coord import SQLiteCoordination
+from .coord import LOGS, SQLiteCoordination, append_in
 from .db import Database, placeholders, sqlite_path
 from .schema import ROW, SCHEMA
 from .wake import Doorbell, block_until
@@ -270,13 +270,43 @@ class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
         dead, back = self._charge(conn, started, now)
         return dead, back + len(free)
 
-    def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
-                      *, backend: Any = None) -> list[Delivery]:
+    def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
+               records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
+        """Results, acks and events in one transaction when the results live in this file. Done
+        in turn, a process killed between the result and the ack (by the next task it ran, a
+        segfault, an OOM kill) left a finished task stored but leased, and it ran again."""
+        if not self._shares_file(backend):
+            return super().finish(deliveries, backend=backend, records=records, events=events)
+        keys = _keys(deliveries)
+
+        def finish(conn: sqlite3.Connection) -> None:
+            if records:
+                backend.store_in(conn, records)
+            if keys:
+                conn.executemany(f"DELETE FROM messages WHERE {_IS_HELD}", keys)
+            if events is not None:
+                log, data, maxlen = events
+                append_in(conn, log, [data], maxlen)
+
+        self._db.write(finish)
+        if records:
+            backend.ring(records)
+        if events is not None:
+            self._bell.ring(LOGS)
+
+    def _shares_file(self, backend: Any) -> bool:
+        """Is ``backend`` a result store in this broker's file (so one transaction writes both)?"""
         from .results import SQLiteBackend
 
         if not (isinstance(backend, SQLiteBackend) and backend.path == self.path):
+            return False
+        backend.open()  # its table must exist before our transaction writes to it
+        return True
+
+    def finish_fenced(self, consumer: str, items: Sequence[tuple[Delivery | None, Sequence[tuple[str, bytes, bool]]]],
+                      *, backend: Any = None) -> list[Delivery]:
+        if not self._shares_file(backend):
             return super().finish_fenced(consumer, items, backend=backend)
-        backend.open()  # its table must exist before this transaction writes to it
 
         def fenced(conn: sqlite3.Connection) -> tuple[list[Delivery], list[tuple[str, bytes, bool]]]:
             dropped: list[Delivery] = []

@@ -165,24 +165,7 @@ class SQLiteCoordination:
             self._append(name, items, maxlen, None)
 
     def _append(self, name: str, items: Sequence[bytes], maxlen: int, ttl: float | None) -> str:
-        def append(conn: sqlite3.Connection) -> int:
-            now = time.time()
-            _drop_expired_logs(conn, name, now)
-            last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]
-            # A new (or expired and recreated) log starts at the clock in microseconds, so its ids
-            # still sort after those of an earlier log of the same name.
-            last = int(now * 1_000_000) if last is None else last
-            conn.executemany("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)",
-                             [(name, last + i, data) for i, data in enumerate(items, 1)])
-            last += len(items)
-            # At least the newest entry stays, so the next seq still counts up from it.
-            conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last - max(maxlen, 1)))
-            if ttl is not None:
-                conn.execute("INSERT OR REPLACE INTO log_expiry (name, expires) VALUES (?, ?)",
-                             (name, now + ttl))
-            return int(last)
-
-        seq = self._db.write(append)
+        seq = self._db.write(lambda conn: append_in(conn, name, items, maxlen, ttl))
         self._bell.ring(LOGS)
         return f"{seq:016d}"  # zero-padded: ids compare as strings as they do as numbers
 
@@ -211,6 +194,26 @@ class SQLiteCoordination:
 
 
 _LOG_LIVE = "NOT EXISTS (SELECT 1 FROM log_expiry WHERE name = ? AND expires <= ?)"
+
+
+def append_in(conn: sqlite3.Connection, name: str, items: Sequence[bytes], maxlen: int,
+              ttl: float | None = None) -> int:
+    """Append ``items`` to log ``name`` inside the caller's transaction; returns the last seq.
+    The caller rings ``LOGS`` after its commit."""
+    now = time.time()
+    _drop_expired_logs(conn, name, now)
+    last = conn.execute("SELECT MAX(seq) FROM logs WHERE name = ?", (name,)).fetchone()[0]
+    # A new (or expired and recreated) log starts at the clock in microseconds, so its ids
+    # still sort after those of an earlier log of the same name.
+    last = int(now * 1_000_000) if last is None else last
+    conn.executemany("INSERT INTO logs (name, seq, data) VALUES (?, ?, ?)",
+                     [(name, last + i, data) for i, data in enumerate(items, 1)])
+    last += len(items)
+    # At least the newest entry stays, so the next seq still counts up from it.
+    conn.execute("DELETE FROM logs WHERE name = ? AND seq <= ?", (name, last - max(maxlen, 1)))
+    if ttl is not None:
+        conn.execute("INSERT OR REPLACE INTO log_expiry (name, expires) VALUES (?, ?)", (name, now + ttl))
+    return int(last)
 
 
 def _drop_expired_logs(conn: sqlite3.Connection, name: str, now: float) -> None:

@@ -45,6 +45,7 @@ class SQLiteBackend(ResultBackend):
         self.path = sqlite_path(url)
         self._db = Database(self.path, SCHEMA, durable=durable, what="SQLite result store")
         self._bell = Doorbell(self.path)
+        self._opened = False  # the table, once made, stays: a fork need not make it again
 
     def write(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         if not records:
@@ -64,8 +65,10 @@ class SQLiteBackend(ResultBackend):
                      "(SELECT task_id FROM results WHERE expires <= ? LIMIT 100)", (now,))
 
     def open(self) -> None:
-        """Open the file now (creating the results table)."""
-        self._db.read(lambda conn: None)
+        """Open the file now (creating the results table); once is enough."""
+        if not self._opened:
+            self._db.read(lambda conn: None)
+            self._opened = True
 
     def ring(self, records: Sequence[tuple[str, bytes, bool]]) -> None:
         self._bell.ring({_channel(task_id) for task_id, _, ready in records if ready})
