@@ -249,11 +249,11 @@ def test_requeue_with_delay_waits_in_the_broker(broker: Broker) -> None:
     assert (d2.body, d2.priority, d2.redeliveries) == (b"later", 4, 0)
 
 
-def test_defer_stores_the_new_body_delayed_and_acks_the_delivery(broker: Broker) -> None:
-    """defer (a rate-limit slot) leaves the new body delayed and the delivery finished."""
+def test_resend_stores_the_new_body_delayed_and_acks_the_delivery(broker: Broker) -> None:
+    """resend (a rate-limit slot, a retry) leaves the new body delayed and the delivery finished."""
     broker.enqueue(Q, b"v1", priority=2)
     [d] = broker.fetch([Q], "w/1", 1, 0)
-    broker.defer(d, b"v2", 0.2)
+    broker.resend(d, Q, b"v2", priority=2, delay=0.2)
     stats = broker.stats([Q])[0]
     assert (stats.unacked, stats.delayed, stats.ready_total) == (0, 1, 0)
     assert [s.body for s in broker.scheduled([Q])] == [b"v2"]

@@ -98,6 +98,33 @@ def test_a_stored_result_is_never_run_again_when_the_next_task_kills_its_process
     assert sorted(line.split()[0] for line in read_marks(marks, "record")) == sorted(tags)
 
 
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_a_retry_is_sent_and_its_attempt_acked_together_when_the_next_task_kills_the_process(
+        app, start_worker, redis_url, marks, tmp_path, monkeypatch, kind):
+    """A retry stores RETRY, queues the next attempt and acks this one. If a process killed by
+    the next task it ran could split the last two, the redelivered attempt would queue a second
+    next attempt: two chains of the same task from then on. The next attempt runs once."""
+    import coreapp
+
+    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
+    if kind == "sqlite":
+        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
+        app.conf.broker_url = url
+        app._reset_connections()
+    start_worker("-c", "1", env={"CELERIAC_BROKER_URL": url})
+    tags = [f"t{i}" for i in range(8)]
+    for tag in tags:
+        retried = coreapp.retry_once.delay(tag)
+        lost = coreapp.crash.delay()  # right behind it: the same process runs it as the retry is written
+        with pytest.raises(RemoteTaskError, match="exited prematurely"):
+            lost.get(timeout=30)
+        assert retried.get(timeout=30) == tag
+    wait_until(lambda: app.broker.stats(["celery"])[0].unacked == 0, 10, 0.05, message="nothing left leased")
+    assert coreapp.noop.delay().get(timeout=20) is None
+    attempts = [tuple(line.split()) for line in read_marks(marks, "retry_once")]
+    assert sorted(a for a in attempts if a[1] == "1") == [(tag, "1") for tag in tags], attempts
+
+
 def test_poison_task_is_dead_lettered_after_the_cap_while_others_go_on(app, start_worker, marks):
     """Promise 8: a task that kills its process every time ends dead-lettered with a reason."""
     import coreapp

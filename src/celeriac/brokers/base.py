@@ -231,14 +231,22 @@ class Broker(Coordination):
             self.ack(acks)
         return [d for d, _ in items if d is not None and d.tag not in held]
 
-    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
-        """Atomically enough: store ``body`` as delayed in the delivery's queue, then ack it.
+    def resend(self, delivery: Delivery | None, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+               key: str = "", backend: Any = None, records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        """Replace ``delivery`` by a new message: store ``records`` in ``backend``, queue ``body``
+        (a retry's next attempt, a rate-limited start moved to its slot), then ack ``delivery``
+        (``None``: already acked before the task ran).
 
-        Used for a global rate limit's reserved slot. A crash between the two leaves both
-        (at-least-once), never neither.
-        """
-        self.enqueue(delivery.queue, body, priority=delivery.priority, delay=delay)
-        self.ack([delivery])
+        The new message and the ack must not come apart: a process killed between the two would
+        have the old message redelivered next to the new one, two chains of the same task from
+        then on. Implementations do both in one step (SQLite, memory: always; Redis: when it
+        waits for no replica, in one round trip). This default, for the rest, queues first, so
+        a crash leaves both (at least once), never neither."""
+        if records:
+            backend.write(records)
+        self.enqueue(queue, body, priority=priority, delay=delay, key=key)
+        if delivery is not None:
+            self.ack([delivery])
 
     # -- leases and recovery --------------------------------------------------------------
     @abc.abstractmethod

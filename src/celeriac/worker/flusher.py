@@ -250,18 +250,18 @@ class Flusher:
         kind = op[0]
         if kind == "retry":
             _, delivery, recs, (queue, body, priority, delay, key) = op
-            if recs:
-                self.backend.write(recs)
             try:
-                self.broker.enqueue(queue, body, priority=priority, delay=delay, key=key)
+                self.broker.resend(delivery, queue, body, priority=priority, delay=delay, key=key,
+                                   backend=self.backend, records=recs)
             except NotReplicated as exc:
-                # The retry is on the master and the ack below reaches replicas only after it: a
+                # The retry is on the master and the ack reaches replicas only after it: a
                 # failover keeps both, or neither and the original comes back. Never send it twice.
                 logger.warning("%s", exc)
-            if delivery is not None:
-                self.broker.ack([delivery])
+                if delivery is not None:
+                    self.broker.ack([delivery])
         elif kind == "defer":
-            self.broker.defer(op[1], op[2], op[3])
+            delivery = op[1]
+            self.broker.resend(delivery, delivery.queue, op[2], priority=delivery.priority, delay=op[3])
         elif kind in ("requeue", "dead"):
             if op[2]:
                 self.backend.write(op[2])

@@ -18,6 +18,7 @@ import heapq
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ...brokers.base import (
     BEAT_FORGOTTEN,
@@ -132,16 +133,14 @@ class MemoryBroker(MemoryCoordination, Broker):
                 if msg is not None:
                     st.bury(msg, reason, now)
 
-    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
-        st = self._st
-        with st.cond:  # one critical section: both happen or neither
-            st.leased.pop(delivery.tag, None)
-            msg = Message(next(st.ids), delivery.queue, delivery.priority, body)
-            if delay > 0:
-                st.make_delayed(msg, time.time() + delay)
-            else:
-                st.make_ready(msg)
-                st.cond.notify_all()
+    def resend(self, delivery: Delivery | None, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+               key: str = "", backend: Any = None, records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        if records:
+            backend.write(records)
+        with self._st.cond:  # one critical section: the new message and the ack happen together
+            self.enqueue_many([(queue, body, priority, delay, key)])
+            if delivery is not None:
+                self.ack([delivery])
 
     # -- leases and recovery --------------------------------------------------------------
     def heartbeat(self, worker: str, info: bytes, queues: Sequence[str], *,

@@ -48,28 +48,7 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
         self._enqueue(items, spin=False)
 
     def _enqueue(self, items: Iterable[tuple[str, bytes, int, float, str]], spin: bool) -> None:
-        commands: list[Command] = []
-        ready: dict[str, list[bytes]] = {}
-        new_queues: set[str] = set()
-        count = 0
-        for queue, body, priority, delay, key in items:
-            count += 1
-            keys = self.keys(self._target(queue) if self._shards else queue)
-            if queue not in self._known_queues and queue not in new_queues:
-                new_queues.add(queue)
-                commands.append(("SADD", "celeriac:queues", queue))
-            if delay and delay > 0:
-                commands.append(self.wire.script(
-                    self.script("enqueue_delayed"), (keys.delayed, keys.delayed_map, keys.wake),
-                    (key or os.urandom(8).hex(), int(delay * 1000), clamp_priority(priority), 0, body)))
-            else:
-                ready.setdefault(keys.streams[clamp_priority(priority)], []).append(body)
-        for stream, bodies in ready.items():
-            if len(bodies) == 1:
-                commands.append(("XADD", stream, "*", "b", bodies[0]))
-                continue
-            for start in range(0, len(bodies), 1000):  # chunks keep each script call short
-                commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
+        commands, new_queues, count = self._enqueue_commands(items)
         if self.durability and commands and self.cluster:
             # WAIT answers for the node it reaches only: one after the writes of each node.
             acks = cast("ClusterWire", self.wire).call_waiting(commands, self.durability.wait, spin=spin)[1]
@@ -82,6 +61,37 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
         self._known_queues |= new_queues  # only once the SADD is known to have happened
         if self.durability and commands:
             self.durability.check(replies[-1], self.url, count)
+
+    def _enqueue_commands(self, items: Iterable[tuple[str, bytes, int, float, str]], *, inline: bool = False
+                          ) -> tuple[list[Command], set[str], int]:
+        """The commands that queue ``items``, the queues they make known, and how many.
+        ``inline``: scripts go with their source (EVAL), so a server that lost its script cache
+        cannot refuse one while the commands sent with it run."""
+        commands: list[Command] = []
+        ready: dict[str, list[bytes]] = {}
+        new_queues: set[str] = set()
+        count = 0
+        for queue, body, priority, delay, key in items:
+            count += 1
+            keys = self.keys(self._target(queue) if self._shards else queue)
+            if queue not in self._known_queues and queue not in new_queues:
+                new_queues.add(queue)
+                commands.append(("SADD", "celeriac:queues", queue))
+            if delay and delay > 0:
+                script = self.script("enqueue_delayed")
+                script_keys = (keys.delayed, keys.delayed_map, keys.wake)
+                script_args = (key or os.urandom(8).hex(), int(delay * 1000), clamp_priority(priority), 0, body)
+                commands.append(("EVAL", script.script, len(script_keys), *script_keys, *script_args) if inline
+                                else self.wire.script(script, script_keys, script_args))
+            else:
+                ready.setdefault(keys.streams[clamp_priority(priority)], []).append(body)
+        for stream, bodies in ready.items():
+            if len(bodies) == 1:
+                commands.append(("XADD", stream, "*", "b", bodies[0]))
+                continue
+            for start in range(0, len(bodies), 1000):  # chunks keep each script call short
+                commands.append(self.wire.script(self.script("xadd_many"), (stream,), bodies[start:start + 1000]))
+        return commands, new_queues, count
 
     # -- consuming --------------------------------------------------------------------------
     @translate_errors
@@ -204,12 +214,9 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
     @translate_errors
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
-        from .results import RedisBackend
-
         commands: list[Command] = []
         if records:
-            if isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server \
-                    and not self.cluster:
+            if self._shares_server(backend):
                 commands.extend(backend.commands(records, packed=True))
             else:
                 # On a cluster the results live on other nodes than the acks, and nodes keep
@@ -223,6 +230,36 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
             commands.append(("XADD", f"celeriac:log:{name}", "MAXLEN", "~", maxlen, "*", "d", data))
         if commands:
             self.wire.call(commands)
+
+    def _shares_server(self, backend: Any) -> bool:
+        """Is ``backend`` a result store on this broker's server (so one round trip writes both)?"""
+        from .results import RedisBackend
+
+        return isinstance(backend, RedisBackend) and backend.conns.server == self.conns.server and not self.cluster
+
+    @translate_errors
+    def resend(self, delivery: Delivery | None, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+               key: str = "", backend: Any = None, records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        if self.durability or self.cluster:
+            # Waiting for replicas answers per node, and a cluster's nodes keep no order between
+            # them: queue first, then ack (at least once), as the contract's default does.
+            super().resend(delivery, queue, body, priority=priority, delay=delay, key=key, backend=backend,
+                           records=records)
+            return
+        commands: list[Command] = []
+        if records:
+            if self._shares_server(backend):
+                commands.extend(backend.commands(records, packed=True))
+            else:
+                backend.write(records)
+        queued, new_queues, _ = self._enqueue_commands([(queue, body, priority, delay, key)], inline=True)
+        # One write, and nothing in it the server can refuse and the wire send again later: it
+        # runs the new message and the ack together, in this order.
+        commands.extend(queued)
+        if delivery is not None:
+            commands.extend(self._ack_commands([delivery]))
+        self.wire.call(commands)
+        self._known_queues |= new_queues
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
         by_stream: dict[tuple[str, int], list[tuple[str, Delivery]]] = {}

@@ -56,6 +56,18 @@ def _parse_tag(tag: str) -> tuple[int, int] | None:
     return (int(msg_id), int(handouts)) if msg_id.isdigit() and handouts.isdigit() else None
 
 
+def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[str, int, bytes, str, float]]) -> bool:
+    """Queue ``(queue, priority, body, key, delay)`` rows in the caller's transaction; True if
+    any is ready now (the caller rings the fetchers' doorbell after its commit)."""
+    now = time.time()
+    conn.executemany("INSERT OR IGNORE INTO queues (name) VALUES (?)", {(r[0],) for r in rows})
+    ready = [r[:4] for r in rows if r[4] <= 0]
+    conn.executemany("INSERT INTO messages (queue, priority, body, key) VALUES (?, ?, ?, ?)", ready)
+    conn.executemany("INSERT INTO delayed (queue, priority, body, key, due) VALUES (?, ?, ?, ?, ?)",
+                     [(*r[:4], now + r[4]) for r in rows if r[4] > 0])
+    return bool(ready)
+
+
 def _keys(deliveries: Sequence[Delivery]) -> list[tuple[int, int]]:
     return [key for key in map(_parse_tag, (d.tag for d in deliveries)) if key is not None]
 
@@ -81,19 +93,9 @@ class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
     def enqueue_many(self, items: Iterable[tuple[str, bytes, int, float, str]]) -> None:
         rows = [(queue, clamp_priority(priority), body, key, delay)
                 for queue, body, priority, delay, key in items]
-
-        def insert(conn: sqlite3.Connection) -> bool:
-            now = time.time()
-            conn.executemany("INSERT OR IGNORE INTO queues (name) VALUES (?)", {(r[0],) for r in rows})
-            ready = [r[:4] for r in rows if r[4] <= 0]
-            conn.executemany("INSERT INTO messages (queue, priority, body, key) VALUES (?, ?, ?, ?)", ready)
-            conn.executemany("INSERT INTO delayed (queue, priority, body, key, due) VALUES (?, ?, ?, ?, ?)",
-                             [(*r[:4], now + r[4]) for r in rows if r[4] > 0])
-            return bool(ready)
-
         if not rows:
             return
-        if self._db.write(insert):
+        if self._db.write(lambda conn: _insert(conn, rows)):
             self._bell.ring(READY)
 
     # -- consuming ------------------------------------------------------------------------
@@ -168,20 +170,23 @@ class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
         if keys:
             self._db.write(bury)
 
-    def defer(self, delivery: Delivery, body: bytes, delay: float) -> None:
-        key = _parse_tag(delivery.tag)
+    def resend(self, delivery: Delivery | None, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
+               key: str = "", backend: Any = None, records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        shared = bool(records) and self._shares_file(backend)
+        if records and not shared:
+            backend.write(records)
+        held = None if delivery is None else _parse_tag(delivery.tag)
 
         def swap(conn: sqlite3.Connection) -> None:
-            if delay > 0:
-                conn.execute("INSERT INTO delayed (queue, priority, body, due) VALUES (?, ?, ?, ?)",
-                             (delivery.queue, delivery.priority, body, time.time() + delay))
-            else:
-                conn.execute("INSERT INTO messages (queue, priority, body) VALUES (?, ?, ?)",
-                             (delivery.queue, delivery.priority, body))
-            if key is not None:
-                conn.execute(f"DELETE FROM messages WHERE {_IS_HELD}", key)
+            if shared:
+                backend.store_in(conn, records)
+            _insert(conn, [(queue, clamp_priority(priority), body, key, delay)])
+            if held is not None:
+                conn.execute(f"DELETE FROM messages WHERE {_IS_HELD}", held)
 
         self._db.write(swap)
+        if shared:
+            backend.ring(records)
         if delay <= 0:
             self._bell.ring(READY)
 
