@@ -21,7 +21,6 @@ from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..canvas import followups
 from ..config import parse_rate
-from ..control import REVOKED_MAP, REVOKED_STAMPS_MAP, live_revocations, live_stamp_revocations, stamps_revoked
 from ..events import TaskEvent, call_json, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
@@ -36,6 +35,7 @@ from ..execution import (
 )
 from . import reconcile
 from .flusher import Flusher
+from .runtime_control import RuntimeControl
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -70,8 +70,9 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-class Consumer:
-    """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
+class Consumer(RuntimeControl):
+    """Runs in a pool process (prefork) or a thread (threads/solo pools). The per-task path is
+    here; what remote control changes (``runtime_control``) is in the part mixed in."""
 
     #: How long a reconcile waits for the flusher to write what it was handed before it looks at
     #: the broker's leases (if it waits in vain, the next fetch tries again).
@@ -108,48 +109,8 @@ class Consumer:
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
         self.redactor = app.redactor
         self.redacting = bool(self.redactor)  # a plain attribute: read once per task
-        self.events = bool(conf.worker_send_task_events)
-        self.rate_limits: dict[str, str | int | float | None] = {}
-        self.time_limits: dict[str, tuple[float | None, float | None]] = {}
-        self.revoked: set[str] = set()
-        # header -> revoked values (revoke_by_stamped_headers); empty, it costs a task one test
-        self.revoked_stamps: dict[str, list[Any]] = {}
-        self._generation = -1
-        self._revoked_version = -1
+        self._init_control(conf)
         self._turn = -1  # which queue a fetch looks at first (see _fair_queues)
-
-    # -- what remote control may change at run time --------------------------------------------
-    def _sync_control(self) -> None:
-        """Pick up remote-control changes published by the supervisor (a compare per task)."""
-        if self.slots is None:
-            return
-        generation, state = self.slots.control_state() if self.slots.generation() != self._generation \
-            else (self._generation, None)
-        if state is None:
-            return
-        self._generation = generation
-        self.rate_limits = dict(state.get("rate_limits", {}))
-        self.time_limits = {k: (v[0], v[1]) for k, v in state.get("time_limits", {}).items()}
-        self.events = bool(state.get("events", self.events))  # enable_events/disable_events
-        if state.get("queues"):
-            self.queues = list(state["queues"])
-            self.consumed.update(self.queues)
-        if state.get("revoked_version", 0) != self._revoked_version:
-            self._revoked_version = state.get("revoked_version", 0)
-            self._load_revoked()
-
-    def _load_revoked(self) -> None:
-        self.revoked = set(live_revocations(self.broker.map_get(REVOKED_MAP), time.time(),
-                                            float(self.app.conf.worker_revoke_expires), self.signing_key))
-        self.revoked_stamps = live_stamp_revocations(self.broker.map_get(REVOKED_STAMPS_MAP), time.time(),
-                                                     self.signing_key)
-
-    def _revoked_by_stamp(self, envelope: message.Envelope) -> bool:
-        stamps = envelope.headers.get("stamps")
-        hit = stamps_revoked(stamps, self.revoked_stamps) if isinstance(stamps, dict) else None
-        if hit is not None:
-            logger.info("Discarding revoked task %s[%s] (revoked by header: %s)", envelope.task, envelope.id, hit)
-        return hit is not None
 
     def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
         """The arguments as events and ``inspect active`` show them, secrets hidden."""
@@ -163,18 +124,6 @@ class Consumer:
         if self.events:
             self.flusher.event(TaskEvent(kind, envelope.id, envelope.task, self.hostname, time.time(), self.pid,
                                          **fields))
-
-    # -- limits that remote control may change at run time --------------------------------------
-    def rate_limit_for(self, task: Task[Any, Any]) -> str | int | float | None:
-        if task.name in self.rate_limits:
-            return self.rate_limits[task.name]
-        return task.rate_limit if task.rate_limit is not None else self.app.conf.task_default_rate_limit
-
-    def time_limits_for(self, task: Task[Any, Any]) -> tuple[float | None, float | None]:
-        if task.name in self.time_limits:
-            return self.time_limits[task.name]
-        return (task.option("time_limit", "task_time_limit"),
-                task.option("soft_time_limit", "task_soft_time_limit"))
 
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
@@ -427,11 +376,6 @@ class Consumer:
         self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
         if signals.task_revoked.receivers:
             send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
-
-    def _revoked_meanwhile(self, task_id: str, envelope: message.Envelope | None = None) -> bool:
-        self._sync_control()
-        return task_id in self.revoked or bool(self.revoked_stamps and envelope is not None
-                                               and self._revoked_by_stamp(envelope))
 
     def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
         return request_for(envelope, hostname=self.hostname, delivery_info={
