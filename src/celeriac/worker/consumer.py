@@ -20,7 +20,6 @@ from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..canvas import followups
-from ..config import parse_rate
 from ..events import TaskEvent, call_json, event, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
@@ -35,6 +34,7 @@ from ..execution import (
 )
 from . import reconcile
 from .flusher import Flusher
+from .rate_limit import RateLimiter
 from .runtime_control import RuntimeControl
 
 if TYPE_CHECKING:
@@ -54,25 +54,15 @@ def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def slot_grace(interval: float) -> float:
-    """How late a task may start in its reserved rate-limit slot: a tenth of the interval, at
-    most 50 ms. Starts are then never closer together than ``interval`` minus this."""
-    return min(interval * 0.1, 0.05)
-
-
-def slot_lead(interval: float) -> float:
-    """How long before its rate-limit slot a deferred message is made ready again."""
-    return min(interval * 0.5, 0.1)
-
-
 def rss_kib() -> int:
     with open("/proc/self/statm", "rb") as f:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-class Consumer(RuntimeControl):
+class Consumer(RuntimeControl, RateLimiter):
     """Runs in a pool process (prefork) or a thread (threads/solo pools). The per-task path is
-    here; what remote control changes (``runtime_control``) is in the part mixed in."""
+    here; what remote control changes (``runtime_control``) and the global rate limit
+    (``rate_limit``) are in the parts mixed in."""
 
     #: How long a reconcile waits for the flusher to write what it was handed before it looks at
     #: the broker's leases (if it waits in vain, the next fetch tries again).
@@ -381,44 +371,6 @@ class Consumer(RuntimeControl):
         return request_for(envelope, hostname=self.hostname, delivery_info={
             "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
             "exchange": "", "redelivered": delivery.redeliveries > 0})
-
-    def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
-        """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
-        to it (in the broker, not here), so the limit holds across every worker.
-
-        A slot reserved earlier (the message was deferred to it) is honoured only if the task
-        starts within ``slot_grace(interval)`` of it, by the broker's clock: a message that waited
-        behind a busy task, or was given back and fetched again, would otherwise start together
-        with the messages whose slots came after its own. The message is made ready a little
-        before its slot (``slot_lead``) and waits here for it, so the promote-and-fetch latency
-        does not make every deferred start late."""
-        if self.disable_rate_limits:
-            return False
-        interval = parse_rate(self.rate_limit_for(task))
-        if interval is None:
-            return False
-        if envelope.slot is not None:
-            late = self.clock.now() - envelope.slot
-            if late < 0:  # made ready ahead of its slot on purpose: wait for it
-                self._wait_for_slot(min(-late, interval))
-                return False
-            if late <= slot_grace(interval):
-                return False
-            envelope.slot = None  # missed: reserve again, like any other start
-        wait = self.broker.rate_slot(task.name, interval)
-        if wait <= 0.005:
-            if wait > 0:
-                self._wait_for_slot(wait)
-            return False
-        envelope.slot = self.clock.now() + wait
-        body = message.encode(envelope, signing_key=self.signing_key)
-        self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
-        return True
-
-    def _wait_for_slot(self, seconds: float) -> None:
-        """The rate limiter's start slot is this close: wait for it (an asyncio pool process
-        delays the start instead, so its other tasks go on)."""
-        time.sleep(seconds)
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
