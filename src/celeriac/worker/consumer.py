@@ -20,20 +20,19 @@ from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..canvas import followups
-from ..events import TaskEvent, call_json, event, safe_repr
+from ..events import TaskEvent, call_json, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
     IGNORED,
     Outcome,
-    exception_fields,
     execute,
     outcome_meta,
     request_for,
     send_postrun,
-    send_revoked,
 )
 from . import reconcile
 from .flusher import Flusher
+from .outcomes import OutcomeRecorder, log_outcome
 from .rate_limit import RateLimiter
 from .runtime_control import RuntimeControl
 
@@ -59,10 +58,11 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-class Consumer(RuntimeControl, RateLimiter):
+class Consumer(RuntimeControl, RateLimiter, OutcomeRecorder):
     """Runs in a pool process (prefork) or a thread (threads/solo pools). The per-task path is
-    here; what remote control changes (``runtime_control``) and the global rate limit
-    (``rate_limit``) are in the parts mixed in."""
+    here; what remote control changes (``runtime_control``), the global rate limit
+    (``rate_limit``) and what is recorded for messages that do not run or end badly
+    (``outcomes``) are in the parts mixed in."""
 
     #: How long a reconcile waits for the flusher to write what it was handed before it looks at
     #: the broker's leases (if it waits in vain, the next fetch tries again).
@@ -321,52 +321,6 @@ class Consumer(RuntimeControl, RateLimiter):
             return
         self._run(task, delivery, envelope, shown)
 
-    def _outcome_event(self, envelope: message.Envelope, outcome: Outcome) -> None:
-        state = outcome.state
-        if state == states.SUCCESS:
-            self._event("task-succeeded", envelope, runtime=outcome.runtime, result=safe_repr(outcome.result))
-        elif state == states.FAILURE:
-            self._event("task-failed", envelope, runtime=outcome.runtime, exception=safe_repr(outcome.exc),
-                        traceback=outcome.traceback)
-        elif state == states.RETRY:
-            self._event("task-retried", envelope, exception=safe_repr(outcome.exc), countdown=outcome.retry_in)
-        elif state == states.REJECTED:
-            self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
-
-    def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception,
-                internal: bool = False, envelope: message.Envelope | None = None) -> None:
-        """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
-        reason = f"{'internal error: ' if internal else ''}{type(exc).__name__}: {str(exc)[:500]}"
-        logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
-        records = []
-        if task_id:
-            meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
-                    "worker": self.hostname, **exception_fields(exc, reason)}
-            records.append((task_id, message.dumps(meta), True))
-        if envelope is not None and envelope.flow is not None:  # a chord's header task: failed
-            records = followups.never_ran(self.app, envelope, records)
-        self.flusher.dead_letter(delivery, reason, records)
-        if self.events:
-            self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
-                                     reason=reason, queue=delivery.queue))
-
-    def _finish_without_running(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
-                                state: str, why: str, ack: bool = True) -> None:
-        meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
-                "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
-                "worker": self.hostname}
-        records = [(envelope.id, message.dumps(meta), True)]
-        if envelope.flow is not None:  # a chord's header task counts as failed, with its record
-            records = followups.never_ran(self.app, envelope, records)
-        if ack:
-            self.flusher.finish(delivery, records)
-        else:
-            self.flusher.store(records)
-        terminated = why == "terminated"  # cancelled while running (-P asyncio's revoke(terminate=True))
-        self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
-        if signals.task_revoked.receivers:
-            send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
-
     def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
         return request_for(envelope, hostname=self.hostname, delivery_info={
             "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
@@ -452,7 +406,7 @@ class Consumer(RuntimeControl, RateLimiter):
             state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
-        _log_outcome(task, name, task_id, outcome)
+        log_outcome(task, name, task_id, outcome)
         if self.events and state == states.SUCCESS:  # the common event, without _outcome_event's frames
             envelope = context.envelope
             self.flusher.event(TaskEvent("task-succeeded", envelope.id, envelope.task, self.hostname, time.time(),
@@ -486,31 +440,3 @@ class Consumer(RuntimeControl, RateLimiter):
             self._dead_letter_failed(delivery, context, outcome, records)
         else:
             self.flusher.finish(delivery, records)
-
-    def _dead_letter_failed(self, delivery: Delivery, context: Any, outcome: Outcome,
-                            records: list[tuple[str, bytes, bool]]) -> None:
-        """acks_on_failure_or_timeout=False: Celery rejects the message without requeue (to a
-        dead-letter exchange on RabbitMQ); here it goes to the queue's dead letters, where it
-        can be requeued by hand. The FAILURE is stored all the same."""
-        exc = outcome.exc
-        reason = f"task failed ({type(exc).__name__}: {str(exc)[:500]}) and acks_on_failure_or_timeout is off"
-        logger.warning("Task %s[%s] dead-lettered: %s", context.task, context.id, reason)
-        self.flusher.dead_letter(delivery, reason, records)
-        if self.events:
-            self.flusher.event(event("task-dead-lettered", uuid=context.id, name=context.task,
-                                     hostname=self.hostname, reason=reason, queue=delivery.queue))
-
-
-def _log_outcome(task: Task[Any, Any], name: str, task_id: str, outcome: Outcome) -> None:
-    """The worker log's line for how a task ended, in Celery's words."""
-    state = outcome.state
-    if state == states.SUCCESS:
-        logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
-    elif state == states.RETRY:
-        logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
-    elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
-        logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
-    elif state == states.FAILURE:
-        logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc, outcome.traceback or "")
-    elif state == states.REJECTED:
-        logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
