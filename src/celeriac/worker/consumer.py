@@ -20,22 +20,21 @@ from .. import message, signals, states
 from ..brokers.base import Delivery
 from ..brokers.clock import BrokerClock
 from ..canvas import followups
-from ..config import parse_rate
-from ..control import REVOKED_MAP, REVOKED_STAMPS_MAP, live_revocations, live_stamp_revocations, stamps_revoked
-from ..events import TaskEvent, call_json, event, safe_repr
+from ..events import TaskEvent, call_json, safe_repr
 from ..exceptions import BrokerError, DecodeError, NotRegistered, SignatureError, SoftTimeLimitExceeded
 from ..execution import (
     IGNORED,
     Outcome,
-    exception_fields,
     execute,
     outcome_meta,
     request_for,
     send_postrun,
-    send_revoked,
 )
 from . import reconcile
 from .flusher import Flusher
+from .outcomes import OutcomeRecorder, log_outcome
+from .rate_limit import RateLimiter
+from .runtime_control import RuntimeControl
 
 if TYPE_CHECKING:
     from ..app import Celery
@@ -54,24 +53,16 @@ def _soft_limit(signum: int, frame: Any) -> None:
     raise SoftTimeLimitExceeded("soft time limit exceeded")
 
 
-def slot_grace(interval: float) -> float:
-    """How late a task may start in its reserved rate-limit slot: a tenth of the interval, at
-    most 50 ms. Starts are then never closer together than ``interval`` minus this."""
-    return min(interval * 0.1, 0.05)
-
-
-def slot_lead(interval: float) -> float:
-    """How long before its rate-limit slot a deferred message is made ready again."""
-    return min(interval * 0.5, 0.1)
-
-
 def rss_kib() -> int:
     with open("/proc/self/statm", "rb") as f:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-class Consumer:
-    """Runs in a pool process (prefork) or a thread (threads/solo pools)."""
+class Consumer(RuntimeControl, RateLimiter, OutcomeRecorder):
+    """Runs in a pool process (prefork) or a thread (threads/solo pools). The per-task path is
+    here; what remote control changes (``runtime_control``), the global rate limit
+    (``rate_limit``) and what is recorded for messages that do not run or end badly
+    (``outcomes``) are in the parts mixed in."""
 
     #: How long a reconcile waits for the flusher to write what it was handed before it looks at
     #: the broker's leases (if it waits in vain, the next fetch tries again).
@@ -108,48 +99,8 @@ class Consumer:
         self.disable_rate_limits = bool(conf.worker_disable_rate_limits)
         self.redactor = app.redactor
         self.redacting = bool(self.redactor)  # a plain attribute: read once per task
-        self.events = bool(conf.worker_send_task_events)
-        self.rate_limits: dict[str, str | int | float | None] = {}
-        self.time_limits: dict[str, tuple[float | None, float | None]] = {}
-        self.revoked: set[str] = set()
-        # header -> revoked values (revoke_by_stamped_headers); empty, it costs a task one test
-        self.revoked_stamps: dict[str, list[Any]] = {}
-        self._generation = -1
-        self._revoked_version = -1
+        self._init_control(conf)
         self._turn = -1  # which queue a fetch looks at first (see _fair_queues)
-
-    # -- what remote control may change at run time --------------------------------------------
-    def _sync_control(self) -> None:
-        """Pick up remote-control changes published by the supervisor (a compare per task)."""
-        if self.slots is None:
-            return
-        generation, state = self.slots.control_state() if self.slots.generation() != self._generation \
-            else (self._generation, None)
-        if state is None:
-            return
-        self._generation = generation
-        self.rate_limits = dict(state.get("rate_limits", {}))
-        self.time_limits = {k: (v[0], v[1]) for k, v in state.get("time_limits", {}).items()}
-        self.events = bool(state.get("events", self.events))  # enable_events/disable_events
-        if state.get("queues"):
-            self.queues = list(state["queues"])
-            self.consumed.update(self.queues)
-        if state.get("revoked_version", 0) != self._revoked_version:
-            self._revoked_version = state.get("revoked_version", 0)
-            self._load_revoked()
-
-    def _load_revoked(self) -> None:
-        self.revoked = set(live_revocations(self.broker.map_get(REVOKED_MAP), time.time(),
-                                            float(self.app.conf.worker_revoke_expires), self.signing_key))
-        self.revoked_stamps = live_stamp_revocations(self.broker.map_get(REVOKED_STAMPS_MAP), time.time(),
-                                                     self.signing_key)
-
-    def _revoked_by_stamp(self, envelope: message.Envelope) -> bool:
-        stamps = envelope.headers.get("stamps")
-        hit = stamps_revoked(stamps, self.revoked_stamps) if isinstance(stamps, dict) else None
-        if hit is not None:
-            logger.info("Discarding revoked task %s[%s] (revoked by header: %s)", envelope.task, envelope.id, hit)
-        return hit is not None
 
     def _shown(self, task: Task[Any, Any], envelope: message.Envelope) -> tuple[str, str]:
         """The arguments as events and ``inspect active`` show them, secrets hidden."""
@@ -163,18 +114,6 @@ class Consumer:
         if self.events:
             self.flusher.event(TaskEvent(kind, envelope.id, envelope.task, self.hostname, time.time(), self.pid,
                                          **fields))
-
-    # -- limits that remote control may change at run time --------------------------------------
-    def rate_limit_for(self, task: Task[Any, Any]) -> str | int | float | None:
-        if task.name in self.rate_limits:
-            return self.rate_limits[task.name]
-        return task.rate_limit if task.rate_limit is not None else self.app.conf.task_default_rate_limit
-
-    def time_limits_for(self, task: Task[Any, Any]) -> tuple[float | None, float | None]:
-        if task.name in self.time_limits:
-            return self.time_limits[task.name]
-        return (task.option("time_limit", "task_time_limit"),
-                task.option("soft_time_limit", "task_soft_time_limit"))
 
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:
@@ -382,99 +321,10 @@ class Consumer:
             return
         self._run(task, delivery, envelope, shown)
 
-    def _outcome_event(self, envelope: message.Envelope, outcome: Outcome) -> None:
-        state = outcome.state
-        if state == states.SUCCESS:
-            self._event("task-succeeded", envelope, runtime=outcome.runtime, result=safe_repr(outcome.result))
-        elif state == states.FAILURE:
-            self._event("task-failed", envelope, runtime=outcome.runtime, exception=safe_repr(outcome.exc),
-                        traceback=outcome.traceback)
-        elif state == states.RETRY:
-            self._event("task-retried", envelope, exception=safe_repr(outcome.exc), countdown=outcome.retry_in)
-        elif state == states.REJECTED:
-            self._event("task-rejected", envelope, requeue=outcome.requeue, exception=safe_repr(outcome.exc))
-
-    def _refuse(self, delivery: Delivery, task_id: str | None, name: str | None, exc: Exception,
-                internal: bool = False, envelope: message.Envelope | None = None) -> None:
-        """Bad input: dead-letter the message and, when it has an id, record FAILURE with why."""
-        reason = f"{'internal error: ' if internal else ''}{type(exc).__name__}: {str(exc)[:500]}"
-        logger.error("Refused message %s: %s", task_id or delivery.tag, reason)
-        records = []
-        if task_id:
-            meta = {"task_id": task_id, "status": states.FAILURE, "name": name, "result": str(exc),
-                    "worker": self.hostname, **exception_fields(exc, reason)}
-            records.append((task_id, message.dumps(meta), True))
-        if envelope is not None and envelope.flow is not None:  # a chord's header task: failed
-            records = followups.never_ran(self.app, envelope, records)
-        self.flusher.dead_letter(delivery, reason, records)
-        if self.events:
-            self.flusher.event(event("task-dead-lettered", uuid=task_id, name=name, hostname=self.hostname,
-                                     reason=reason, queue=delivery.queue))
-
-    def _finish_without_running(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
-                                state: str, why: str, ack: bool = True) -> None:
-        meta = {"task_id": envelope.id, "status": state, "name": envelope.task, "result": why,
-                "exc_type": "TaskRevoked", "exc_module": "celeriac.exceptions", "exc_message": [why],
-                "worker": self.hostname}
-        records = [(envelope.id, message.dumps(meta), True)]
-        if envelope.flow is not None:  # a chord's header task counts as failed, with its record
-            records = followups.never_ran(self.app, envelope, records)
-        if ack:
-            self.flusher.finish(delivery, records)
-        else:
-            self.flusher.store(records)
-        terminated = why == "terminated"  # cancelled while running (-P asyncio's revoke(terminate=True))
-        self._event("task-revoked", envelope, expired=why == "expired", **({"terminated": True} if terminated else {}))
-        if signals.task_revoked.receivers:
-            send_revoked(task, self._request(envelope, delivery), expired=why == "expired", terminated=terminated)
-
-    def _revoked_meanwhile(self, task_id: str, envelope: message.Envelope | None = None) -> bool:
-        self._sync_control()
-        return task_id in self.revoked or bool(self.revoked_stamps and envelope is not None
-                                               and self._revoked_by_stamp(envelope))
-
     def _request(self, envelope: message.Envelope, delivery: Delivery) -> Any:
         return request_for(envelope, hostname=self.hostname, delivery_info={
             "queue": delivery.queue, "priority": delivery.priority, "routing_key": delivery.queue,
             "exchange": "", "redelivered": delivery.redeliveries > 0})
-
-    def _rate_limited(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope) -> bool:
-        """Ask the cluster-wide limiter for a start slot; a slot in the future defers the message
-        to it (in the broker, not here), so the limit holds across every worker.
-
-        A slot reserved earlier (the message was deferred to it) is honoured only if the task
-        starts within ``slot_grace(interval)`` of it, by the broker's clock: a message that waited
-        behind a busy task, or was given back and fetched again, would otherwise start together
-        with the messages whose slots came after its own. The message is made ready a little
-        before its slot (``slot_lead``) and waits here for it, so the promote-and-fetch latency
-        does not make every deferred start late."""
-        if self.disable_rate_limits:
-            return False
-        interval = parse_rate(self.rate_limit_for(task))
-        if interval is None:
-            return False
-        if envelope.slot is not None:
-            late = self.clock.now() - envelope.slot
-            if late < 0:  # made ready ahead of its slot on purpose: wait for it
-                self._wait_for_slot(min(-late, interval))
-                return False
-            if late <= slot_grace(interval):
-                return False
-            envelope.slot = None  # missed: reserve again, like any other start
-        wait = self.broker.rate_slot(task.name, interval)
-        if wait <= 0.005:
-            if wait > 0:
-                self._wait_for_slot(wait)
-            return False
-        envelope.slot = self.clock.now() + wait
-        body = message.encode(envelope, signing_key=self.signing_key)
-        self.flusher.defer(delivery, body, max(0.0, wait - slot_lead(interval)))
-        return True
-
-    def _wait_for_slot(self, seconds: float) -> None:
-        """The rate limiter's start slot is this close: wait for it (an asyncio pool process
-        delays the start instead, so its other tasks go on)."""
-        time.sleep(seconds)
 
     def _run(self, task: Task[Any, Any], delivery: Delivery, envelope: message.Envelope,
              shown: tuple[str, str]) -> None:
@@ -556,7 +406,7 @@ class Consumer:
             state, data = outcome_meta(context, outcome, extended=self.extended, redactor=self.redactor, task=task)
             records.append((task_id, data, state in states.READY_STATES))
         state = outcome.state
-        _log_outcome(task, name, task_id, outcome)
+        log_outcome(task, name, task_id, outcome)
         if self.events and state == states.SUCCESS:  # the common event, without _outcome_event's frames
             envelope = context.envelope
             self.flusher.event(TaskEvent("task-succeeded", envelope.id, envelope.task, self.hostname, time.time(),
@@ -590,31 +440,3 @@ class Consumer:
             self._dead_letter_failed(delivery, context, outcome, records)
         else:
             self.flusher.finish(delivery, records)
-
-    def _dead_letter_failed(self, delivery: Delivery, context: Any, outcome: Outcome,
-                            records: list[tuple[str, bytes, bool]]) -> None:
-        """acks_on_failure_or_timeout=False: Celery rejects the message without requeue (to a
-        dead-letter exchange on RabbitMQ); here it goes to the queue's dead letters, where it
-        can be requeued by hand. The FAILURE is stored all the same."""
-        exc = outcome.exc
-        reason = f"task failed ({type(exc).__name__}: {str(exc)[:500]}) and acks_on_failure_or_timeout is off"
-        logger.warning("Task %s[%s] dead-lettered: %s", context.task, context.id, reason)
-        self.flusher.dead_letter(delivery, reason, records)
-        if self.events:
-            self.flusher.event(event("task-dead-lettered", uuid=context.id, name=context.task,
-                                     hostname=self.hostname, reason=reason, queue=delivery.queue))
-
-
-def _log_outcome(task: Task[Any, Any], name: str, task_id: str, outcome: Outcome) -> None:
-    """The worker log's line for how a task ended, in Celery's words."""
-    state = outcome.state
-    if state == states.SUCCESS:
-        logger.info("Task %s[%s] succeeded in %.6fs: %r", name, task_id, outcome.runtime, outcome.result)
-    elif state == states.RETRY:
-        logger.info("Task %s[%s] retry: Retry in %gs: %r", name, task_id, outcome.retry_in, outcome.exc)
-    elif state == states.FAILURE and task.throws and isinstance(outcome.exc, task.throws):
-        logger.info("Task %s[%s] raised expected: %r", name, task_id, outcome.exc)
-    elif state == states.FAILURE:
-        logger.error("Task %s[%s] raised unexpected: %r\n%s", name, task_id, outcome.exc, outcome.traceback or "")
-    elif state == states.REJECTED:
-        logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.exc)
