@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from typing import Any
 
 import msgspec
@@ -62,15 +63,26 @@ SLACK = 1.2
 
 
 class EventCap:
-    """The entry cap that keeps the event log near ``max_bytes``, from the running mean size of
-    the entries this writer appends. One per writer (process or thread that appends)."""
+    """The entry cap that keeps the event log near ``max_bytes``: as many of this writer's own
+    latest entries as fit in the bound, then entries before them as fit at their mean size.
+    One per writer (process or thread that appends); exact when one writer fills the log, and
+    with several each keeps it near the bound for entries like its own.
 
-    __slots__ = ("max_bytes", "max_entries", "mean")
+    The sizes kept are this writer's last entries, in a ring of 4-byte counts that grows up to
+    ``max_entries`` (400 KB at the default 100,000). An average of sizes instead let one batch
+    far larger than the rest (a flusher that fell behind under load) cut the log to a fraction
+    of the bound for dozens of appends after it."""
+
+    __slots__ = ("_budget", "_count", "_kept", "_ring", "_start", "max_bytes", "max_entries")
 
     def __init__(self, max_bytes: int, max_entries: int) -> None:
         self.max_bytes = max(1, int(max_bytes))
         self.max_entries = max(1, int(max_entries))
-        self.mean = 0.0
+        self._ring = array("I")
+        self._start = 0  # the oldest size kept
+        self._count = 0
+        self._kept = 0  # bytes the kept entries use
+        self._budget = self.max_bytes / SLACK
 
     @classmethod
     def from_conf(cls, conf: Any) -> EventCap:
@@ -78,12 +90,30 @@ class EventCap:
 
     def __call__(self, data: bytes) -> int:
         """The ``maxlen`` to append ``data`` with."""
-        size = len(data) + ENTRY_OVERHEAD
-        # An exponential mean follows a change of load (bigger results, more per batch) within
-        # a few dozen appends, and never lets the log run far past the bound meanwhile:
-        # a larger entry than the mean raises the mean before its own cap is computed.
-        self.mean = float(size) if not self.mean else max(self.mean + (size - self.mean) / 32, size / 4)
-        return max(1, min(self.max_entries, int(self.max_bytes / (self.mean * SLACK))))
+        size = min(len(data) + ENTRY_OVERHEAD, 0xFFFFFFFF)
+        ring = self._ring
+        if self._count == len(ring):  # full: grow it while it may, else the oldest goes
+            if len(ring) < self.max_entries:
+                if self._start:
+                    self._ring = ring = ring[self._start:] + ring[:self._start]
+                    self._start = 0
+                ring.append(0)
+            else:
+                self._drop_oldest()
+        ring[(self._start + self._count) % len(ring)] = size
+        self._count += 1
+        self._kept += size
+        while self._kept > self._budget and self._count > 1:
+            self._drop_oldest()
+        # Older entries than this writer has seen (its own from before, or other writers'):
+        # as many more as fit, counted at the mean size of what it has seen.
+        room = max(0.0, self._budget - self._kept)
+        return min(self.max_entries, self._count + int(room * self._count / self._kept))
+
+    def _drop_oldest(self) -> None:
+        self._kept -= self._ring[self._start]
+        self._start = (self._start + 1) % len(self._ring)
+        self._count -= 1
 
 
 def app_cap(app: Any) -> EventCap:
