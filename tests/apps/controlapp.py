@@ -7,6 +7,7 @@ so a test can give a worker a URL with a password and check that no command show
 from __future__ import annotations
 
 import os
+import time
 
 from coreapp import *  # noqa: F403
 from coreapp import app, mark
@@ -33,3 +34,15 @@ def stamped(self, tag):
     """Records its stamps as the task sees them (Signature.stamp), then returns them."""
     mark("stamped", f"{tag} {sorted(self.request.stamped_headers)}")
     return {"tag": tag, "stamps": self.request.stamps}
+
+
+@app.task
+def held(tag, limit=60.0):
+    """Keeps its worker busy until the test leaves a ``release-<tag>`` file (at most ``limit``
+    seconds), so what is queued behind it waits for the test, not for a guess at its speed."""
+    mark("started", f"{tag} {os.getpid()}")
+    gate = os.path.join(os.environ.get("CELERIAC_TEST_DIR", ""), f"release-{tag}")
+    deadline = time.monotonic() + limit
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return tag

@@ -37,7 +37,6 @@ def test_stamps_reach_the_task_through_a_chain_and_its_callback(app, start, mark
 
 def test_revoke_by_stamped_headers_skips_stamped_tasks_also_for_workers_started_later(app, start, broker_url, marks):
     import controlapp
-    import coreapp
 
     # Revoked before any worker runs: the revocation waits in the broker.
     doomed = controlapp.stamped.s("doomed").stamp(batch="b1").apply_async(queue="a")
@@ -48,21 +47,23 @@ def test_revoke_by_stamped_headers_skips_stamped_tasks_also_for_workers_started_
     wait_until(lambda: doomed.state == states.REVOKED, 10, message="the b1 task REVOKED")
 
     # Revoked while queued behind a busy worker, from the command line: a group's members all go.
-    busy = coreapp.sleep.apply_async((1.5, "busy"), queue="a")
+    busy = controlapp.held.apply_async(("busy",), queue="a")
     wait_until(lambda: read_marks(marks, "started"), 10, message="busy task started")
     members = group(controlapp.stamped.s(f"g{i}") for i in range(3)).stamp(job="j1").apply_async(queue="a")
     reply = blocks(ok(run_cli(broker_url, "control", "revoke_by_stamped_headers", "job=j1", "-t", TIMEOUT)))
     assert list(reply) == [f"{node('w1')}: OK"]
+    (marks / "release-busy").touch()
     assert busy.get(timeout=10) == "busy"
     for member in members.results:
         wait_until(lambda m=member: m.state == states.REVOKED, 10, message="a stamped group member REVOKED")
 
     # AsyncResult's spelling revokes by stamp too, and a stamp holding a list matches by any value.
     queued = controlapp.stamped.s("listed").stamp(batch="b3").stamp(append_stamps=True, batch="b4")
-    busy = coreapp.sleep.apply_async((1.5, "busy2"), queue="a")
+    busy = controlapp.held.apply_async(("busy2",), queue="a")
     wait_until(lambda: len(read_marks(marks, "started")) == 2, 10, message="second busy task started")
     listed = queued.apply_async(queue="a")
     listed.revoke_by_stamped_headers({"batch": ["b4"]}, wait=True, timeout=float(TIMEOUT))
+    (marks / "release-busy2").touch()
     assert busy.get(timeout=10) == "busy2"
     wait_until(lambda: listed.state == states.REVOKED, 10, message="the listed-stamp task REVOKED")
 
