@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -532,10 +533,11 @@ def disk_full(run: Run) -> Outcome:
     for _ in range(20):
         run.send("faults.work", [0.02])
     filler = mount / "filler"
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
+    # Unbuffered, and the suppress outside the open: a buffered file's close flushes what the
+    # full disk refused and raised ENOSPC past an inner suppress (the row "could not run").
+    with contextlib.suppress(OSError), open(filler, "wb", buffering=0) as f:
         for _ in range(10_000):
             f.write(b"\0" * 65536)
-            f.flush()
     run.faults.note(time.monotonic())
     full_until = time.monotonic() + 4.0
     while time.monotonic() < full_until:
@@ -626,7 +628,8 @@ def run_row(row: Row, kind: str, broker: str, profile: Profile, root: Path) -> O
         try:
             return row.run(run)
         except Exception as exc:
-            run.outcome.error = f"{type(exc).__name__}: {exc}"[:300]
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            run.outcome.error = f"{type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})"[:300]
             return run.outcome
         finally:
             run.close()
