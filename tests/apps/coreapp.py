@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 
-from celeriac import Celery, SoftTimeLimitExceeded
+from celeriac import Celery, Reject, SoftTimeLimitExceeded
 
 app = Celery("coreapp")
 app.conf.update(
@@ -167,6 +167,13 @@ def retry_once(self, tag):
     if not self.request.retries:
         raise self.retry(countdown=0.2)
     return tag
+
+
+@app.task(acks_late=True)
+def refuse(tag):
+    """Rejects itself for good (dead-lettered), once per run; marks each run."""
+    mark("refused", tag)
+    raise Reject(f"refused: {tag}", requeue=False)
 
 
 @app.task(rate_limit="2/s")

@@ -250,6 +250,39 @@ def test_fenced_finish_shares_the_result_file_with_an_sqlite_broker(tmp_path: Pa
         broker.close()
 
 
+def _finish_resend_and_bury(broker: Broker, backend: ResultBackend) -> None:
+    """One message finished, one replaced by its next attempt, one dead-lettered, each with the
+    record it leaves; then what the broker and the store hold must say so."""
+    for body in (b"a", b"b", b"c"):
+        broker.enqueue(Q, body)
+    broker.heartbeat("w#a", b"{}", [Q], first=True)
+    da, db, dc = sorted(broker.fetch([Q], "w#a/1", 3, 0), key=lambda d: d.body)
+    broker.finish([da], backend=backend, records=[("ta", b"done", True)])
+    broker.resend(db, Q, b"b2", backend=backend, records=[("tb", b"retry", False)])
+    broker.dead_letter([dc], "failed", backend=backend, records=[("tc", b"failed", True)])
+    assert [backend.read(t) for t in ("ta", "tb", "tc")] == [b"done", b"retry", b"failed"]
+    assert [x.body for x in broker.dead_letters(Q)] == [b"c"]
+    assert [d.body for d in broker.fetch([Q], "w#a/1", 3, 0)] == [b"b2"]
+    stats = broker.stats([Q])[0]
+    assert (stats.ready_total, stats.unacked, stats.dead) == (0, 1, 1)
+
+
+def test_finish_resend_and_dead_letter_store_the_records_they_are_given(
+        make_broker: MakeBroker, make_backend: Callable[..., ResultBackend], kind: str) -> None:
+    _finish_resend_and_bury(make_broker(lease_seconds=LEASE), make_backend())
+
+
+def test_finish_resend_and_dead_letter_share_the_result_file_with_an_sqlite_broker(tmp_path: Path) -> None:
+    """Results in the broker's own file: each writes its records in the transaction of its own change."""
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    broker, backend = brokers.from_url(url, lease_seconds=LEASE), backends.from_url(url)
+    try:
+        _finish_resend_and_bury(broker, backend)
+    finally:
+        backend.close()
+        broker.close()
+
+
 def racing_recoveries(broker: Broker, judges: list[Broker], judge: str, done: Callable[[], int],
                       expected: int = 20) -> list[Delivery]:
     """Four recover() calls at once, again until ``done()`` counts ``expected`` (bounded): a judge

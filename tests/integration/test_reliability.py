@@ -93,9 +93,17 @@ def test_a_stored_result_is_never_run_again_when_the_next_task_kills_its_process
         lost = coreapp.crash.delay()  # at once: the process that just finished runs it, and dies
         with pytest.raises(RemoteTaskError, match="exited prematurely"):
             lost.get(timeout=30)
+        # The same for a task that rejected itself: REJECTED stored, dead-lettered, never run again.
+        refused = coreapp.refuse.delay(tag)
+        wait_until(lambda r=refused: r.state == states.REJECTED, 20, 0.02, message="the task REJECTED")
+        lost = coreapp.crash.delay()
+        with pytest.raises(RemoteTaskError, match="exited prematurely"):
+            lost.get(timeout=30)
     wait_until(lambda: app.broker.stats(["celery"])[0].unacked == 0, 10, 0.05, message="nothing left leased")
     assert coreapp.noop.delay().get(timeout=20) is None  # a task after the last crash: every rerun is in
     assert sorted(line.split()[0] for line in read_marks(marks, "record")) == sorted(tags)
+    assert sorted(read_marks(marks, "refused")) == sorted(tags)
+    assert len(app.broker.dead_letters("celery")) == len(tags)
 
 
 @pytest.mark.parametrize("kind", ["redis", "sqlite"])

@@ -192,10 +192,15 @@ class Broker(Coordination):
         longer leased. Does not count as a redelivery (the caller chose to give it back)."""
 
     @abc.abstractmethod
-    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str, *, backend: Any = None,
+                    records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
         """Move these deliveries' messages to their queue's dead letters with ``reason``. The
         message moved is the one the broker holds: a delivery known only by its tag (an empty
-        body, as the supervisor knows a killed process's task) is dead-lettered whole."""
+        body, as the supervisor knows a killed process's task) is dead-lettered whole.
+
+        ``records`` (the tasks' final state: FAILURE, REJECTED) are stored in ``backend`` first,
+        in the same transaction where the broker holds the results (SQLite): apart, a process
+        killed between the two left a failed task recorded but leased, to run again."""
 
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:

@@ -262,13 +262,12 @@ class Flusher:
         elif kind == "defer":
             delivery = op[1]
             self.broker.resend(delivery, delivery.queue, op[2], priority=delivery.priority, delay=op[3])
-        elif kind in ("requeue", "dead"):
+        elif kind == "requeue":
             if op[2]:
                 self.backend.write(op[2])
-            if kind == "requeue":
-                self.broker.requeue([op[1]])
-            else:
-                self.broker.dead_letter([op[1]], op[3])
+            self.broker.requeue([op[1]])
+        elif kind == "dead":
+            self.broker.dead_letter([op[1]], op[3], backend=self.backend, records=op[2])
         elif kind == "giveback":
             self.broker.requeue(op[1])
         elif kind == "barrier":

@@ -124,7 +124,10 @@ class MemoryBroker(MemoryCoordination, Broker):
                     st.make_ready(msg)
             st.cond.notify_all()
 
-    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str, *, backend: Any = None,
+                    records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        if records:
+            backend.write(records)
         st = self._st
         with st.cond:
             now = time.time()

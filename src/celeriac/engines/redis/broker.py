@@ -262,6 +262,11 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
         self._known_queues |= new_queues
 
     def _move(self, deliveries: Sequence[Delivery], where: str, detail: Any) -> None:
+        self._run_many(self._move_calls(deliveries, where, detail))
+
+    def _move_calls(self, deliveries: Sequence[Delivery], where: str, detail: Any
+                    ) -> list[tuple[str, Sequence[str], Sequence[Any]]]:
+        """The ``move`` script calls taking ``deliveries`` to ``where``, one per stream."""
         by_stream: dict[tuple[str, int], list[tuple[str, Delivery]]] = {}
         for d in deliveries:
             name, entry_id = self._locate(d)
@@ -274,7 +279,7 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
                 args += [entry_id, d.priority, d.redeliveries, d.body]
             calls.append(("move", [keys.streams[priority], *keys.streams, keys.delayed, keys.delayed_map, keys.dead],
                           args))
-        self._run_many(calls)
+        return calls
 
     @translate_errors
     def requeue(self, deliveries: Sequence[Delivery], *, delay: float = 0.0) -> None:
@@ -285,7 +290,18 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
                 self._move(deliveries, "ready", "")
 
     @translate_errors
-    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str, *, backend: Any = None,
+                    records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
+        if records and deliveries and self._shares_server(backend):
+            # One write, the move sent with its script's source (nothing the server can refuse
+            # while the results beside it are stored): recorded and moved together.
+            commands: list[Command] = list(backend.commands(records, packed=True))
+            for name, keys, args in self._move_calls(deliveries, "dead", reason):
+                commands.append(("EVAL", self.script(name).script, len(keys), *keys, *args))
+            self.wire.call(commands)
+            return
+        if records:  # first, then the move: a task is never dead-lettered without its record
+            backend.write(records)
         if deliveries:
             self._move(deliveries, "dead", reason)
 

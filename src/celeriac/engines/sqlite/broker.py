@@ -156,10 +156,16 @@ class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
             if delay <= 0:
                 self._bell.ring(READY)
 
-    def dead_letter(self, deliveries: Sequence[Delivery], reason: str) -> None:
+    def dead_letter(self, deliveries: Sequence[Delivery], reason: str, *, backend: Any = None,
+                    records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
         keys = _keys(deliveries)
+        shared = bool(records) and self._shares_file(backend)
+        if records and not shared:
+            backend.write(records)
 
         def bury(conn: sqlite3.Connection) -> None:
+            if shared:
+                backend.store_in(conn, records)
             now = time.time()
             conn.executemany(
                 "INSERT INTO dead_letters (queue, priority, body, key, reason, time) SELECT queue, "
@@ -167,8 +173,10 @@ class SQLiteBroker(SQLiteCoordination, SQLiteAdmin, Broker):
                 [(reason, now, *key) for key in keys])
             conn.executemany(f"DELETE FROM messages WHERE {_IS_HELD}", keys)
 
-        if keys:
+        if keys or shared:
             self._db.write(bury)
+        if shared:
+            backend.ring(records)
 
     def resend(self, delivery: Delivery | None, queue: str, body: bytes, *, priority: int = 0, delay: float = 0.0,
                key: str = "", backend: Any = None, records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
