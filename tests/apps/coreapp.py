@@ -70,6 +70,20 @@ def sleep(seconds, tag=""):
     return tag
 
 
+@app.task
+def gated(seconds, tag):
+    """``sleep``, but not before the test leaves a ``gate`` file (at most 60 s): what a test does
+    while such a task is known to be running happens before it can end, however slow the machine."""
+    mark("started", f"{tag} {os.getpid()}")
+    gate = os.path.join(os.environ.get("CELERIAC_TEST_DIR", ""), "gate")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(seconds)
+    mark("finished", f"{tag} {os.getpid()}")
+    return tag
+
+
 @app.task(bind=True)
 def whoami(self, seconds, tag=""):
     """Runs ``seconds`` then answers with the worker that ran it (to tell attempts apart)."""

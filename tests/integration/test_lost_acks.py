@@ -77,10 +77,12 @@ class TestBehindAProxy:
         # Seven short tasks, then a long one: all eight are leased in one fetch; the snapshot is
         # taken while they are leased, the seven are acked (with their results) after it, and
         # the server restarts from it while the long one runs.
-        results = [coreapp.sleep.delay(0.3, f"a{i}") for i in range(7)]
+        # The first waits at the gate until the snapshot is taken: none is acked before it.
+        results = [coreapp.gated.delay(0.3, f"a{i}") for i in range(7)]
         results.append(coreapp.sleep.delay(4.0, "long"))
         wait_until(lambda: "a0" in _tags(marks, "started"), 20, message="the batch was fetched")
         _snapshot(own_redis)
+        (marks / "gate").touch()
         wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
         _wait_stored(results[:7])  # and acked: each ack goes in the write that stores its result
         first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
@@ -116,7 +118,8 @@ class TestBehindAProxy:
         try:
             _wait_replicating(replica)
             worker = start_worker("-c", "1", "--prefetch-multiplier", "8", env=ENV)
-            results = [coreapp.sleep.delay(0.3, f"a{i}") for i in range(7)]
+            # The first waits at the gate until the replica is frozen: none is acked before it.
+            results = [coreapp.gated.delay(0.3, f"a{i}") for i in range(7)]
             results.append(coreapp.sleep.delay(4.0, "long"))
             wait_until(lambda: "a0" in _tags(marks, "started"), 20, message="the batch was fetched")
             master = redis.Redis(port=own_redis.port, socket_timeout=10)
@@ -124,6 +127,7 @@ class TestBehindAProxy:
             try:
                 assert master.execute_command("WAIT", 1, 5000) == 1  # the replica has the leases
                 promoted.execute_command("REPLICAOF", "NO", "ONE")  # ... and nothing after them
+                (marks / "gate").touch()
                 wait_until(lambda: "long" in _tags(marks, "started"), 20, message="the short tasks ran")
                 _wait_stored(results[:7])  # and acked, on the old master only
                 first_run = {line.split()[0]: line.split()[1] for line in read_marks(marks, "finished")}
