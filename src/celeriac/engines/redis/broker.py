@@ -214,14 +214,7 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
     @translate_errors
     def finish(self, deliveries: Sequence[Delivery], *, backend: Any = None,
                records: Sequence[tuple[str, bytes, bool]] = (), events: tuple[str, bytes, int] | None = None) -> None:
-        commands: list[Command] = []
-        if records:
-            if self._shares_server(backend):
-                commands.extend(backend.commands(records, packed=True))
-            else:
-                # On a cluster the results live on other nodes than the acks, and nodes keep
-                # no order between them: the results are stored first, in a round trip of theirs.
-                backend.write(records)
+        commands = self._record_commands(backend, records)
         # One round trip: results (same server), then acks, then events, executed in that order,
         # so no task is acked before its result is stored.
         commands.extend(self._ack_commands(deliveries))
@@ -230,6 +223,17 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
             commands.append(("XADD", f"celeriac:log:{name}", "MAXLEN", "~", maxlen, "*", "d", data))
         if commands:
             self.wire.call(commands)
+
+    def _record_commands(self, backend: Any, records: Sequence[tuple[str, bytes, bool]]) -> list[Command]:
+        """The commands storing ``records``, to go first in the caller's write when the results
+        live on this server; elsewhere (another server, a cluster, whose nodes keep no order
+        between them) they are stored now, in a round trip of their own, and none is returned."""
+        if not records:
+            return []
+        if self._shares_server(backend):
+            return list(backend.commands(records, packed=True))
+        backend.write(records)
+        return []
 
     def _shares_server(self, backend: Any) -> bool:
         """Is ``backend`` a result store on this broker's server (so one round trip writes both)?"""
@@ -246,12 +250,7 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
             super().resend(delivery, queue, body, priority=priority, delay=delay, key=key, backend=backend,
                            records=records)
             return
-        commands: list[Command] = []
-        if records:
-            if self._shares_server(backend):
-                commands.extend(backend.commands(records, packed=True))
-            else:
-                backend.write(records)
+        commands = self._record_commands(backend, records)
         queued, new_queues, _ = self._enqueue_commands([(queue, body, priority, delay, key)], inline=True)
         # One write, and nothing in it the server can refuse and the wire send again later: it
         # runs the new message and the ack together, in this order.
@@ -292,17 +291,17 @@ class RedisBroker(RedisLeases, RedisDelayed, RedisDeadLetters, RedisAdmin):
     @translate_errors
     def dead_letter(self, deliveries: Sequence[Delivery], reason: str, *, backend: Any = None,
                     records: Sequence[tuple[str, bytes, bool]] = ()) -> None:
-        if records and deliveries and self._shares_server(backend):
+        commands = self._record_commands(backend, records)
+        if commands and deliveries:
             # One write, the move sent with its script's source (nothing the server can refuse
             # while the results beside it are stored): recorded and moved together.
-            commands: list[Command] = list(backend.commands(records, packed=True))
             for name, keys, args in self._move_calls(deliveries, "dead", reason):
                 commands.append(("EVAL", self.script(name).script, len(keys), *keys, *args))
             self.wire.call(commands)
             return
-        if records:  # first, then the move: a task is never dead-lettered without its record
-            backend.write(records)
-        if deliveries:
+        if commands:  # no delivery: the records alone
+            self.wire.call(commands)
+        if deliveries:  # the records went first, so a task is never dead-lettered without them
             self._move(deliveries, "dead", reason)
 
     def close(self) -> None:
