@@ -17,6 +17,17 @@ from conftest import read_marks
 FAST_LEASE = {"CELERIAC_TEST_LEASE": "2", "CELERIAC_TEST_HEARTBEAT": "0.5"}
 
 
+def _broker_of_kind(kind: str, app, redis_url: str, tmp_path, monkeypatch) -> str:
+    """The broker URL for ``kind`` ("redis": the test's server; "sqlite": a file of the test's),
+    made the app's and the workers' (CELERIAC_BROKER_URL)."""
+    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
+    if kind == "sqlite":
+        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
+        app.conf.broker_url = url
+        app._reset_connections()
+    return url
+
+
 def test_worker_killed_mid_task_loses_nothing_and_another_worker_finishes_fast(app, start_worker, marks):
     """Promises 1 and 3: kill -9 the whole worker mid-task; every task still completes, and the
     running one restarts on a second worker within seconds of the heartbeat stopping."""
@@ -81,11 +92,7 @@ def test_a_stored_result_is_never_run_again_when_the_next_task_kills_its_process
     load the crash fell between them about one time in four."""
     import coreapp
 
-    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
-    if kind == "sqlite":
-        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
-        app.conf.broker_url = url
-        app._reset_connections()
+    url = _broker_of_kind(kind, app, redis_url, tmp_path, monkeypatch)
     start_worker("-c", "1", env={"CELERIAC_BROKER_URL": url})
     tags = [f"t{i}" for i in range(8)]
     for tag in tags:
@@ -114,11 +121,7 @@ def test_a_retry_is_sent_and_its_attempt_acked_together_when_the_next_task_kills
     next attempt: two chains of the same task from then on. The next attempt runs once."""
     import coreapp
 
-    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
-    if kind == "sqlite":
-        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
-        app.conf.broker_url = url
-        app._reset_connections()
+    url = _broker_of_kind(kind, app, redis_url, tmp_path, monkeypatch)
     start_worker("-c", "1", env={"CELERIAC_BROKER_URL": url})
     tags = [f"t{i}" for i in range(8)]
     for tag in tags:
@@ -275,11 +278,7 @@ def test_input_that_fails_before_the_task_starts_is_dead_lettered_not_crash_loop
 
     from celeriac.testing import push_raw
 
-    url = redis_url if kind == "redis" else f"sqlite:///{tmp_path / 'b.db'}"
-    if kind == "sqlite":
-        monkeypatch.setenv("CELERIAC_BROKER_URL", url)
-        app.conf.broker_url = url
-        app._reset_connections()
+    url = _broker_of_kind(kind, app, redis_url, tmp_path, monkeypatch)
     worker = start_worker("-c", "1", env={"CELERIAC_BROKER_URL": url})
     pool_pid = coreapp.pid.delay().get(timeout=10)
     deep = b'{"id": "deep-1", "task": "coreapp.add", "args": ' + b"[" * 2000 + b"]" * 2000 + b"}"
